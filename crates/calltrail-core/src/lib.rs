@@ -1,0 +1,19 @@
+//! calltrail-core — the pure domain of calltrail: no I/O, no async, no database.
+//!
+//! Modules:
+//! - [`event`]: the provider-neutral [`CallEvent`] every webhook is normalized into.
+//! - [`lifecycle`]: call lifecycle statuses, their precedence, and the fold of a call's events into [`CallState`].
+//! - [`billing`]: duration rounding and credit math (CONTRACT §4.5).
+//! - [`phone`]: E.164 phone numbers as a parsed type.
+//! - [`providers`]: tolerant payload types per provider (Bolna today) and their normalization.
+
+pub mod billing;
+pub mod event;
+pub mod lifecycle;
+pub mod phone;
+pub mod providers;
+
+pub use event::{CallEvent, LeadType, Provider};
+pub use lifecycle::{fold, CallState, CallStatus, Charge, LifecycleStatus};
+pub use phone::{PhoneNumber, PhoneNumberError};
+pub use providers::PayloadError;

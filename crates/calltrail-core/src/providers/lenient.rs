@@ -1,0 +1,139 @@
+//! Serde `deserialize_with` helpers for provider payloads.
+//!
+//! Optional fields never fail: a value of an unexpected type or format becomes `None`, so one odd
+//! field cannot cost us the whole webhook. Numbers sent as strings (`"28"`) are accepted. Only the
+//! `required_*` helpers can fail, and only for the fields without which a payload is useless.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+
+use crate::billing::integral_f64_to_i64;
+use crate::lifecycle::LifecycleStatus;
+
+/// A string (numbers are stringified); anything else is `None`.
+pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// A finite number, or a string holding one; anything else is `None`.
+pub(crate) fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|f| f.is_finite()))
+}
+
+/// An integer, or a string or integral float holding one (`"4000"`, `4000.0`); else `None`.
+pub(crate) fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().and_then(integral_f64_to_i64)),
+        Value::String(s) => {
+            let s = s.trim();
+            s.parse::<i64>()
+                .ok()
+                .or_else(|| s.parse::<f64>().ok().and_then(integral_f64_to_i64))
+        }
+        _ => None,
+    })
+}
+
+/// A boolean, or the strings `true`/`false`; anything else is `None`.
+pub(crate) fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Bool(b) => Some(b),
+        Value::String(s) => s.trim().parse::<bool>().ok(),
+        _ => None,
+    })
+}
+
+/// A timestamp in one of the formats [`parse_timestamp`] accepts; anything else is `None`.
+pub(crate) fn timestamp<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => parse_timestamp(&s),
+        _ => None,
+    })
+}
+
+/// A nested object of a lenient type; a non-object is `None`.
+pub(crate) fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        value @ Value::Object(_) => T::deserialize(value).ok(),
+        _ => None,
+    })
+}
+
+/// Any JSON value; `null` is `None`.
+pub(crate) fn value<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Null => None,
+        value => Some(value),
+    })
+}
+
+/// A required opaque id: a non-blank string (trimmed), or a number (stringified).
+pub(crate) fn required_id<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    id_from(&Value::deserialize(d)?)
+        .ok_or_else(|| D::Error::custom("`id` must be a non-empty string or a number"))
+}
+
+/// A required status: a non-blank string.
+pub(crate) fn required_status<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<LifecycleStatus, D::Error> {
+    status_from(&Value::deserialize(d)?)
+        .ok_or_else(|| D::Error::custom("`status` must be a non-empty string"))
+}
+
+/// The id a JSON value stands for, if it is a usable one.
+pub(crate) fn id_from(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The status a JSON value stands for, if it is a usable one.
+pub(crate) fn status_from(value: &Value) -> Option<LifecycleStatus> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(LifecycleStatus::parse(s)),
+        _ => None,
+    }
+}
+
+/// Parses a provider timestamp; one without a zone is UTC.
+///
+/// Accepts RFC 3339 (`…Z`, `…+05:30`, `T` or space between date and time), the same with a
+/// `+0530`-style offset, and a zone-less date-time with optional fractional seconds
+/// (`2025-10-08T09:15:36.771340`).
+pub fn parse_timestamp(input: &str) -> Option<DateTime<Utc>> {
+    let s = input.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(t.and_utc());
+        }
+    }
+    None
+}

@@ -1,0 +1,10 @@
+//! calltrail-core integration tests: one binary, a module per feature.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod fixtures;
+mod fold;
+mod payload;
+mod properties;
+mod status;
+mod support;

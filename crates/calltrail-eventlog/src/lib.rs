@@ -1,0 +1,88 @@
+//! calltrail-eventlog — the write side: the immutable `events` table and everything that touches it.
+//!
+//! Modules:
+//! - [`append`]: the group-commit [`Appender`]: concurrent appends become one multi-row insert and one commit.
+//! - [`read`]: gap-safe reads in `(txid, position)` order and the [`Checkpoint`] pair.
+//! - [`notify`]: LISTEN/NOTIFY wake-ups with a polling fallback.
+//! - [`rejected`]: the log of refused webhook requests.
+//! - [`error`]: the crate's [`Error`].
+//!
+//! This crate owns the only migration runner (`migrations/` at the workspace root).
+
+pub mod append;
+pub mod error;
+pub mod notify;
+pub mod read;
+pub mod rejected;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+pub use append::{AppendOutcome, Appender, AppenderConfig, NewEvent};
+pub use error::Error;
+pub use notify::Wakeups;
+pub use read::{Checkpoint, StoredEvent};
+pub use rejected::{RejectedWebhook, RejectedWebhookRow};
+
+/// The NOTIFY channel raised after every committed append batch.
+pub const NOTIFY_CHANNEL: &str = "calltrail_events";
+
+/// How to connect to the event log.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Maximum pooled connections.
+    pub max_connections: u32,
+    /// How long an operation waits for a connection before failing with [`Error::Unavailable`].
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(3) }
+    }
+}
+
+/// A handle on the event log (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    pool: PgPool,
+}
+
+impl EventLog {
+    /// Connects lazily: the pool opens connections on first use, so a database that is down
+    /// at start-up surfaces as [`Error::Unavailable`] on each call rather than here.
+    pub fn connect(database_url: &str, options: &ConnectOptions) -> Result<Self, Error> {
+        let connect: PgConnectOptions = database_url.parse().map_err(Error::Config)?;
+        let connect = connect
+            .application_name("calltrail")
+            .options([("idle_in_transaction_session_timeout", "30000")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(connect);
+        Ok(Self { pool })
+    }
+
+    /// Applies every migration in `migrations/` that is not applied yet.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        sqlx::migrate!("../../migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Answers when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for checked-out connections to return.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}

@@ -1,0 +1,101 @@
+//! Wake-ups for log followers: LISTEN/NOTIFY as a hint, polling as the guarantee
+//! (EVENTLOG.md §5). A lost notification delays a reader by one poll interval, never more.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+
+use crate::{EventLog, NOTIFY_CHANNEL};
+
+/// Why [`Wakeups::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A committed append batch sent a notification.
+    Notified,
+    /// The poll interval elapsed.
+    Polled,
+}
+
+/// Tells a follower when to look for new events.
+pub struct Wakeups {
+    log: EventLog,
+    listener: Option<PgListener>,
+    listen: bool,
+    poll_interval: Duration,
+}
+
+impl std::fmt::Debug for Wakeups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wakeups")
+            .field("listening", &self.listener.is_some())
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
+}
+
+impl EventLog {
+    /// Wake-ups from NOTIFY with a polling fallback every `poll_interval`.
+    pub fn wakeups(&self, poll_interval: Duration) -> Wakeups {
+        Wakeups { log: self.clone(), listener: None, listen: true, poll_interval }
+    }
+
+    /// Wake-ups from polling alone (as when notifications are lost, e.g. behind PgBouncer).
+    pub fn polling_wakeups(&self, poll_interval: Duration) -> Wakeups {
+        Wakeups { log: self.clone(), listener: None, listen: false, poll_interval }
+    }
+}
+
+impl Wakeups {
+    /// Starts listening now (rather than at the first [`Wakeups::wait`]), so that nothing
+    /// committed after this returns can go unnoticed. True when LISTEN is in place.
+    pub async fn listen_now(&mut self) -> bool {
+        if self.listen && self.listener.is_none() {
+            self.listener = self.connect_listener().await;
+        }
+        self.listener.is_some()
+    }
+
+    /// Waits for a notification or the poll interval, whichever comes first.
+    pub async fn wait(&mut self) -> Wake {
+        if self.listen && self.listener.is_none() {
+            self.listener = self.connect_listener().await;
+        }
+        let Some(listener) = self.listener.as_mut() else {
+            tokio::time::sleep(self.poll_interval).await;
+            return Wake::Polled;
+        };
+        tokio::select! {
+            received = listener.recv() => match received {
+                Ok(_) => {
+                    // Coalesce a burst of notifications into one wake-up.
+                    while listener.next_buffered().is_some() {}
+                    Wake::Notified
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "event log listener lost; polling until it reconnects");
+                    self.listener = None;
+                    tokio::time::sleep(self.poll_interval).await;
+                    Wake::Polled
+                }
+            },
+            () = tokio::time::sleep(self.poll_interval) => Wake::Polled,
+        }
+    }
+
+    async fn connect_listener(&self) -> Option<PgListener> {
+        let mut listener = match PgListener::connect_with(self.log.pool()).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::debug!(%error, "cannot LISTEN yet; polling");
+                return None;
+            }
+        };
+        match listener.listen(NOTIFY_CHANNEL).await {
+            Ok(()) => Some(listener),
+            Err(error) => {
+                tracing::debug!(%error, "LISTEN failed; polling");
+                None
+            }
+        }
+    }
+}
