@@ -75,7 +75,8 @@ pub enum AppendOutcome {
 pub struct AppenderConfig {
     /// Most events written by one statement and commit.
     pub max_batch: usize,
-    /// How long a batch waits for more events once it has its first.
+    /// How long a batch waits for more events once it has its first. Zero (the default) adds
+    /// no delay: events still batch up while the previous batches are being written.
     pub linger: Duration,
     /// Batches being written at the same time.
     pub max_in_flight: usize,
@@ -90,7 +91,7 @@ impl Default for AppenderConfig {
     fn default() -> Self {
         Self {
             max_batch: 256,
-            linger: Duration::from_micros(300),
+            linger: Duration::ZERO,
             max_in_flight: 2,
             queue_capacity: 16_384,
             batch_timeout: Duration::from_secs(5),
@@ -186,7 +187,21 @@ async fn run(
                 }
             }
         }
-        let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+        // Group commit without artificial delay: while every writer is busy, keep gathering.
+        let permit = loop {
+            if batch.len() >= max_batch {
+                break in_flight.clone().acquire_owned().await;
+            }
+            tokio::select! {
+                biased;
+                permit = in_flight.clone().acquire_owned() => break permit,
+                received = requests.recv() => match received {
+                    Some(request) => batch.push(request),
+                    None => break in_flight.clone().acquire_owned().await,
+                },
+            }
+        };
+        let Ok(permit) = permit else { break };
         let pool = pool.clone();
         let timeout = config.batch_timeout;
         tokio::spawn(async move {

@@ -1,0 +1,99 @@
+//! The append scenarios: calltrail's group commit, and plain SQL as the ceiling.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use calltrail_eventlog::{AppendOutcome, AppenderConfig, ConnectOptions, EventLog, NewEvent};
+use calltrail_testkit::TestDb;
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::report::Row;
+
+/// A realistic ~2 KB Bolna `completed` payload with a unique id.
+fn payload(i: usize) -> String {
+    let transcript = "assistant: Hi, this is Maya calling from Brightline CRM. Am I speaking with Rohan?\\nuser: Yes, speaking.\\n".repeat(8);
+    format!(
+        r#"{{"id":"bench-{i}","agent_id":"9e2a4f70-5c13-4b8e-a1d6-72f04c3b9e18","status":"completed","conversation_duration":27.2,"created_at":"2025-10-08T09:14:58.412903","updated_at":"2025-10-08T09:28:12.540198","transcript":"{transcript}","telephony_data":{{"duration":"28","to_number":"+14155550132","from_number":"+14155550187","recording_url":"https://recordings.example/{i}.mp3","call_type":"outbound","provider":"plivo","hangup_by":"Callee","hangup_reason":"Call recipient hung up","hangup_provider_code":4000}}}}"#
+    )
+}
+
+fn event(tenant: Uuid, i: usize) -> NewEvent {
+    NewEvent {
+        tenant_id: tenant,
+        provider: "bolna".to_owned(),
+        stream_id: format!("bench-{i}"),
+        event_type: "completed".to_owned(),
+        schema_version: 1,
+        occurred_at: Utc::now(),
+        data: r#"{"status":"completed","conversation_seconds":27.2}"#.to_owned(),
+        payload: Some(payload(i)),
+        metadata: "{}".to_owned(),
+    }
+}
+
+/// N appends from C concurrent tasks through the appender.
+pub async fn appender(events: usize, concurrency: usize) -> anyhow::Result<Row> {
+    let db = TestDb::new().await;
+    let log = EventLog::connect(db.url(), &ConnectOptions::default())?;
+    let appender = log.appender(AppenderConfig::default());
+    let tenant = Uuid::new_v4();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let appender = appender.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= events {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                let t = Instant::now();
+                let outcome = appender.append(event(tenant, i)).await?;
+                anyhow::ensure!(matches!(outcome, AppendOutcome::Appended { .. }), "unexpected {outcome:?}");
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut latencies: Vec<Duration> = Vec::with_capacity(events);
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let wall = started.elapsed();
+    appender.shutdown().await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&sqlx::PgPool::connect(db.url()).await?).await?;
+    anyhow::ensure!(usize::try_from(stored)? == events, "{stored} stored for {events} acknowledged");
+    log.close().await;
+    Ok(Row::new("append", format!("c={concurrency}"), events, wall, latencies))
+}
+
+/// The same events by plain SQL, `batch` rows per transaction, one connection.
+pub async fn raw(events: usize, batch: usize) -> anyhow::Result<Row> {
+    let db = TestDb::new().await;
+    let pool = sqlx::PgPool::connect(db.url()).await?;
+    let tenant = Uuid::new_v4();
+    let started = Instant::now();
+    let mut i = 0;
+    while i < events {
+        let end = (i + batch).min(events);
+        let streams: Vec<String> = (i..end).map(|n| format!("bench-{n}")).collect();
+        let payloads: Vec<String> = (i..end).map(payload).collect();
+        sqlx::query(
+            "INSERT INTO events (tenant_id, provider, stream_id, event_type, schema_version, occurred_at, data, payload, payload_hash)
+             SELECT $1, 'bolna', s, 'completed', 1, now(), '{}'::jsonb, p::jsonb, sha256(convert_to(p, 'UTF8'))
+               FROM unnest($2::text[], $3::text[]) AS u(s, p)",
+        )
+        .bind(tenant)
+        .bind(&streams)
+        .bind(&payloads)
+        .execute(&pool)
+        .await?;
+        i = end;
+    }
+    let wall = started.elapsed();
+    pool.close().await;
+    Ok(Row::new("raw", format!("batch={batch}"), events, wall, Vec::new()))
+}
