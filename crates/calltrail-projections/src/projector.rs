@@ -1,0 +1,297 @@
+//! The live projector: follows the log gap-safely and folds it into the read tables, one
+//! transaction per batch that also moves its checkpoint (EVENTLOG.md §3).
+//!
+//! Each batch locks the projector's checkpoint row `FOR UPDATE SKIP LOCKED`: the process that
+//! holds it is the one active projector of that name; any other stands by and takes over as
+//! soon as the first stops (EVENTLOG.md §4). No session lock can be orphaned by a crash.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use calltrail_eventlog::{Checkpoint, EventLog};
+use tokio_util::sync::CancellationToken;
+
+use crate::write::apply_batch;
+use crate::{Error, ReadStore};
+
+/// Name of the projection that builds calls, contacts, transcripts, credits and timelines.
+pub const READ_MODELS: &str = "read_models";
+
+/// Every projection calltrail knows (the names `calltrail replay --projection` accepts).
+pub const PROJECTIONS: &[&str] = &[READ_MODELS];
+
+/// Longest pause between retries after a failed batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How a projector runs.
+#[derive(Debug, Clone)]
+pub struct ProjectorConfig {
+    /// Projection name: the checkpoint row's key.
+    pub name: String,
+    /// Most events folded per batch transaction.
+    pub batch_size: usize,
+    /// Poll fallback when no notification arrives, and the standby retry interval.
+    pub poll_interval: Duration,
+    /// Billing rate (`CALLTRAIL_CREDITS_PER_MINUTE`).
+    pub credits_per_minute: i64,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        Self {
+            name: READ_MODELS.to_owned(),
+            batch_size: 500,
+            poll_interval: Duration::from_millis(500),
+            credits_per_minute: 1,
+        }
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Events folded (dead letters included).
+    pub events: usize,
+    /// Events of this batch that went to the dead-letter table.
+    pub dead_letters: usize,
+    /// True when the batch was not full: the projector has read everything readable now.
+    pub caught_up: bool,
+    /// True when another process holds the checkpoint: nothing was done.
+    pub standby: bool,
+}
+
+/// Counters for metrics (read with [`Ordering::Relaxed`]).
+#[derive(Debug, Default)]
+pub struct ProjectorMetrics {
+    /// Events folded since start.
+    pub events: AtomicU64,
+    /// Batches committed since start.
+    pub batches: AtomicU64,
+    /// Dead letters recorded since start.
+    pub dead_letters: AtomicU64,
+    /// Size of the last committed batch.
+    pub last_batch_size: AtomicU64,
+    /// Whether the last attempt found another process holding the checkpoint.
+    pub standby: AtomicBool,
+}
+
+/// The live projector of one projection.
+#[derive(Debug)]
+pub struct Projector {
+    log: EventLog,
+    store: ReadStore,
+    config: ProjectorConfig,
+    metrics: Arc<ProjectorMetrics>,
+    checkpoint_row_ready: AtomicBool,
+}
+
+impl Projector {
+    /// A projector reading `log` and writing through `store`.
+    pub fn new(log: EventLog, store: ReadStore, config: ProjectorConfig) -> Self {
+        Self {
+            log,
+            store,
+            config,
+            metrics: Arc::default(),
+            checkpoint_row_ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Its counters, shared (for `/metrics`).
+    pub fn metrics(&self) -> Arc<ProjectorMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Events in the log this projector has not folded yet.
+    pub async fn lag(&self) -> Result<i64, Error> {
+        self.store.projector_lag(&self.log, &self.config.name).await
+    }
+
+    /// Follows the log until `shutdown` is cancelled; the batch in progress is finished first.
+    /// Failed batches are retried with backoff (nothing is committed by a failed batch).
+    #[tracing::instrument(skip_all, fields(projector = %self.config.name))]
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
+        let poll = self.config.poll_interval;
+        let mut wakeups = self.log.wakeups(poll);
+        let mut backoff = poll;
+        tracing::info!("projector started");
+        while !shutdown.is_cancelled() {
+            match self.run_once().await {
+                Ok(outcome) => {
+                    backoff = poll;
+                    if outcome.standby {
+                        sleep_or_cancel(poll, &shutdown).await;
+                    } else if outcome.caught_up {
+                        tokio::select! {
+                            _ = wakeups.wait() => {}
+                            () = shutdown.cancelled() => {}
+                        }
+                    }
+                    // A full batch: more is waiting, loop at once.
+                }
+                Err(error) if error.is_unavailable() => {
+                    tracing::warn!(%error, retry_in = ?backoff, "projector batch failed; retrying");
+                    sleep_or_cancel(backoff, &shutdown).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(error) => {
+                    tracing::error!(%error, retry_in = ?backoff, "projector batch failed; retrying");
+                    sleep_or_cancel(backoff, &shutdown).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        tracing::info!("projector stopped");
+        Ok(())
+    }
+
+    /// Folds one batch: lock the checkpoint, read after it, fold, write, move it, commit.
+    pub async fn run_once(&self) -> Result<BatchOutcome, Error> {
+        let name = self.config.name.as_str();
+        if !self.checkpoint_row_ready.load(Ordering::Relaxed) {
+            self.store.ensure_checkpoint_row(name).await?;
+            self.checkpoint_row_ready.store(true, Ordering::Relaxed);
+        }
+        let mut client = self.store.client().await?;
+        let tx = client.transaction().await?;
+        let locked = tx
+            .query_opt(
+                "SELECT txid, position FROM projector_checkpoints
+                  WHERE name = $1 FOR UPDATE SKIP LOCKED",
+                &[&name],
+            )
+            .await?;
+        let Some(row) = locked else {
+            tx.rollback().await?;
+            if !self.metrics.standby.swap(true, Ordering::Relaxed) {
+                tracing::info!(
+                    projector = name,
+                    "another process holds the checkpoint; standing by"
+                );
+            }
+            return Ok(BatchOutcome {
+                standby: true,
+                ..BatchOutcome::default()
+            });
+        };
+        if self.metrics.standby.swap(false, Ordering::Relaxed) {
+            tracing::info!(projector = name, "checkpoint acquired; projecting");
+        }
+        let checkpoint = Checkpoint {
+            txid: row.try_get(0)?,
+            position: row.try_get(1)?,
+        };
+        let limit = i64::try_from(self.config.batch_size.max(1)).unwrap_or(i64::MAX);
+        let events = self.log.read_after(checkpoint, limit).await?;
+        if events.is_empty() {
+            tx.rollback().await?;
+            return Ok(BatchOutcome {
+                caught_up: true,
+                ..BatchOutcome::default()
+            });
+        }
+        let started = std::time::Instant::now();
+        let changes =
+            apply_batch(&tx, "public", name, &events, self.config.credits_per_minute).await?;
+        let last = changes.last.unwrap_or(checkpoint);
+        tx.execute(
+            "UPDATE projector_checkpoints SET txid = $2, position = $3, updated_at = now()
+              WHERE name = $1",
+            &[&name, &last.txid, &last.position],
+        )
+        .await?;
+        tx.commit().await?;
+
+        let outcome = BatchOutcome {
+            events: changes.events,
+            dead_letters: changes.dead_letters.len(),
+            caught_up: events.len() < self.config.batch_size.max(1),
+            standby: false,
+        };
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        self.metrics
+            .events
+            .fetch_add(count(outcome.events), Ordering::Relaxed);
+        self.metrics.batches.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .dead_letters
+            .fetch_add(count(outcome.dead_letters), Ordering::Relaxed);
+        self.metrics
+            .last_batch_size
+            .store(count(outcome.events), Ordering::Relaxed);
+        tracing::debug!(
+            projector = name,
+            events = outcome.events,
+            dead_letters = outcome.dead_letters,
+            txid = last.txid,
+            position = last.position,
+            elapsed_ms = started.elapsed().as_millis(),
+            "batch committed"
+        );
+        Ok(outcome)
+    }
+}
+
+async fn sleep_or_cancel(duration: Duration, shutdown: &CancellationToken) {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => {}
+        () = shutdown.cancelled() => {}
+    }
+}
+
+impl ReadStore {
+    /// Where a projector is in the log (`None` before its first batch).
+    pub async fn projector_checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT txid, position FROM projector_checkpoints WHERE name = $1",
+                &[&name],
+            )
+            .await?;
+        row.map(|r| {
+            Ok(Checkpoint {
+                txid: r.try_get(0)?,
+                position: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// How many events of the log a projector has not folded yet.
+    pub async fn projector_lag(&self, log: &EventLog, name: &str) -> Result<i64, Error> {
+        let checkpoint = self
+            .projector_checkpoint(name)
+            .await?
+            .unwrap_or(Checkpoint::START);
+        Ok(log.count_after(checkpoint).await?)
+    }
+
+    /// Events recorded in the dead-letter table (all projectors).
+    pub async fn dead_letter_count(&self) -> Result<i64, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT count(*) FROM dead_letters", &[])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Creates a projector's checkpoint row at the start of the log if it is missing.
+    pub(crate) async fn ensure_checkpoint_row(&self, name: &str) -> Result<(), Error> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO projector_checkpoints (name, txid, position) VALUES ($1, 0, 0)
+                 ON CONFLICT (name) DO NOTHING",
+                &[&name],
+            )
+            .await?;
+        Ok(())
+    }
+}

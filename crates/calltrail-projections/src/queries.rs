@@ -1,0 +1,400 @@
+//! Read queries behind the HTTP API. Every query is scoped to one tenant: another tenant's
+//! row is indistinguishable from a missing one.
+
+use calltrail_core::PhoneNumber;
+use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::views::{
+    CallDetail, CallView, ContactView, CreditTransactionView, CreditsView, Page, TimelineEvent,
+    TranscriptView,
+};
+use crate::{Error, ReadStore};
+
+/// Most credit transactions `GET /v1/credits` returns (the newest ones).
+pub const MAX_CREDIT_TRANSACTIONS: i64 = 1000;
+
+/// The columns of a [`CallView`], in the order [`call_view`] reads them.
+const CALL_COLUMNS: &str = "execution_id, agent_id, user_id, contact_id, phone_number, lead_type,
+    call_lifecycle_status, status, duration_seconds, duration_minutes, credits_used, hangup_by,
+    hangup_reason, hangup_provider_code, recording_url, ringing_started_at, call_answered_at,
+    call_disconnected_at, completed_at, created_at, updated_at";
+
+const CONTACT_COLUMNS: &str =
+    "id, phone_number, name, email, company, not_connected, auto_created_from_call_id, created_at";
+
+/// Filters of `GET /v1/calls` (all optional; `from`/`to` half-open on `created_at`).
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    /// User-facing status (`completed`, `failed`, `cancelled`, `in_progress`).
+    pub status: Option<String>,
+    /// Provider lifecycle status.
+    pub lifecycle_status: Option<String>,
+    /// E.164 phone number.
+    pub phone: Option<String>,
+    /// Provider agent id.
+    pub agent_id: Option<String>,
+    /// Inclusive lower bound on `created_at`.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on `created_at`.
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl ReadStore {
+    /// Calls newest first (`created_at DESC, execution_id DESC`), keyset-paginated by an opaque cursor.
+    /// `limit` is already validated (1–100). A malformed cursor is `Error::Invalid`.
+    pub async fn list_calls(
+        &self,
+        tenant: Uuid,
+        filter: &CallFilter,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<CallView>, Error> {
+        let after = cursor.map(decode_cursor).transpose()?;
+        let phone = filter.phone.as_deref().map(|p| {
+            PhoneNumber::parse(p).map_or_else(|_| p.trim().to_owned(), |p| p.as_str().to_owned())
+        });
+        let limit = limit.clamp(1, 1000);
+        let fetch = limit + 1;
+
+        let (cursor_at, cursor_id) = match after {
+            Some((at, id)) => (Some(at), Some(id)),
+            None => (None, None),
+        };
+        let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE user_id = $1");
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant];
+        let conditions: [(&str, Option<&(dyn ToSql + Sync)>); 6] = [
+            (" AND status = ?", filter.status.as_ref().map(param)),
+            (
+                " AND call_lifecycle_status = ?",
+                filter.lifecycle_status.as_ref().map(param),
+            ),
+            (" AND phone_number = ?", phone.as_ref().map(param)),
+            (" AND agent_id = ?", filter.agent_id.as_ref().map(param)),
+            (" AND created_at >= ?", filter.from.as_ref().map(param)),
+            (" AND created_at < ?", filter.to.as_ref().map(param)),
+        ];
+        for (clause, value) in conditions {
+            if let Some(value) = value {
+                add_param(&mut sql, &mut params, clause, value);
+            }
+        }
+        if let (Some(at), Some(id)) = (&cursor_at, &cursor_id) {
+            add_param(
+                &mut sql,
+                &mut params,
+                " AND (created_at, execution_id) < (?",
+                at,
+            );
+            add_param(&mut sql, &mut params, ", ?)", id);
+        }
+        add_param(
+            &mut sql,
+            &mut params,
+            " ORDER BY created_at DESC, execution_id DESC LIMIT ?",
+            &fetch,
+        );
+
+        let client = self.client().await?;
+        let rows = client.query(&sql, &params).await?;
+        let mut items = rows.iter().map(call_view).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = next_page(&mut items, limit, |c| {
+            encode_cursor(c.created_at, &c.execution_id)
+        });
+        Ok(Page { items, next_cursor })
+    }
+
+    /// One call with its timeline.
+    pub async fn get_call(
+        &self,
+        tenant: Uuid,
+        execution_id: &str,
+    ) -> Result<Option<CallDetail>, Error> {
+        let client = self.client().await?;
+        let call_sql =
+            format!("SELECT {CALL_COLUMNS} FROM calls WHERE user_id = $1 AND execution_id = $2");
+        let key: [&(dyn ToSql + Sync); 2] = [&tenant, &execution_id];
+        let (call, events) = tokio::try_join!(
+            client.query_opt(&call_sql, &key),
+            client.query(
+                "SELECT event_type, occurred_at, recorded_at FROM call_events
+                  WHERE user_id = $1 AND execution_id = $2
+                  ORDER BY occurred_at, position",
+                &key,
+            ),
+        )?;
+        let Some(call) = call else {
+            return Ok(None);
+        };
+        let events = events
+            .iter()
+            .map(|r| {
+                Ok(TimelineEvent {
+                    event_type: r.try_get(0)?,
+                    occurred_at: r.try_get(1)?,
+                    recorded_at: r.try_get(2)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(Some(CallDetail {
+            call: call_view(&call)?,
+            events,
+        }))
+    }
+
+    /// A call's transcript.
+    pub async fn get_transcript(
+        &self,
+        tenant: Uuid,
+        execution_id: &str,
+    ) -> Result<Option<TranscriptView>, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT content, analysis_status, analysis_error FROM transcripts
+                  WHERE user_id = $1 AND execution_id = $2",
+                &[&tenant, &execution_id],
+            )
+            .await?;
+        row.map(|r| {
+            Ok(TranscriptView {
+                content: r.try_get(0)?,
+                analysis_status: r.try_get(1)?,
+                analysis_error: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Contacts newest first, keyset-paginated.
+    pub async fn list_contacts(
+        &self,
+        tenant: Uuid,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<ContactView>, Error> {
+        let after = cursor
+            .map(|c| {
+                let (at, id) = decode_cursor(c)?;
+                let id = Uuid::parse_str(&id).map_err(|_| invalid_cursor())?;
+                Ok::<_, Error>((at, id))
+            })
+            .transpose()?;
+        let limit = limit.clamp(1, 1000);
+        let fetch = limit + 1;
+        let client = self.client().await?;
+        let rows = match after {
+            Some((at, id)) => {
+                let sql = format!(
+                    "SELECT {CONTACT_COLUMNS} FROM contacts
+                      WHERE user_id = $1 AND (created_at, id) < ($2, $3)
+                      ORDER BY created_at DESC, id DESC LIMIT $4"
+                );
+                client.query(&sql, &[&tenant, &at, &id, &fetch]).await?
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {CONTACT_COLUMNS} FROM contacts WHERE user_id = $1
+                      ORDER BY created_at DESC, id DESC LIMIT $2"
+                );
+                client.query(&sql, &[&tenant, &fetch]).await?
+            }
+        };
+        let mut items = rows
+            .iter()
+            .map(contact_view)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = next_page(&mut items, limit, |c| {
+            encode_cursor(c.created_at, &c.id.to_string())
+        });
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Balance and transactions, newest first.
+    pub async fn credits(&self, tenant: Uuid) -> Result<CreditsView, Error> {
+        let client = self.client().await?;
+        let user: [&(dyn ToSql + Sync); 1] = [&tenant];
+        let page: [&(dyn ToSql + Sync); 2] = [&tenant, &MAX_CREDIT_TRANSACTIONS];
+        let (balance, rows) = tokio::try_join!(
+            client.query_opt(
+                "SELECT balance FROM credit_balances WHERE user_id = $1",
+                &user
+            ),
+            client.query(
+                "SELECT kind, amount, balance_after, call_id, created_at FROM credit_transactions
+                  WHERE user_id = $1 ORDER BY position DESC LIMIT $2",
+                &page,
+            ),
+        )?;
+        let balance = balance.map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
+        let transactions = rows
+            .iter()
+            .map(|r| {
+                Ok(CreditTransactionView {
+                    kind: r.try_get(0)?,
+                    amount: r.try_get(1)?,
+                    balance_after: r.try_get(2)?,
+                    call_id: r.try_get(3)?,
+                    created_at: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(CreditsView {
+            balance,
+            transactions,
+        })
+    }
+
+    /// A user's credit balance (0 before any transaction).
+    pub async fn balance(&self, user_id: Uuid) -> Result<i64, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT balance FROM credit_balances WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
+    }
+
+    /// `balance_after` of the credit transaction the event at `position` caused, once projected
+    /// (`admin grant-credits` waits for it).
+    pub async fn credit_balance_after(&self, position: i64) -> Result<Option<i64>, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT balance_after FROM credit_transactions WHERE position = $1",
+                &[&position],
+            )
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// How many calls a tenant has.
+    pub async fn call_count(&self, tenant: Uuid) -> Result<i64, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT count(*) FROM calls WHERE user_id = $1", &[&tenant])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+}
+
+/// A parameter as a trait object (an unsizing coercion, not a cast).
+fn param<T: ToSql + Sync>(value: &T) -> &(dyn ToSql + Sync) {
+    value
+}
+
+/// Appends `clause` with its `?` replaced by the next parameter number.
+fn add_param<'a>(
+    sql: &mut String,
+    params: &mut Vec<&'a (dyn ToSql + Sync)>,
+    clause: &str,
+    value: &'a (dyn ToSql + Sync),
+) {
+    params.push(value);
+    sql.push_str(&clause.replace('?', &format!("${}", params.len())));
+}
+
+/// Keeps `limit` items and returns the cursor of the last one when more followed.
+fn next_page<T>(items: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Option<String> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(cursor)
+    } else {
+        None
+    }
+}
+
+fn call_view(r: &Row) -> Result<CallView, Error> {
+    Ok(CallView {
+        execution_id: r.try_get(0)?,
+        agent_id: r.try_get(1)?,
+        user_id: r.try_get(2)?,
+        contact_id: r.try_get(3)?,
+        phone_number: r.try_get(4)?,
+        lead_type: r.try_get(5)?,
+        call_lifecycle_status: r.try_get(6)?,
+        status: r.try_get(7)?,
+        duration_seconds: r.try_get(8)?,
+        duration_minutes: r.try_get(9)?,
+        credits_used: r.try_get(10)?,
+        hangup_by: r.try_get(11)?,
+        hangup_reason: r.try_get(12)?,
+        hangup_provider_code: r.try_get(13)?,
+        recording_url: r.try_get(14)?,
+        ringing_started_at: r.try_get(15)?,
+        call_answered_at: r.try_get(16)?,
+        call_disconnected_at: r.try_get(17)?,
+        completed_at: r.try_get(18)?,
+        created_at: r.try_get(19)?,
+        updated_at: r.try_get(20)?,
+    })
+}
+
+fn contact_view(r: &Row) -> Result<ContactView, Error> {
+    Ok(ContactView {
+        id: r.try_get(0)?,
+        phone_number: r.try_get(1)?,
+        name: r.try_get(2)?,
+        email: r.try_get(3)?,
+        company: r.try_get(4)?,
+        not_connected: r.try_get(5)?,
+        auto_created_from_call_id: r.try_get(6)?,
+        created_at: r.try_get(7)?,
+    })
+}
+
+/// An opaque cursor: hex of `<created_at in microseconds>:<id>` (URL-safe as it is).
+fn encode_cursor(created_at: DateTime<Utc>, id: &str) -> String {
+    hex::encode(format!("{}:{id}", created_at.timestamp_micros()))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), Error> {
+    let bytes = hex::decode(cursor.trim()).map_err(|_| invalid_cursor())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
+    let (micros, id) = text.split_once(':').ok_or_else(invalid_cursor)?;
+    if id.is_empty() {
+        return Err(invalid_cursor());
+    }
+    let micros: i64 = micros.parse().map_err(|_| invalid_cursor())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid_cursor)?;
+    Ok((at, id.to_owned()))
+}
+
+fn invalid_cursor() -> Error {
+    Error::Invalid("invalid cursor".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips() {
+        let at = DateTime::from_timestamp_micros(1_759_914_898_412_903).unwrap_or_default();
+        let cursor = encode_cursor(at, "b3f1:c2d4");
+        assert!(cursor.chars().all(|c| c.is_ascii_hexdigit()));
+        let (back_at, back_id) = decode_cursor(&cursor).ok().unwrap_or_default();
+        assert_eq!((back_at, back_id.as_str()), (at, "b3f1:c2d4"));
+    }
+
+    #[test]
+    fn malformed_cursors_are_invalid() {
+        for bad in [
+            "zz",
+            "",
+            "6162",
+            &hex::encode("x:abc"),
+            &hex::encode([0xff, 0xfe]),
+        ] {
+            assert!(
+                matches!(decode_cursor(bad), Err(Error::Invalid(ref m)) if m == "invalid cursor"),
+                "{bad}"
+            );
+        }
+    }
+}

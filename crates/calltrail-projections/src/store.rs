@@ -1,0 +1,103 @@
+//! The read side's connection pool.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::Error;
+
+/// How long opening a connection may take before the database counts as unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a caller waits for a pooled connection before the database counts as unavailable.
+const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A pool of tokio-postgres connections for projections, queries and tenancy (cheap to clone).
+#[derive(Clone)]
+pub struct ReadStore {
+    pub(crate) pool: Pool,
+    /// The connection settings, for the dedicated session connection a replay holds.
+    pub(crate) config: tokio_postgres::Config,
+}
+
+impl std::fmt::Debug for ReadStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadStore").finish_non_exhaustive()
+    }
+}
+
+impl ReadStore {
+    /// A lazily connecting pool of at most `max_size` connections to `database_url`.
+    pub fn connect(database_url: &str, max_size: usize) -> Result<Self, Error> {
+        let mut config: tokio_postgres::Config = database_url
+            .parse()
+            .map_err(|e| Error::Invalid(format!("invalid database URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("calltrail-read");
+        }
+        // A session stuck inside a transaction holds every gap-safe reader of the log back
+        // (EVENTLOG.md §1): let the server end it.
+        config.options("-c idle_in_transaction_session_timeout=30000");
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT + Duration::from_secs(1)))
+            .recycle_timeout(Some(POOL_WAIT_TIMEOUT))
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot build the connection pool: {e}")))?;
+        Ok(Self { pool, config })
+    }
+
+    /// Answers when the database answers.
+    pub async fn ping(&self) -> Result<(), Error> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// A pooled connection; a pool or connection failure is [`Error::Unavailable`].
+    pub(crate) async fn client(&self) -> Result<Object, Error> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))
+    }
+
+    /// A connection of its own, outside the pool (its session ends when it is dropped).
+    pub(crate) async fn dedicated_connection(&self) -> Result<tokio_postgres::Client, Error> {
+        let (client, connection) = self.config.connect(NoTls).await.map_err(unavailable)?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "dedicated read-side connection ended");
+            }
+        });
+        Ok(client)
+    }
+}
+
+/// Maps a driver error to [`Error::Unavailable`] when it means the database could not be
+/// reached, else to [`Error::Database`].
+pub(crate) fn unavailable(error: tokio_postgres::Error) -> Error {
+    if error.is_closed() || error.code().is_none_or(is_connection_code) {
+        Error::Unavailable(error.to_string())
+    } else {
+        Error::Database(error)
+    }
+}
+
+/// SQLSTATE class 08 (connection exception) and 57P01–57P03 (shutdown, cannot connect now).
+fn is_connection_code(code: &tokio_postgres::error::SqlState) -> bool {
+    let code = code.code();
+    code.starts_with("08") || code.starts_with("57P")
+}

@@ -1,0 +1,325 @@
+//! Tenancy: users (tenants), their agents, API keys and webhook tokens. Plain configuration,
+//! not events. Secrets are shown once at creation and stored only as sha256 hashes.
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::error::SqlState;
+use uuid::Uuid;
+
+use crate::{Error, ReadStore};
+
+/// Prefix of API keys (`ct_live_` + 64 hex digits).
+pub const API_KEY_PREFIX: &str = "ct_live_";
+/// Prefix of webhook tokens (`whk_` + 64 hex digits).
+pub const WEBHOOK_TOKEN_PREFIX: &str = "whk_";
+
+/// A user to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    /// Unique e-mail.
+    pub email: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// The user's own OpenAI prompt id for individual analyses (`pmpt_…`).
+    pub individual_prompt_id: Option<String>,
+    /// The user's own OpenAI prompt id for complete analyses (`pmpt_…`).
+    pub complete_prompt_id: Option<String>,
+}
+
+/// Secrets issued for a user: shown once, stored only as hashes.
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IssuedCredentials {
+    /// The user (tenant) id.
+    pub user_id: Uuid,
+    /// Bearer key for the read API.
+    pub api_key: String,
+    /// Path token for webhook URLs.
+    pub webhook_token: String,
+}
+
+impl std::fmt::Debug for IssuedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCredentials")
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user's own OpenAI prompt ids (each may be unset).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPrompts {
+    /// Prompt id for individual analyses.
+    pub individual_prompt_id: Option<String>,
+    /// Prompt id for complete analyses.
+    pub complete_prompt_id: Option<String>,
+}
+
+impl ReadStore {
+    /// Creates a user with a fresh API key and webhook token. Fails with `Conflict` on a taken e-mail.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn create_user(&self, user: &NewUser) -> Result<IssuedCredentials, Error> {
+        let email = user.email.trim();
+        if email.is_empty() {
+            return Err(Error::Invalid("the e-mail address is empty".to_owned()));
+        }
+        let user_id = Uuid::new_v4();
+        let (api_key, webhook_token) = (
+            new_secret(API_KEY_PREFIX)?,
+            new_secret(WEBHOOK_TOKEN_PREFIX)?,
+        );
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO users (id, email, name, individual_prompt_id, complete_prompt_id)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &user_id,
+                    &email,
+                    &user.name,
+                    &user.individual_prompt_id,
+                    &user.complete_prompt_id,
+                ],
+            )
+            .await;
+        match inserted {
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                return Err(Error::Conflict(format!(
+                    "a user with e-mail {email} already exists"
+                )));
+            }
+            other => other?,
+        };
+        insert_secrets(&tx, user_id, &api_key, &webhook_token).await?;
+        tx.commit().await?;
+        tracing::info!(%user_id, "user created");
+        Ok(IssuedCredentials {
+            user_id,
+            api_key,
+            webhook_token,
+        })
+    }
+
+    /// The user with this e-mail, if any.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<Uuid>, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT id FROM users WHERE lower(email) = lower($1)",
+                &[&email.trim()],
+            )
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Issues an additional API key and webhook token for an existing user (old ones stay valid).
+    #[tracing::instrument(skip_all, fields(%user_id), err)]
+    pub async fn issue_credentials(&self, user_id: Uuid) -> Result<IssuedCredentials, Error> {
+        let (api_key, webhook_token) = (
+            new_secret(API_KEY_PREFIX)?,
+            new_secret(WEBHOOK_TOKEN_PREFIX)?,
+        );
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if tx
+            .query_opt("SELECT 1 FROM users WHERE id = $1 FOR SHARE", &[&user_id])
+            .await?
+            .is_none()
+        {
+            return Err(unknown_user(user_id));
+        }
+        insert_secrets(&tx, user_id, &api_key, &webhook_token).await?;
+        tx.commit().await?;
+        Ok(IssuedCredentials {
+            user_id,
+            api_key,
+            webhook_token,
+        })
+    }
+
+    /// Registers a provider agent for a user; returns the agent's id. Idempotent for the same
+    /// user; `Conflict` when another user owns it; `NotFound` for an unknown user.
+    #[tracing::instrument(skip_all, fields(%user_id, provider, external_id), err)]
+    pub async fn add_agent(
+        &self,
+        user_id: Uuid,
+        provider: &str,
+        external_id: &str,
+        name: Option<&str>,
+    ) -> Result<Uuid, Error> {
+        let external_id = external_id.trim();
+        if external_id.is_empty() {
+            return Err(Error::Invalid("the agent id is empty".to_owned()));
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // FOR SHARE: the user cannot disappear between this check and the insert.
+        if tx
+            .query_opt("SELECT 1 FROM users WHERE id = $1 FOR SHARE", &[&user_id])
+            .await?
+            .is_none()
+        {
+            return Err(unknown_user(user_id));
+        }
+        let inserted = tx
+            .query_opt(
+                "INSERT INTO agents (id, user_id, provider, external_id, name)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (provider, external_id) DO NOTHING
+                 RETURNING id",
+                &[&Uuid::new_v4(), &user_id, &provider, &external_id, &name],
+            )
+            .await?;
+        let agent_id: Uuid = match inserted {
+            Some(row) => row.try_get(0)?,
+            None => {
+                let row = tx
+                    .query_one(
+                        "SELECT id, user_id FROM agents WHERE provider = $1 AND external_id = $2",
+                        &[&provider, &external_id],
+                    )
+                    .await?;
+                let owner: Uuid = row.try_get(1)?;
+                if owner != user_id {
+                    return Err(Error::Conflict(format!(
+                        "the {provider} agent {external_id} is registered to another user"
+                    )));
+                }
+                if name.is_some() {
+                    tx.execute(
+                        "UPDATE agents SET name = $3 WHERE provider = $1 AND external_id = $2",
+                        &[&provider, &external_id, &name],
+                    )
+                    .await?;
+                }
+                row.try_get(0)?
+            }
+        };
+        tx.commit().await?;
+        Ok(agent_id)
+    }
+
+    /// The tenant a webhook token belongs to.
+    pub async fn tenant_by_webhook_token(&self, token: &str) -> Result<Option<Uuid>, Error> {
+        self.tenant_by_hash("SELECT user_id FROM webhook_tokens WHERE hash = $1", token)
+            .await
+    }
+
+    /// The tenant an API key belongs to.
+    pub async fn tenant_by_api_key(&self, api_key: &str) -> Result<Option<Uuid>, Error> {
+        self.tenant_by_hash("SELECT user_id FROM api_keys WHERE hash = $1", api_key)
+            .await
+    }
+
+    /// The user owning a provider agent id, if any user registered it.
+    pub async fn agent_owner(
+        &self,
+        provider: &str,
+        external_id: &str,
+    ) -> Result<Option<Uuid>, Error> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT user_id FROM agents WHERE provider = $1 AND external_id = $2")
+            .await?;
+        let row = client
+            .query_opt(&stmt, &[&provider, &external_id.trim()])
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Whether a user exists.
+    pub async fn user_exists(&self, user_id: Uuid) -> Result<bool, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT 1 FROM users WHERE id = $1", &[&user_id])
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// A user's own prompt ids, or `None` for an unknown user.
+    pub async fn user_prompts(&self, user_id: Uuid) -> Result<Option<UserPrompts>, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT individual_prompt_id, complete_prompt_id FROM users WHERE id = $1",
+                &[&user_id],
+            )
+            .await?;
+        row.map(|r| {
+            Ok(UserPrompts {
+                individual_prompt_id: r.try_get(0)?,
+                complete_prompt_id: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn tenant_by_hash(&self, sql: &str, secret: &str) -> Result<Option<Uuid>, Error> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await?;
+        let hash = secret_hash(secret);
+        let row = client.query_opt(&stmt, &[&hash.as_slice()]).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+}
+
+async fn insert_secrets(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: Uuid,
+    api_key: &str,
+    webhook_token: &str,
+) -> Result<(), Error> {
+    let (key_hash, token_hash) = (secret_hash(api_key), secret_hash(webhook_token));
+    tx.execute(
+        "INSERT INTO api_keys (hash, user_id) VALUES ($1, $2)",
+        &[&key_hash.as_slice(), &user_id],
+    )
+    .await?;
+    tx.execute(
+        "INSERT INTO webhook_tokens (hash, user_id) VALUES ($1, $2)",
+        &[&token_hash.as_slice(), &user_id],
+    )
+    .await?;
+    Ok(())
+}
+
+fn unknown_user(user_id: Uuid) -> Error {
+    Error::NotFound(format!("no user with id {user_id}"))
+}
+
+/// `prefix` followed by 32 random bytes in hex.
+fn new_secret(prefix: &str) -> Result<String, Error> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        Error::Unavailable(format!("the system random number generator failed: {e}"))
+    })?;
+    Ok(format!("{prefix}{}", hex::encode(bytes)))
+}
+
+/// The sha256 of a secret, the only form in which it is stored.
+fn secret_hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.trim().as_bytes()).into()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_have_their_prefix_and_64_hex_digits() {
+        let key = new_secret(API_KEY_PREFIX).unwrap();
+        let hex = key.strip_prefix("ct_live_").unwrap();
+        assert_eq!(hex.len(), 64);
+        assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(key, new_secret(API_KEY_PREFIX).unwrap());
+        assert!(new_secret(WEBHOOK_TOKEN_PREFIX)
+            .unwrap()
+            .starts_with("whk_"));
+    }
+
+    #[test]
+    fn hash_ignores_surrounding_whitespace() {
+        assert_eq!(secret_hash("abc"), secret_hash(" abc\n"));
+        assert_ne!(secret_hash("abc"), secret_hash("abd"));
+    }
+}

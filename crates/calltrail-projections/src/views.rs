@@ -1,0 +1,140 @@
+//! The JSON shapes of the read API (CONTRACT §3). Field names are the contract's.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A call (CONTRACT §3 "Call").
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CallView {
+    /// The provider's execution id.
+    pub execution_id: String,
+    /// The provider's agent id.
+    pub agent_id: Option<String>,
+    /// Owning user (tenant).
+    pub user_id: Uuid,
+    /// The contact this call belongs to.
+    pub contact_id: Option<Uuid>,
+    /// E.164.
+    pub phone_number: Option<String>,
+    /// `inbound` or `outbound`.
+    pub lead_type: Option<String>,
+    /// Bolna's lifecycle status.
+    pub call_lifecycle_status: String,
+    /// `completed`, `failed`, `cancelled` or `in_progress`.
+    pub status: String,
+    /// `ceil(conversation_duration)`, 0 until charged.
+    pub duration_seconds: i64,
+    /// `ceil(duration_seconds / 60)`, 0 until charged.
+    pub duration_minutes: i64,
+    /// Credits charged, 0 until charged.
+    pub credits_used: i64,
+    /// Who hung up.
+    pub hangup_by: Option<String>,
+    /// Why the call ended.
+    pub hangup_reason: Option<String>,
+    /// Telephony hangup code.
+    pub hangup_provider_code: Option<i64>,
+    /// Recording URL.
+    pub recording_url: Option<String>,
+    /// Time of the `ringing` event.
+    pub ringing_started_at: Option<DateTime<Utc>>,
+    /// Time of the `in-progress` event.
+    pub call_answered_at: Option<DateTime<Utc>>,
+    /// Time of the `call-disconnected` event.
+    pub call_disconnected_at: Option<DateTime<Utc>>,
+    /// Time of the `completed` event.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// When the provider created the call.
+    pub created_at: DateTime<Utc>,
+    /// When this row last changed (processing time).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One entry of a call's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TimelineEvent {
+    /// Provider status exactly as sent, or `analysis.*`, `credits.*`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Event time.
+    pub occurred_at: DateTime<Utc>,
+    /// When calltrail recorded it.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A call with its timeline (`GET /v1/calls/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CallDetail {
+    /// The call.
+    #[serde(flatten)]
+    pub call: CallView,
+    /// Its events ordered by `occurred_at`.
+    pub events: Vec<TimelineEvent>,
+}
+
+/// A call's transcript.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TranscriptView {
+    /// Transcript text.
+    pub content: String,
+    /// `pending`, `processing`, `completed` or `failed`.
+    pub analysis_status: String,
+    /// Why analysis failed, if it did.
+    pub analysis_error: Option<String>,
+}
+
+/// A contact.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ContactView {
+    /// Contact id.
+    pub id: Uuid,
+    /// E.164.
+    pub phone_number: String,
+    /// Name, when known.
+    pub name: Option<String>,
+    /// E-mail, when known.
+    pub email: Option<String>,
+    /// Company, when known.
+    pub company: Option<String>,
+    /// Calls that ended `no-answer` or `busy`.
+    pub not_connected: i64,
+    /// The call that created this contact.
+    pub auto_created_from_call_id: Option<String>,
+    /// When the contact was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One credit transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CreditTransactionView {
+    /// `grant` or `usage`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Signed: grants positive, charges negative.
+    pub amount: i64,
+    /// Balance after this transaction.
+    pub balance_after: i64,
+    /// The charged call, for usage.
+    pub call_id: Option<String>,
+    /// Event time of the transaction.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user's credits (`GET /v1/credits`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CreditsView {
+    /// Current balance (may be negative).
+    pub balance: i64,
+    /// Transactions, newest first.
+    pub transactions: Vec<CreditTransactionView>,
+}
+
+/// A page of a list route.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    /// The rows.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}

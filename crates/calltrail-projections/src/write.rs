@@ -1,0 +1,523 @@
+//! Loading the rows a batch touches and writing its changes, set-wise: a handful of
+//! statements per batch (arrays through `unnest`), never one per event. Shared by the live
+//! projector (schema `public`, inside its checkpoint transaction) and replay (the shadow schema).
+
+use std::collections::HashMap;
+
+use calltrail_core::CallState;
+use calltrail_eventlog::StoredEvent;
+use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Transaction;
+use uuid::Uuid;
+
+use crate::fold::{
+    self, CallKey, CallRecord, Changes, ContactKey, ContactRecord, DecodedBatch, Snapshot,
+};
+use crate::Error;
+
+/// The read tables one projection of events writes (and replay rebuilds).
+pub(crate) const READ_TABLES: &[&str] = &[
+    "calls",
+    "contacts",
+    "transcripts",
+    "credit_balances",
+    "credit_transactions",
+    "call_events",
+];
+
+/// Loads the rows `batch` touches, folds it, and writes the changes into `schema`'s tables.
+pub(crate) async fn apply_batch(
+    tx: &Transaction<'_>,
+    schema: &str,
+    projector: &str,
+    events: &[StoredEvent],
+    credits_per_minute: i64,
+) -> Result<Changes, Error> {
+    let batch = fold::decode_batch(events);
+    let mut snapshot = load_snapshot(tx, schema, &batch).await?;
+    let changes = fold::fold_batch(&mut snapshot, &batch, credits_per_minute);
+    write_changes(tx, schema, projector, &changes).await?;
+    Ok(changes)
+}
+
+/// The prior rows of every call, contact and balance the batch touches.
+pub(crate) async fn load_snapshot(
+    tx: &Transaction<'_>,
+    schema: &str,
+    batch: &DecodedBatch<'_>,
+) -> Result<Snapshot, Error> {
+    let needs = fold::needs(batch);
+    let (users, executions): (Vec<Uuid>, Vec<String>) = needs.calls.iter().cloned().unzip();
+    let calls_sql = format!(
+        "SELECT c.user_id, c.execution_id, c.state::text, c.contact_id, c.not_connected_counted,
+                c.call_lifecycle_status, c.last_position
+           FROM {schema}.calls c
+          WHERE (c.user_id, c.execution_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
+    );
+    let balances_sql =
+        format!("SELECT user_id, balance FROM {schema}.credit_balances WHERE user_id = ANY($1)");
+    let call_params: [&(dyn ToSql + Sync); 2] = [&users, &executions];
+    let balance_params: [&(dyn ToSql + Sync); 1] = [&needs.users];
+    let (call_rows, balance_rows) = tokio::try_join!(
+        tx.query(&calls_sql, &call_params),
+        tx.query(&balances_sql, &balance_params),
+    )?;
+
+    let mut calls = HashMap::with_capacity(call_rows.len());
+    for row in call_rows {
+        let key: CallKey = (row.try_get(0)?, row.try_get(1)?);
+        let state_text: &str = row.try_get(2)?;
+        let state: CallState = serde_json::from_str(state_text).map_err(|e| {
+            Error::Invalid(format!(
+                "the stored state of call {} cannot be read ({e}); run `calltrail replay`",
+                key.1
+            ))
+        })?;
+        let status: String = row.try_get(5)?;
+        let unknown_status = state.lifecycle_status.is_none().then_some(status);
+        let record = CallRecord {
+            state,
+            contact_id: row.try_get(3)?,
+            not_connected_counted: row.try_get(4)?,
+            unknown_status,
+            last_position: row.try_get(6)?,
+        };
+        calls.insert(key, record);
+    }
+    let mut balances = HashMap::with_capacity(balance_rows.len());
+    for row in balance_rows {
+        balances.insert(row.try_get(0)?, row.try_get(1)?);
+    }
+
+    let contact_keys = fold::contact_needs(batch, &calls);
+    let mut contacts = HashMap::with_capacity(contact_keys.len());
+    if !contact_keys.is_empty() {
+        let (users, phones): (Vec<Uuid>, Vec<String>) = contact_keys.into_iter().unzip();
+        let sql = format!(
+            "SELECT user_id, phone_number, id, name, company, not_connected,
+                    auto_created_from_call_id, created_at
+               FROM {schema}.contacts
+              WHERE (user_id, phone_number) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
+        );
+        for row in tx.query(&sql, &[&users, &phones]).await? {
+            let key: ContactKey = (row.try_get(0)?, row.try_get(1)?);
+            let contact = ContactRecord {
+                id: row.try_get(2)?,
+                name: row.try_get(3)?,
+                company: row.try_get(4)?,
+                not_connected: row.try_get(5)?,
+                auto_created_from_call_id: row.try_get(6)?,
+                created_at: row.try_get(7)?,
+            };
+            contacts.insert(key, contact);
+        }
+    }
+    Ok(Snapshot {
+        calls,
+        contacts,
+        balances,
+    })
+}
+
+/// Writes a batch's changes: at most seven statements, pipelined on one connection.
+pub(crate) async fn write_changes(
+    tx: &Transaction<'_>,
+    schema: &str,
+    projector: &str,
+    changes: &Changes,
+) -> Result<(), Error> {
+    tokio::try_join!(
+        write_calls(tx, schema, changes),
+        write_contacts(tx, schema, changes),
+        write_transcripts(tx, schema, changes),
+        write_credits(tx, schema, changes),
+        write_timeline(tx, schema, changes),
+        write_dead_letters(tx, projector, changes),
+    )?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct CallColumns {
+    user_id: Vec<Uuid>,
+    execution_id: Vec<String>,
+    agent_id: Vec<Option<String>>,
+    contact_id: Vec<Option<Uuid>>,
+    phone_number: Vec<Option<String>>,
+    lead_type: Vec<Option<String>>,
+    lifecycle_status: Vec<String>,
+    status: Vec<String>,
+    duration_seconds: Vec<i64>,
+    duration_minutes: Vec<i64>,
+    credits_used: Vec<i64>,
+    hangup_by: Vec<Option<String>>,
+    hangup_reason: Vec<Option<String>>,
+    hangup_provider_code: Vec<Option<i64>>,
+    recording_url: Vec<Option<String>>,
+    ringing_started_at: Vec<Option<DateTime<Utc>>>,
+    call_answered_at: Vec<Option<DateTime<Utc>>>,
+    call_disconnected_at: Vec<Option<DateTime<Utc>>>,
+    completed_at: Vec<Option<DateTime<Utc>>>,
+    created_at: Vec<DateTime<Utc>>,
+    not_connected_counted: Vec<bool>,
+    state: Vec<String>,
+    last_position: Vec<i64>,
+}
+
+async fn write_calls(tx: &Transaction<'_>, schema: &str, changes: &Changes) -> Result<(), Error> {
+    if changes.calls.is_empty() {
+        return Ok(());
+    }
+    let mut c = CallColumns::default();
+    for ((user_id, execution_id), record) in &changes.calls {
+        let s = &record.state;
+        let charge = s.charge.unwrap_or(calltrail_core::Charge {
+            duration_seconds: 0,
+            duration_minutes: 0,
+            credits: 0,
+        });
+        let state = serde_json::to_string(s)
+            .map_err(|e| Error::Invalid(format!("call state cannot be serialized: {e}")))?;
+        c.user_id.push(*user_id);
+        c.execution_id.push(execution_id.clone());
+        c.agent_id.push(s.agent_id.clone());
+        c.contact_id.push(record.contact_id);
+        c.phone_number
+            .push(s.phone_number.as_ref().map(|p| p.as_str().to_owned()));
+        c.lead_type.push(s.lead_type.map(|l| l.as_str().to_owned()));
+        c.lifecycle_status
+            .push(record.lifecycle_status().to_owned());
+        c.status.push(s.status().as_str().to_owned());
+        c.duration_seconds.push(charge.duration_seconds);
+        c.duration_minutes.push(charge.duration_minutes);
+        c.credits_used.push(charge.credits);
+        c.hangup_by.push(s.hangup_by.clone());
+        c.hangup_reason.push(s.hangup_reason.clone());
+        c.hangup_provider_code.push(s.hangup_provider_code);
+        c.recording_url.push(s.recording_url.clone());
+        c.ringing_started_at.push(s.ringing_started_at);
+        c.call_answered_at.push(s.call_answered_at);
+        c.call_disconnected_at.push(s.call_disconnected_at);
+        c.completed_at.push(s.completed_at);
+        // Every call event sets created_at; the fallback only guards a hand-edited state.
+        c.created_at
+            .push(s.created_at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH));
+        c.not_connected_counted.push(record.not_connected_counted);
+        c.state.push(state);
+        c.last_position.push(record.last_position);
+    }
+    let sql = format!(
+        "INSERT INTO {schema}.calls AS t (user_id, execution_id, agent_id, contact_id, phone_number,
+                lead_type, call_lifecycle_status, status, duration_seconds, duration_minutes,
+                credits_used, hangup_by, hangup_reason, hangup_provider_code, recording_url,
+                ringing_started_at, call_answered_at, call_disconnected_at, completed_at,
+                created_at, updated_at, not_connected_counted, state, last_position)
+         SELECT u.user_id, u.execution_id, u.agent_id, u.contact_id, u.phone_number, u.lead_type,
+                u.call_lifecycle_status, u.status, u.duration_seconds, u.duration_minutes,
+                u.credits_used, u.hangup_by, u.hangup_reason, u.hangup_provider_code,
+                u.recording_url, u.ringing_started_at, u.call_answered_at,
+                u.call_disconnected_at, u.completed_at, u.created_at, now(),
+                u.not_connected_counted, u.state::jsonb, u.last_position
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[],
+                       $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[],
+                       $13::text[], $14::int8[], $15::text[], $16::timestamptz[],
+                       $17::timestamptz[], $18::timestamptz[], $19::timestamptz[],
+                       $20::timestamptz[], $21::bool[], $22::text[], $23::int8[])
+             AS u(user_id, execution_id, agent_id, contact_id, phone_number, lead_type,
+                  call_lifecycle_status, status, duration_seconds, duration_minutes, credits_used,
+                  hangup_by, hangup_reason, hangup_provider_code, recording_url,
+                  ringing_started_at, call_answered_at, call_disconnected_at, completed_at,
+                  created_at, not_connected_counted, state, last_position)
+         ON CONFLICT (user_id, execution_id) DO UPDATE SET
+                agent_id = EXCLUDED.agent_id, contact_id = EXCLUDED.contact_id,
+                phone_number = EXCLUDED.phone_number, lead_type = EXCLUDED.lead_type,
+                call_lifecycle_status = EXCLUDED.call_lifecycle_status, status = EXCLUDED.status,
+                duration_seconds = EXCLUDED.duration_seconds,
+                duration_minutes = EXCLUDED.duration_minutes,
+                credits_used = EXCLUDED.credits_used, hangup_by = EXCLUDED.hangup_by,
+                hangup_reason = EXCLUDED.hangup_reason,
+                hangup_provider_code = EXCLUDED.hangup_provider_code,
+                recording_url = EXCLUDED.recording_url,
+                ringing_started_at = EXCLUDED.ringing_started_at,
+                call_answered_at = EXCLUDED.call_answered_at,
+                call_disconnected_at = EXCLUDED.call_disconnected_at,
+                completed_at = EXCLUDED.completed_at, created_at = EXCLUDED.created_at,
+                updated_at = EXCLUDED.updated_at,
+                not_connected_counted = EXCLUDED.not_connected_counted,
+                state = EXCLUDED.state, last_position = EXCLUDED.last_position"
+    );
+    tx.execute(
+        &sql,
+        &[
+            &c.user_id,
+            &c.execution_id,
+            &c.agent_id,
+            &c.contact_id,
+            &c.phone_number,
+            &c.lead_type,
+            &c.lifecycle_status,
+            &c.status,
+            &c.duration_seconds,
+            &c.duration_minutes,
+            &c.credits_used,
+            &c.hangup_by,
+            &c.hangup_reason,
+            &c.hangup_provider_code,
+            &c.recording_url,
+            &c.ringing_started_at,
+            &c.call_answered_at,
+            &c.call_disconnected_at,
+            &c.completed_at,
+            &c.created_at,
+            &c.not_connected_counted,
+            &c.state,
+            &c.last_position,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn write_contacts(
+    tx: &Transaction<'_>,
+    schema: &str,
+    changes: &Changes,
+) -> Result<(), Error> {
+    if changes.contacts.is_empty() {
+        return Ok(());
+    }
+    let n = changes.contacts.len();
+    let (mut user_id, mut phone, mut id) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut name, mut company, mut not_connected, mut created_from, mut created_at) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for ((user, number), contact) in &changes.contacts {
+        user_id.push(*user);
+        phone.push(number.as_str());
+        id.push(contact.id);
+        name.push(contact.name.as_deref());
+        company.push(contact.company.as_deref());
+        not_connected.push(contact.not_connected);
+        created_from.push(contact.auto_created_from_call_id.as_deref());
+        created_at.push(contact.created_at);
+    }
+    // Only the columns the fold owns are updated; `email` is left to whoever sets it.
+    let sql = format!(
+        "INSERT INTO {schema}.contacts (id, user_id, phone_number, name, company, not_connected,
+                auto_created_from_call_id, created_at, updated_at)
+         SELECT u.id, u.user_id, u.phone_number, u.name, u.company, u.not_connected,
+                u.auto_created_from_call_id, u.created_at, now()
+           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                       $7::text[], $8::timestamptz[])
+             AS u(id, user_id, phone_number, name, company, not_connected,
+                  auto_created_from_call_id, created_at)
+         ON CONFLICT (user_id, phone_number) DO UPDATE SET
+                name = EXCLUDED.name, company = EXCLUDED.company,
+                not_connected = EXCLUDED.not_connected, updated_at = EXCLUDED.updated_at"
+    );
+    tx.execute(
+        &sql,
+        &[
+            &id,
+            &user_id,
+            &phone,
+            &name,
+            &company,
+            &not_connected,
+            &created_from,
+            &created_at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn write_transcripts(
+    tx: &Transaction<'_>,
+    schema: &str,
+    changes: &Changes,
+) -> Result<(), Error> {
+    if changes.transcripts.is_empty() {
+        return Ok(());
+    }
+    let mut user_id = Vec::new();
+    let mut execution_id = Vec::new();
+    let mut content = Vec::new();
+    let mut created_at = Vec::new();
+    for ((user, execution), transcript) in &changes.transcripts {
+        user_id.push(*user);
+        execution_id.push(execution.as_str());
+        content.push(transcript.content.as_str());
+        created_at.push(transcript.created_at);
+    }
+    // A changed transcript keeps its analysis state: a call gets exactly one analysis.
+    let sql = format!(
+        "INSERT INTO {schema}.transcripts (user_id, execution_id, content, created_at, updated_at)
+         SELECT u.user_id, u.execution_id, u.content, u.created_at, now()
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
+             AS u(user_id, execution_id, content, created_at)
+         ON CONFLICT (user_id, execution_id) DO UPDATE SET
+                content = EXCLUDED.content, updated_at = EXCLUDED.updated_at"
+    );
+    tx.execute(&sql, &[&user_id, &execution_id, &content, &created_at])
+        .await?;
+    Ok(())
+}
+
+async fn write_credits(tx: &Transaction<'_>, schema: &str, changes: &Changes) -> Result<(), Error> {
+    if changes.credits.is_empty() {
+        return Ok(());
+    }
+    let mut user_id = Vec::new();
+    let mut kind = Vec::new();
+    let mut amount = Vec::new();
+    let mut balance_after = Vec::new();
+    let mut call_id = Vec::new();
+    let mut created_at = Vec::new();
+    let mut position = Vec::new();
+    for credit in &changes.credits {
+        user_id.push(credit.user_id);
+        kind.push(credit.kind);
+        amount.push(credit.amount);
+        balance_after.push(credit.balance_after);
+        call_id.push(credit.call_id.as_deref());
+        created_at.push(credit.created_at);
+        position.push(credit.position);
+    }
+    let transactions = format!(
+        "INSERT INTO {schema}.credit_transactions
+                (user_id, kind, amount, balance_after, call_id, created_at, position)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[],
+                              $6::timestamptz[], $7::int8[])
+         ON CONFLICT (position) DO NOTHING"
+    );
+    let (users, balances): (Vec<Uuid>, Vec<i64>) =
+        changes.balances.iter().map(|(u, b)| (*u, *b)).unzip();
+    let balances_sql = format!(
+        "INSERT INTO {schema}.credit_balances (user_id, balance)
+         SELECT * FROM unnest($1::uuid[], $2::int8[])
+         ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance"
+    );
+    let transaction_params: [&(dyn ToSql + Sync); 7] = [
+        &user_id,
+        &kind,
+        &amount,
+        &balance_after,
+        &call_id,
+        &created_at,
+        &position,
+    ];
+    let balance_params: [&(dyn ToSql + Sync); 2] = [&users, &balances];
+    tokio::try_join!(
+        tx.execute(&transactions, &transaction_params),
+        tx.execute(&balances_sql, &balance_params),
+    )?;
+    Ok(())
+}
+
+async fn write_timeline(
+    tx: &Transaction<'_>,
+    schema: &str,
+    changes: &Changes,
+) -> Result<(), Error> {
+    if changes.timeline.is_empty() {
+        return Ok(());
+    }
+    let n = changes.timeline.len();
+    let mut user_id = Vec::with_capacity(n);
+    let mut execution_id = Vec::with_capacity(n);
+    let mut event_type = Vec::with_capacity(n);
+    let mut occurred_at = Vec::with_capacity(n);
+    let mut recorded_at = Vec::with_capacity(n);
+    let mut position = Vec::with_capacity(n);
+    for row in &changes.timeline {
+        user_id.push(row.user_id);
+        execution_id.push(row.execution_id.as_str());
+        event_type.push(row.event_type.as_str());
+        occurred_at.push(row.occurred_at);
+        recorded_at.push(row.recorded_at);
+        position.push(row.position);
+    }
+    let sql = format!(
+        "INSERT INTO {schema}.call_events
+                (user_id, execution_id, event_type, occurred_at, recorded_at, position)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[],
+                              $5::timestamptz[], $6::int8[])
+         ON CONFLICT (position) DO NOTHING"
+    );
+    tx.execute(
+        &sql,
+        &[
+            &user_id,
+            &execution_id,
+            &event_type,
+            &occurred_at,
+            &recorded_at,
+            &position,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Dead letters always go to `public.dead_letters` (replay does not swap it), once per event.
+async fn write_dead_letters(
+    tx: &Transaction<'_>,
+    projector: &str,
+    changes: &Changes,
+) -> Result<(), Error> {
+    if changes.dead_letters.is_empty() {
+        return Ok(());
+    }
+    for dead in &changes.dead_letters {
+        tracing::warn!(
+            projector,
+            position = dead.position,
+            event_type = %dead.event_type,
+            stream_id = %dead.stream_id,
+            error = %dead.error,
+            "event cannot be folded; recorded as a dead letter"
+        );
+    }
+    let position: Vec<i64> = changes.dead_letters.iter().map(|d| d.position).collect();
+    let txid: Vec<i64> = changes.dead_letters.iter().map(|d| d.txid).collect();
+    let event_type: Vec<&str> = changes
+        .dead_letters
+        .iter()
+        .map(|d| d.event_type.as_str())
+        .collect();
+    let stream_id: Vec<&str> = changes
+        .dead_letters
+        .iter()
+        .map(|d| d.stream_id.as_str())
+        .collect();
+    let error: Vec<&str> = changes
+        .dead_letters
+        .iter()
+        .map(|d| d.error.as_str())
+        .collect();
+    tx.execute(
+        "INSERT INTO public.dead_letters (projector, position, txid, event_type, stream_id, error)
+         SELECT $1::text, * FROM unnest($2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[])
+         ON CONFLICT (projector, position) DO NOTHING",
+        &[
+            &projector,
+            &position,
+            &txid,
+            &event_type,
+            &stream_id,
+            &error,
+        ],
+    )
+    .await?;
+    Ok(())
+}

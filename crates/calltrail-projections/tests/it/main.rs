@@ -1,0 +1,10 @@
+//! Integration tests of calltrail-projections against a real PostgreSQL (one binary, a module per feature).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+mod bench;
+mod projector;
+mod queries;
+mod replay;
+mod tenancy;
