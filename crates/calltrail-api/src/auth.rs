@@ -1,0 +1,220 @@
+//! Authentication: the [`Tenant`] extractor (`Authorization: Bearer <api_key>`) and a short-lived
+//! in-memory cache of API keys, webhook tokens and agent owners, so the hot path does not ask
+//! the database on every request.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Entries a cache keeps before it sweeps (and, if still full, starts over).
+const CACHE_CAPACITY: usize = 10_000;
+/// How long "no tenant registered this agent" is believed: short, so a newly registered
+/// agent is enforced almost at once.
+const NEGATIVE_AGENT_TTL: Duration = Duration::from_secs(2);
+
+/// The tenant an API request is authenticated as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tenant(pub Uuid);
+
+impl FromRequest for Tenant {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let key = bearer_token(req).map(str::to_owned);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let (Some(key), Some(state)) = (key, state) else {
+                return Err(ApiError::Unauthorized);
+            };
+            match state.tenant_by_api_key(&key).await? {
+                Some(tenant) => Ok(Tenant(tenant)),
+                None => Err(ApiError::Unauthorized),
+            }
+        })
+    }
+}
+
+/// The key of `Authorization: Bearer <key>` (scheme case-insensitive), if present and non-empty.
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, key) = value.trim().split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
+}
+
+/// A small map whose entries expire.
+struct TtlMap<K, V> {
+    entries: Mutex<HashMap<K, (V, Instant)>>,
+}
+
+impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
+    fn new() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .get(key)
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(value, _)| value.clone())
+    }
+
+    fn insert(&self, key: K, value: V, ttl: Duration) {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= CACHE_CAPACITY {
+            entries.retain(|_, (_, expires)| *expires > now);
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (value, now + ttl));
+    }
+}
+
+/// Cached tenancy look-ups (cheap to clone; shared by every worker).
+#[derive(Clone)]
+pub(crate) struct TenancyCache {
+    ttl: Duration,
+    api_keys: Arc<TtlMap<String, Uuid>>,
+    webhook_tokens: Arc<TtlMap<String, Uuid>>,
+    agents: Arc<TtlMap<(String, String), Option<Uuid>>>,
+}
+
+impl TenancyCache {
+    /// A cache whose positive answers live for `ttl` (unknown keys and tokens are not cached).
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            api_keys: Arc::new(TtlMap::new()),
+            webhook_tokens: Arc::new(TtlMap::new()),
+            agents: Arc::new(TtlMap::new()),
+        }
+    }
+}
+
+impl AppState {
+    /// The tenant owning this API key (cached).
+    pub(crate) async fn tenant_by_api_key(&self, key: &str) -> Result<Option<Uuid>, ApiError> {
+        let cache = &self.tenancy().api_keys;
+        if let Some(tenant) = cache.get(key) {
+            return Ok(Some(tenant));
+        }
+        let store = self.store().clone();
+        let owned = key.to_owned();
+        let tenant = self
+            .on_db_runtime(async move { store.tenant_by_api_key(&owned).await })
+            .await?
+            .map_err(ApiError::from_store)?;
+        if let Some(tenant) = tenant {
+            cache.insert(key.to_owned(), tenant, self.tenancy().ttl);
+        }
+        Ok(tenant)
+    }
+
+    /// The tenant owning this webhook token (cached).
+    pub(crate) async fn tenant_by_webhook_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<Uuid>, ApiError> {
+        let cache = &self.tenancy().webhook_tokens;
+        if let Some(tenant) = cache.get(token) {
+            return Ok(Some(tenant));
+        }
+        let store = self.store().clone();
+        let owned = token.to_owned();
+        let tenant = self
+            .on_db_runtime(async move { store.tenant_by_webhook_token(&owned).await })
+            .await?
+            .map_err(ApiError::from_store)?;
+        if let Some(tenant) = tenant {
+            cache.insert(token.to_owned(), tenant, self.tenancy().ttl);
+        }
+        Ok(tenant)
+    }
+
+    /// The tenant that registered this provider agent, if any (cached; "none" only briefly).
+    pub(crate) async fn agent_owner(
+        &self,
+        provider: &str,
+        agent_id: &str,
+    ) -> Result<Option<Uuid>, ApiError> {
+        let cache = &self.tenancy().agents;
+        let key = (provider.to_owned(), agent_id.to_owned());
+        if let Some(owner) = cache.get(&key) {
+            return Ok(owner);
+        }
+        let store = self.store().clone();
+        let (p, a) = key.clone();
+        let owner = self
+            .on_db_runtime(async move { store.agent_owner(&p, &a).await })
+            .await?
+            .map_err(ApiError::from_store)?;
+        let ttl = self.tenancy().ttl;
+        cache.insert(
+            key,
+            owner,
+            if owner.is_some() {
+                ttl
+            } else {
+                ttl.min(NEGATIVE_AGENT_TTL)
+            },
+        );
+        Ok(owner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn bearer_token_is_read_case_insensitively() {
+        let req = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "bearer  abc123 "))
+            .to_http_request();
+        assert_eq!(bearer_token(&req), Some("abc123"));
+        let req = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "Basic abc123"))
+            .to_http_request();
+        assert_eq!(bearer_token(&req), None);
+        let req = TestRequest::default()
+            .insert_header((header::AUTHORIZATION, "Bearer "))
+            .to_http_request();
+        assert_eq!(bearer_token(&req), None);
+        assert_eq!(
+            bearer_token(&TestRequest::default().to_http_request()),
+            None
+        );
+    }
+
+    #[test]
+    fn ttl_map_expires_entries() {
+        let map = TtlMap::<String, u32>::new();
+        map.insert("a".into(), 1, Duration::from_secs(60));
+        map.insert("b".into(), 2, Duration::ZERO);
+        assert_eq!(map.get("a"), Some(1));
+        assert_eq!(map.get("b"), None);
+        assert_eq!(map.get("c"), None);
+    }
+}

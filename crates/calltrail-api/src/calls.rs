@@ -1,0 +1,201 @@
+//! `GET /v1/calls`, `GET /v1/calls/{execution_id}`, `GET /v1/calls/{execution_id}/transcript`.
+
+use actix_web::{web, HttpResponse};
+use calltrail_projections::queries::CallFilter;
+use calltrail_projections::views::{CallDetail, CallView, Page, TranscriptView};
+use serde::Deserialize;
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ErrorBody};
+use crate::params::{non_empty, parse_limit, parse_optional_time, parse_phone};
+use crate::AppState;
+
+/// Query of `GET /v1/calls` (every value is validated by hand, so errors carry our codes).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallsQuery {
+    /// Page size, 1–100 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// `completed`, `failed`, `cancelled` or `in_progress`.
+    pub status: Option<String>,
+    /// Provider lifecycle status, e.g. `no-answer`.
+    pub lifecycle_status: Option<String>,
+    /// The contact's number, E.164 (URL-encode the `+`).
+    pub phone: Option<String>,
+    /// The provider's agent id.
+    pub agent_id: Option<String>,
+    /// Calls created at or after this time (RFC 3339 or `YYYY-MM-DD`).
+    #[param(value_type = Option<String>, example = "2024-05-01")]
+    pub from: Option<String>,
+    /// Calls created before this time (RFC 3339 or `YYYY-MM-DD`).
+    #[param(value_type = Option<String>, example = "2024-05-02T00:00:00Z")]
+    pub to: Option<String>,
+}
+
+impl CallsQuery {
+    /// The validated page size and filter.
+    pub(crate) fn parse(&self) -> Result<(i64, CallFilter), ApiError> {
+        let limit = parse_limit(self.limit.as_deref())?;
+        let owned = |v: &Option<String>| non_empty(v.as_deref()).map(str::to_owned);
+        let filter = CallFilter {
+            status: owned(&self.status),
+            lifecycle_status: owned(&self.lifecycle_status),
+            phone: self
+                .phone
+                .as_deref()
+                .filter(|p| !p.trim().is_empty())
+                .map(parse_phone)
+                .transpose()?
+                .map(|p| p.as_str().to_owned()),
+            agent_id: owned(&self.agent_id),
+            from: parse_optional_time("from", non_empty(self.from.as_deref()))?,
+            to: parse_optional_time("to", non_empty(self.to.as_deref()))?,
+        };
+        Ok((limit, filter))
+    }
+}
+
+/// Lists the tenant's calls, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/calls",
+    tag = "calls",
+    params(CallsQuery),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "A page of calls", body = Page<CallView>),
+        (status = 400, description = "`invalid_limit`, `invalid_time`, `invalid_phone`, `invalid_cursor` or `invalid_query`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn list_calls(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    query: web::Query<CallsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (limit, filter) = query.parse()?;
+    let cursor = non_empty(query.cursor.as_deref()).map(str::to_owned);
+    let store = state.store().clone();
+    let page = state
+        .on_db_runtime(async move {
+            store
+                .list_calls(tenant.0, &filter, cursor.as_deref(), limit)
+                .await
+        })
+        .await?
+        .map_err(ApiError::from_store)?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// One call with its timeline.
+#[utoipa::path(
+    get,
+    path = "/v1/calls/{execution_id}",
+    tag = "calls",
+    params(("execution_id" = String, Path, description = "The provider's execution id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The call and its events ordered by `occurred_at`", body = CallDetail),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`not_found` (also for another tenant's call)", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn get_call(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    execution_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store().clone();
+    let execution_id = execution_id.into_inner();
+    let call = state
+        .on_db_runtime(async move { store.get_call(tenant.0, &execution_id).await })
+        .await?
+        .map_err(ApiError::from_store)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(call))
+}
+
+/// A call's transcript and its analysis status.
+#[utoipa::path(
+    get,
+    path = "/v1/calls/{execution_id}/transcript",
+    tag = "calls",
+    params(("execution_id" = String, Path, description = "The provider's execution id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The transcript", body = TranscriptView),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such call for this tenant, or no transcript yet", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn get_transcript(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    execution_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store().clone();
+    let execution_id = execution_id.into_inner();
+    let transcript = state
+        .on_db_runtime(async move { store.get_transcript(tenant.0, &execution_id).await })
+        .await?
+        .map_err(ApiError::from_store)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(transcript))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_query_is_the_default_page() {
+        let parsed = CallsQuery::default().parse();
+        let (limit, filter) = parsed.unwrap_or_default();
+        assert_eq!(limit, 50);
+        assert!(filter.from.is_none() && filter.phone.is_none() && filter.status.is_none());
+    }
+
+    #[test]
+    fn filters_are_validated_and_normalized() {
+        let query = CallsQuery {
+            limit: Some("10".into()),
+            status: Some("completed".into()),
+            phone: Some(" 1 415 555 0132".into()),
+            from: Some("2024-05-01".into()),
+            to: Some("".into()),
+            ..CallsQuery::default()
+        };
+        let (limit, filter) = query.parse().unwrap_or_default();
+        assert_eq!(limit, 10);
+        assert_eq!(filter.status.as_deref(), Some("completed"));
+        assert_eq!(filter.phone.as_deref(), Some("+14155550132"));
+        assert!(filter.from.is_some());
+        assert!(filter.to.is_none());
+    }
+
+    #[test]
+    fn invalid_values_name_their_code() {
+        let code = |query: CallsQuery| query.parse().err().map(|e| e.code());
+        let limit = CallsQuery {
+            limit: Some("0".into()),
+            ..CallsQuery::default()
+        };
+        assert_eq!(code(limit), Some("invalid_limit"));
+        let to = CallsQuery {
+            to: Some("tomorrow".into()),
+            ..CallsQuery::default()
+        };
+        assert_eq!(code(to), Some("invalid_time"));
+        let phone = CallsQuery {
+            phone: Some("12".into()),
+            ..CallsQuery::default()
+        };
+        assert_eq!(code(phone), Some("invalid_phone"));
+    }
+}

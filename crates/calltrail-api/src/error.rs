@@ -1,0 +1,480 @@
+//! The API's one error table: every failure is an [`ApiError`], answered as
+//! `{"error":{"code":"snake_case","message":"human sentence"}}` with the status of its row.
+
+use std::borrow::Cow;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::params::MAX_LIMIT;
+
+/// A boxed cause kept for the log (never shown to clients).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything the API can answer with besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No valid `Authorization: Bearer <api_key>`.
+    #[error("missing or unknown API key")]
+    Unauthorized,
+    /// The webhook token in the path belongs to no tenant.
+    #[error("unknown webhook token")]
+    UnknownWebhookToken,
+    /// A webhook for a provider calltrail has no endpoint for.
+    #[error("unknown provider `{0}`")]
+    UnknownProvider(String),
+    /// The payload's agent is registered to a different tenant than the token's.
+    #[error("agent `{0}` belongs to another tenant")]
+    AgentOfAnotherTenant(String),
+    /// The webhook body is not a usable provider payload.
+    #[error(transparent)]
+    InvalidPayload(#[from] calltrail_core::PayloadError),
+    /// The event log refused the payload's content (e.g. `\u0000` in a JSON string).
+    #[error("the event log refused the payload: {0}")]
+    PayloadRefused(String),
+    /// The body exceeds the configured limit.
+    #[error("body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body did not arrive in time.
+    #[error("body not received within {seconds} s")]
+    BodyTimeout {
+        /// The time allowed.
+        seconds: u64,
+    },
+    /// Reading the body failed (client disconnected, bad chunked encoding, …).
+    #[error("reading the body failed: {0}")]
+    BodyRead(String),
+    /// `limit` outside 1–100 or not an integer.
+    #[error("invalid limit")]
+    InvalidLimit,
+    /// `from`/`to` neither RFC 3339 nor `YYYY-MM-DD`.
+    #[error("invalid `{param}`")]
+    InvalidTime {
+        /// The parameter's name.
+        param: &'static str,
+    },
+    /// `phone` is not an international number.
+    #[error(transparent)]
+    InvalidPhone(#[from] calltrail_core::PhoneNumberError),
+    /// The pagination cursor is not one we issued.
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
+    /// The query string could not be read.
+    #[error("invalid query string: {0}")]
+    InvalidQuery(String),
+    /// A path segment could not be read.
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    /// The resource does not exist for this tenant (another tenant's answers the same).
+    #[error("not found")]
+    NotFound,
+    /// No route has this path.
+    #[error("no such route")]
+    RouteNotFound,
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The database is down or too slow; retrying later may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] Cause),
+    /// A bug or an unexpected database answer.
+    #[error("internal error: {0}")]
+    Internal(#[source] Cause),
+}
+
+impl ApiError {
+    /// The table: `(code, HTTP status, message)` of every error. A new error is one row here.
+    pub fn row(&self) -> (&'static str, StatusCode, Cow<'static, str>) {
+        use ApiError as E;
+        match self {
+            E::Unauthorized => (
+                "unauthorized",
+                StatusCode::UNAUTHORIZED,
+                "A valid API key is required: send `Authorization: Bearer <api_key>`.".into(),
+            ),
+            E::UnknownWebhookToken => (
+                "unknown_webhook_token",
+                StatusCode::UNAUTHORIZED,
+                "The webhook token in the URL belongs to no account.".into(),
+            ),
+            E::UnknownProvider(name) => (
+                "unknown_provider",
+                StatusCode::NOT_FOUND,
+                format!("No webhook endpoint exists for provider `{name}`.").into(),
+            ),
+            E::AgentOfAnotherTenant(agent) => (
+                "agent_of_another_tenant",
+                StatusCode::FORBIDDEN,
+                format!("Agent `{agent}` is registered to another account.").into(),
+            ),
+            E::InvalidPayload(err) => (
+                "invalid_payload",
+                StatusCode::BAD_REQUEST,
+                sentence(err.to_string()).into(),
+            ),
+            E::PayloadRefused(reason) => (
+                "invalid_payload",
+                StatusCode::BAD_REQUEST,
+                format!("The payload cannot be stored: {reason}.").into(),
+            ),
+            E::PayloadTooLarge { limit } => (
+                "payload_too_large",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("The body is larger than the limit of {limit} bytes.").into(),
+            ),
+            E::BodyTimeout { seconds } => (
+                "request_timeout",
+                StatusCode::REQUEST_TIMEOUT,
+                format!("The body was not received within {seconds} seconds.").into(),
+            ),
+            E::BodyRead(reason) => (
+                "invalid_body",
+                StatusCode::BAD_REQUEST,
+                format!("The body could not be read: {reason}.").into(),
+            ),
+            E::InvalidLimit => (
+                "invalid_limit",
+                StatusCode::BAD_REQUEST,
+                format!("`limit` must be an integer from 1 to {MAX_LIMIT}.").into(),
+            ),
+            E::InvalidTime { param } => (
+                "invalid_time",
+                StatusCode::BAD_REQUEST,
+                format!("`{param}` must be an RFC 3339 timestamp or a date `YYYY-MM-DD`.").into(),
+            ),
+            E::InvalidPhone(err) => (
+                "invalid_phone",
+                StatusCode::BAD_REQUEST,
+                sentence(format!("`phone` is invalid: {err}")).into(),
+            ),
+            E::InvalidCursor(_) => (
+                "invalid_cursor",
+                StatusCode::BAD_REQUEST,
+                "`cursor` is not one this API issued: pass the previous page's `next_cursor` unchanged (URL-encoded)."
+                    .into(),
+            ),
+            E::InvalidQuery(reason) => (
+                "invalid_query",
+                StatusCode::BAD_REQUEST,
+                sentence(format!("The query string is invalid: {reason}")).into(),
+            ),
+            E::InvalidPath(reason) => (
+                "invalid_path",
+                StatusCode::BAD_REQUEST,
+                sentence(format!("The path is invalid: {reason}")).into(),
+            ),
+            E::NotFound => (
+                "not_found",
+                StatusCode::NOT_FOUND,
+                "No such resource.".into(),
+            ),
+            E::RouteNotFound => (
+                "route_not_found",
+                StatusCode::NOT_FOUND,
+                "No route matches this path.".into(),
+            ),
+            E::MethodNotAllowed => (
+                "method_not_allowed",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "This route does not accept this HTTP method.".into(),
+            ),
+            E::Unavailable(_) => (
+                "unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The database is unavailable; retry shortly.".into(),
+            ),
+            E::Internal(_) => (
+                "internal",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "An internal error occurred.".into(),
+            ),
+        }
+    }
+
+    /// The snake_case code of this error.
+    pub fn code(&self) -> &'static str {
+        self.row().0
+    }
+
+    /// The client-facing sentence of this error.
+    pub fn message(&self) -> String {
+        self.row().2.into_owned()
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> ErrorBody {
+        let (code, _, message) = self.row();
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.into_owned(),
+            },
+        }
+    }
+
+    /// Wraps a read-side error: unavailable → 503, a bad cursor → 400, anything else → 500.
+    pub fn from_store(err: calltrail_projections::Error) -> Self {
+        use calltrail_projections::Error as P;
+        if err.is_unavailable() {
+            return ApiError::Unavailable(Box::new(err));
+        }
+        match err {
+            P::Invalid(reason) => ApiError::InvalidCursor(reason),
+            P::NotFound(_) => ApiError::NotFound,
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+
+    /// Wraps an event-log error: unavailable → 503, refused content → 400, anything else → 500.
+    pub fn from_log(err: calltrail_eventlog::Error) -> Self {
+        if err.is_unavailable() {
+            return ApiError::Unavailable(Box::new(err));
+        }
+        match err {
+            calltrail_eventlog::Error::InvalidEvent(reason) => ApiError::PayloadRefused(reason),
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+/// `{"error":{"code","message"}}`, the body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `invalid_limit`.
+    #[schema(example = "invalid_limit")]
+    pub code: String,
+    /// A human sentence.
+    pub message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.row().1
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (code, status, _) = self.row();
+        match self {
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(code, error = %cause, "answering 503: database unavailable");
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(code, error = %cause, "answering 500: internal error");
+            }
+            _ => {}
+        }
+        let mut response = HttpResponse::build(status);
+        if matches!(self, ApiError::Unavailable(_)) {
+            response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        response.json(self.body())
+    }
+}
+
+/// Capitalises the first letter and ends with a full stop, so every message reads as a sentence.
+fn sentence(text: String) -> String {
+    let text = text.trim_end();
+    let mut chars = text.chars();
+    let mut out = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+/// `QueryConfig` error handler: a query string that does not deserialize answers `invalid_query`.
+pub(crate) fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &HttpRequest,
+) -> actix_web::Error {
+    ApiError::InvalidQuery(err.to_string()).into()
+}
+
+/// `PathConfig` error handler: a path that does not deserialize answers `invalid_path`.
+pub(crate) fn path_error(err: actix_web::error::PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::InvalidPath(err.to_string()).into()
+}
+
+/// Default service: unknown routes answer 404 `route_not_found`.
+pub(crate) async fn route_not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound)
+}
+
+/// `ErrorHandlers` hook: actix's own empty 405 becomes our JSON body (the `Allow` header is kept).
+pub(crate) fn method_not_allowed<B>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let (req, res) = res.into_parts();
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let mut json = HttpResponse::MethodNotAllowed();
+    if let Some(allow) = allow {
+        json.insert_header((header::ALLOW, allow));
+    }
+    let body: HttpResponse<BoxBody> = json.json(ApiError::MethodNotAllowed.body());
+    let res = ServiceResponse::new(req, body).map_into_right_body::<B>();
+    Ok(ErrorHandlerResponse::Response(res))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use calltrail_core::PayloadError;
+
+    fn all() -> Vec<ApiError> {
+        vec![
+            ApiError::Unauthorized,
+            ApiError::UnknownWebhookToken,
+            ApiError::UnknownProvider("acme".into()),
+            ApiError::AgentOfAnotherTenant("a1".into()),
+            ApiError::InvalidPayload(PayloadError::MissingField("id")),
+            ApiError::PayloadRefused("bad escape".into()),
+            ApiError::PayloadTooLarge { limit: 10 },
+            ApiError::BodyTimeout { seconds: 30 },
+            ApiError::BodyRead("closed".into()),
+            ApiError::InvalidLimit,
+            ApiError::InvalidTime { param: "from" },
+            ApiError::InvalidCursor("not base64".into()),
+            ApiError::InvalidQuery("duplicate field".into()),
+            ApiError::InvalidPath("bad".into()),
+            ApiError::NotFound,
+            ApiError::RouteNotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::Unavailable("pool timed out".into()),
+            ApiError::Internal("boom".into()),
+        ]
+    }
+
+    #[test]
+    fn every_row_has_a_snake_case_code_and_a_sentence() {
+        for err in all() {
+            let (code, status, message) = err.row();
+            assert!(
+                code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{code}"
+            );
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code}"
+            );
+            assert!(
+                message.ends_with('.')
+                    && message.starts_with(|c: char| c.is_uppercase() || c == '`'),
+                "{code}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_table_matches_the_contract() {
+        let expect = [
+            (ApiError::Unauthorized, "unauthorized", 401),
+            (ApiError::UnknownWebhookToken, "unknown_webhook_token", 401),
+            (
+                ApiError::UnknownProvider("x".into()),
+                "unknown_provider",
+                404,
+            ),
+            (
+                ApiError::AgentOfAnotherTenant("x".into()),
+                "agent_of_another_tenant",
+                403,
+            ),
+            (
+                ApiError::InvalidPayload(PayloadError::NotAnObject),
+                "invalid_payload",
+                400,
+            ),
+            (ApiError::PayloadRefused("x".into()), "invalid_payload", 400),
+            (
+                ApiError::PayloadTooLarge { limit: 1 },
+                "payload_too_large",
+                413,
+            ),
+            (ApiError::InvalidLimit, "invalid_limit", 400),
+            (ApiError::InvalidTime { param: "to" }, "invalid_time", 400),
+            (ApiError::NotFound, "not_found", 404),
+            (ApiError::Unavailable("x".into()), "unavailable", 503),
+        ];
+        for (err, code, status) in expect {
+            assert_eq!(err.code(), code);
+            assert_eq!(err.status_code().as_u16(), status, "{code}");
+        }
+    }
+
+    #[test]
+    fn the_body_is_the_error_envelope() {
+        let body = serde_json::to_value(ApiError::InvalidLimit.body()).unwrap_or_default();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "invalid_limit", "message": "`limit` must be an integer from 1 to 100."}})
+        );
+    }
+
+    #[test]
+    fn causes_are_never_shown_to_clients() {
+        let err = ApiError::Internal("password=hunter2".into());
+        assert!(!err.message().contains("hunter2"));
+        let err = ApiError::Unavailable("host db.internal".into());
+        assert!(!err.message().contains("db.internal"));
+    }
+
+    #[test]
+    fn unavailable_answers_carry_retry_after() {
+        let response = ApiError::Unavailable("x".into()).error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn store_and_log_errors_map_to_their_rows() {
+        use calltrail_projections::Error as P;
+        assert_eq!(
+            ApiError::from_store(P::Unavailable("x".into())).code(),
+            "unavailable"
+        );
+        assert_eq!(
+            ApiError::from_store(P::Invalid("bad cursor".into())).code(),
+            "invalid_cursor"
+        );
+        assert_eq!(
+            ApiError::from_store(P::NotFound("x".into())).code(),
+            "not_found"
+        );
+        assert_eq!(ApiError::from_store(P::ReplayRunning).code(), "internal");
+        use calltrail_eventlog::Error as L;
+        assert_eq!(ApiError::from_log(L::AppenderClosed).code(), "unavailable");
+        assert_eq!(
+            ApiError::from_log(L::InvalidEvent("x".into())).code(),
+            "invalid_payload"
+        );
+        let corrupt = L::Corrupt {
+            position: 1,
+            reason: "x".into(),
+        };
+        assert_eq!(ApiError::from_log(corrupt).code(), "internal");
+    }
+}

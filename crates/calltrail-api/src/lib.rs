@@ -1,0 +1,257 @@
+//! calltrail-api — the HTTP surface: provider webhooks in, the read API out, plus health,
+//! metrics and the OpenAPI document. Handlers are thin: parse, call one use case, map the result.
+//!
+//! Modules:
+//! - [`webhooks`]: `POST /v1/webhooks/{provider}/{token}`: bounded body, intake, rejected log ([`webhooks::bolna`]).
+//! - [`calls`]: `GET /v1/calls`, `/v1/calls/{execution_id}`, `/v1/calls/{execution_id}/transcript`.
+//! - [`contacts`]: `GET /v1/contacts`.
+//! - [`credits`]: `GET /v1/credits`.
+//! - [`health`]: `GET /healthz`, `GET /readyz`.
+//! - [`metrics`]: the [`Metrics`] registry, request/webhook metrics, `GET /metrics`.
+//! - [`openapi`]: `GET /openapi.json` ([`openapi::ApiDoc`]).
+//! - [`auth`]: the [`auth::Tenant`] extractor (bearer API key) and the tenancy cache.
+//! - [`params`]: `limit`, `from`/`to` and `phone` parsing.
+//! - [`error`]: [`ApiError`], the one table of error codes, statuses and messages.
+
+pub mod auth;
+pub mod calls;
+pub mod contacts;
+pub mod credits;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod params;
+pub mod webhooks;
+
+#[cfg(test)]
+mod http_tests;
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlers;
+use actix_web::{web, App, HttpServer, Route};
+use calltrail_eventlog::{Appender, EventLog};
+use calltrail_projections::ReadStore;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+use auth::TenancyCache;
+
+/// HTTP server settings (`max_body_bytes` comes from `CALLTRAIL_MAX_BODY_BYTES`).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest webhook body accepted; beyond it the answer is 413 (default 2 MiB).
+    pub max_body_bytes: usize,
+    /// HTTP worker threads (default: available parallelism).
+    pub workers: usize,
+    /// Open connections per worker; further connections wait in the accept backlog.
+    pub max_connections: usize,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive: Duration,
+    /// How long a client may take to send a request's head before it gets 408.
+    pub client_request_timeout: Duration,
+    /// How long a closing connection may take to shut down.
+    pub client_disconnect_timeout: Duration,
+    /// How long a client may take to send a webhook body before it gets 408.
+    pub body_timeout: Duration,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// How long API keys, webhook tokens and agent owners are cached in memory.
+    pub auth_cache_ttl: Duration,
+    /// How long `/readyz` waits for the databases.
+    pub readiness_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 2_097_152,
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            max_connections: 4_096,
+            keep_alive: Duration::from_secs(30),
+            client_request_timeout: Duration::from_secs(5),
+            client_disconnect_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            auth_cache_ttl: Duration::from_secs(30),
+            readiness_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Everything a handler needs (cheap to clone: every field is a shared handle).
+#[derive(Clone)]
+pub struct AppState {
+    log: EventLog,
+    appender: Appender,
+    store: ReadStore,
+    config: ApiConfig,
+    metrics: Metrics,
+    tenancy: TenancyCache,
+    db_runtime: Option<tokio::runtime::Handle>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Wires the handles together, with a fresh [`Metrics`] registry.
+    ///
+    /// Call it on the runtime that owns the pools (the binary's main runtime): HTTP workers run
+    /// their own single-threaded runtimes, so every database call is sent to this one, where
+    /// pooled connections live and outlive the workers (the projector and a final append flush
+    /// keep using them after the server stops).
+    pub fn new(log: EventLog, appender: Appender, store: ReadStore, config: ApiConfig) -> Self {
+        Self {
+            db_runtime: tokio::runtime::Handle::try_current().ok(),
+            tenancy: TenancyCache::new(config.auth_cache_ttl),
+            log,
+            appender,
+            store,
+            config,
+            metrics: Metrics::new(),
+        }
+    }
+
+    /// Uses this registry instead (e.g. one the binary already registered its metrics on).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics registry: register more metrics on it through [`Metrics::with_registry`].
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The server settings.
+    pub fn config(&self) -> &ApiConfig {
+        &self.config
+    }
+
+    /// The event log (pings, rejected log).
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// The group-commit appender.
+    pub fn appender(&self) -> &Appender {
+        &self.appender
+    }
+
+    /// The read store (queries, tenancy).
+    pub fn store(&self) -> &ReadStore {
+        &self.store
+    }
+
+    pub(crate) fn tenancy(&self) -> &TenancyCache {
+        &self.tenancy
+    }
+
+    /// Runs a database future on the runtime that owns the pools (see [`AppState::new`]).
+    pub(crate) async fn on_db_runtime<F>(&self, future: F) -> Result<F::Output, ApiError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let Some(runtime) = &self.db_runtime else {
+            return Ok(future.await);
+        };
+        runtime.spawn(future).await.map_err(|err| {
+            if err.is_cancelled() {
+                ApiError::Unavailable(Box::new(err))
+            } else {
+                ApiError::Internal(Box::new(err))
+            }
+        })
+    }
+}
+
+/// Starts the HTTP server on `listener`. Await the returned [`Server`] to run it; stop it
+/// through `server.handle().stop(true)` (it installs no signal handlers of its own).
+pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let config = state.config.clone();
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || app(data.clone()))
+        .workers(config.workers.max(1))
+        .max_connections(config.max_connections.max(1))
+        .keep_alive(config.keep_alive)
+        .client_request_timeout(config.client_request_timeout)
+        .client_disconnect_timeout(config.client_disconnect_timeout)
+        .shutdown_timeout(config.shutdown_timeout.as_secs())
+        .disable_signals()
+        .listen(listener)?
+        .run();
+    Ok(server)
+}
+
+/// The application: routes, extractor error handlers, metrics middleware, JSON 404/405.
+pub fn app(
+    data: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(data)
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .configure(routes)
+        .default_service(web::to(error::route_not_found))
+        .wrap(
+            ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, error::method_not_allowed),
+        )
+        .wrap_fn(metrics::track)
+}
+
+/// Every route. Order matters: the Bolna webhook is matched before the catch-all provider
+/// route. Each path is one resource, so a known path with another method answers 405.
+fn routes(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str, route: Route| web::resource(path).route(route);
+    cfg.service(resource("/healthz", web::get().to(health::healthz)))
+        .service(resource("/readyz", web::get().to(health::readyz)))
+        .service(resource("/metrics", web::get().to(metrics::metrics)))
+        .service(resource(
+            "/openapi.json",
+            web::get().to(openapi::openapi_json),
+        ))
+        .service(resource(
+            "/v1/webhooks/bolna/{webhook_token}",
+            web::post().to(webhooks::bolna::receive),
+        ))
+        .service(resource(
+            "/v1/webhooks/{provider}/{webhook_token}",
+            web::post().to(webhooks::unknown_provider),
+        ))
+        .service(resource("/v1/calls", web::get().to(calls::list_calls)))
+        .service(resource(
+            "/v1/calls/{execution_id}",
+            web::get().to(calls::get_call),
+        ))
+        .service(resource(
+            "/v1/calls/{execution_id}/transcript",
+            web::get().to(calls::get_transcript),
+        ))
+        .service(resource(
+            "/v1/contacts",
+            web::get().to(contacts::list_contacts),
+        ))
+        .service(resource("/v1/credits", web::get().to(credits::credits)));
+}

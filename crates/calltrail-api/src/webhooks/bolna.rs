@@ -1,0 +1,218 @@
+//! `POST /v1/webhooks/bolna/{webhook_token}`: a thin handler around `intake`, which turns one
+//! received Bolna webhook into a committed event or a refusal kept in the rejected log.
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{web, HttpRequest, HttpResponse};
+use calltrail_core::event::CALL_EVENT_SCHEMA_VERSION;
+use calltrail_core::providers::bolna;
+use calltrail_core::Provider;
+use calltrail_eventlog::{NewEvent, RejectedWebhook};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{read_body, redact_headers, IntakeBackend, ReceivedBody, WebhookReceipt};
+use crate::error::{ApiError, ErrorBody};
+use crate::metrics::WebhookOutcome;
+use crate::AppState;
+
+const PROVIDER: Provider = Provider::Bolna;
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// One received webhook request, as the handler hands it to [`intake`].
+#[derive(Debug)]
+pub(crate) struct Delivery<'a> {
+    /// The webhook token from the path (a secret: never logged).
+    pub token: &'a str,
+    /// The body, possibly incomplete.
+    pub body: ReceivedBody,
+    /// Request headers (redacted before they are stored).
+    pub headers: &'a HeaderMap,
+    /// When the request arrived: the event time when the payload has none.
+    pub received_at: DateTime<Utc>,
+}
+
+/// Receives a Bolna execution webhook.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/bolna/{webhook_token}",
+    tag = "webhooks",
+    params(("webhook_token" = String, Path, description = "The tenant's webhook token (from `calltrail admin create-user`)")),
+    request_body(content = Object, description = "A Bolna execution payload; `id` and `status` are required", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Committed as a new event", body = WebhookReceipt),
+        (status = 200, description = "This `(id, status)` was already recorded", body = WebhookReceipt),
+        (status = 400, description = "`invalid_payload` (kept in the rejected log)", body = ErrorBody),
+        (status = 401, description = "`unknown_webhook_token` (kept in the rejected log)", body = ErrorBody),
+        (status = 403, description = "`agent_of_another_tenant` (kept in the rejected log)", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "`payload_too_large` (kept in the rejected log)", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is down; retry", body = ErrorBody),
+    )
+)]
+pub async fn receive(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let received_at = Utc::now();
+    let config = state.config();
+    let body = read_body(
+        payload,
+        req.headers(),
+        config.max_body_bytes,
+        config.body_timeout,
+    )
+    .await;
+    let delivery = Delivery {
+        token: token.as_str(),
+        body,
+        headers: req.headers(),
+        received_at,
+    };
+    let result = intake(state.get_ref(), delivery).await;
+    let outcome = match &result {
+        Ok(receipt) => receipt.outcome(),
+        Err(err) => WebhookOutcome::Rejected(err.code()),
+    };
+    state.metrics().webhook(PROVIDER.as_str(), outcome);
+    result.map(WebhookReceipt::into_response)
+}
+
+/// Validates, normalizes and appends one Bolna webhook. Every refusal except an unavailable
+/// database is kept in the rejected log before the error is returned.
+pub(crate) async fn intake<B: IntakeBackend>(
+    backend: &B,
+    delivery: Delivery<'_>,
+) -> Result<WebhookReceipt, ApiError> {
+    let Delivery {
+        token,
+        body: ReceivedBody { bytes, problem },
+        headers,
+        received_at,
+    } = delivery;
+    let rejected = move |tenant_id: Option<Uuid>, error: ApiError, body: Vec<u8>| {
+        reject(backend, headers, tenant_id, error, body)
+    };
+
+    let tenant = backend.tenant_by_token(token).await;
+    if let Some(problem) = problem {
+        // The body is incomplete: refuse it whatever the token (the tenant is noted when known).
+        return Err(rejected(tenant.ok().flatten(), problem, bytes).await);
+    }
+    let Some(tenant) = tenant? else {
+        return Err(rejected(None, ApiError::UnknownWebhookToken, bytes).await);
+    };
+    let payload = match bolna::parse(&bytes) {
+        Ok(payload) => payload,
+        Err(err) => return Err(rejected(Some(tenant), err.into(), bytes).await),
+    };
+    let execution_id = payload.execution_id().to_owned();
+    if let Some(agent_id) = payload.agent_id() {
+        if let Some(owner) = backend.agent_owner(PROVIDER.as_str(), agent_id).await? {
+            if owner != tenant {
+                let error = ApiError::AgentOfAnotherTenant(agent_id.to_owned());
+                return Err(rejected(Some(tenant), error, bytes).await);
+            }
+        }
+    }
+
+    let event = payload.normalize(received_at);
+    let event_type = event.status.as_str().to_owned();
+    let data = serde_json::to_string(&event).map_err(|err| ApiError::Internal(Box::new(err)))?;
+    // `parse` accepted the body, so it is UTF-8 JSON; only a byte-order mark may precede it.
+    let text = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
+    let text = match std::str::from_utf8(text) {
+        Ok(text) => text.to_owned(),
+        Err(err) => {
+            let error = ApiError::PayloadRefused(format!("the body is not UTF-8 ({err})"));
+            return Err(rejected(Some(tenant), error, bytes).await);
+        }
+    };
+    let new_event = NewEvent {
+        tenant_id: tenant,
+        provider: PROVIDER.as_str().to_owned(),
+        stream_id: execution_id.clone(),
+        event_type: event_type.clone(),
+        schema_version: CALL_EVENT_SCHEMA_VERSION,
+        occurred_at: event.occurred_at,
+        data,
+        payload: Some(text),
+        metadata: metadata(headers, received_at, bytes.len()),
+    };
+    match backend.append(new_event).await {
+        Ok(outcome) => {
+            let receipt = WebhookReceipt::new(execution_id, event_type, outcome);
+            if receipt.conflict == Some(true) {
+                tracing::info!(
+                    execution_id = %receipt.execution_id,
+                    event = %receipt.event,
+                    position = receipt.position,
+                    "duplicate webhook with a different body, kept for review"
+                );
+            } else {
+                tracing::debug!(
+                    execution_id = %receipt.execution_id,
+                    event = %receipt.event,
+                    position = receipt.position,
+                    duplicate = receipt.duplicate,
+                    "webhook recorded"
+                );
+            }
+            Ok(receipt)
+        }
+        Err(err) => match ApiError::from_log(err) {
+            refused @ ApiError::PayloadRefused(_) => {
+                tracing::info!(%execution_id, "the event log refused a webhook's content");
+                Err(rejected(Some(tenant), refused, bytes).await)
+            }
+            other => Err(other),
+        },
+    }
+}
+
+/// Keeps a refused request in the rejected log and hands the error back.
+async fn reject<B: IntakeBackend>(
+    backend: &B,
+    headers: &HeaderMap,
+    tenant_id: Option<Uuid>,
+    error: ApiError,
+    body: Vec<u8>,
+) -> ApiError {
+    let (code, status, reason) = error.row();
+    tracing::info!(
+        provider = PROVIDER.as_str(),
+        code,
+        status = status.as_u16(),
+        tenant_id = ?tenant_id,
+        body_bytes = body.len(),
+        "webhook rejected"
+    );
+    backend
+        .record_rejected(RejectedWebhook {
+            provider: PROVIDER.as_str().to_owned(),
+            tenant_id,
+            reason: reason.into_owned(),
+            status_code: status.as_u16(),
+            headers: redact_headers(headers),
+            body,
+        })
+        .await;
+    error
+}
+
+/// The request metadata stored with the event: receive time, content type, user agent, size.
+fn metadata(headers: &HeaderMap, received_at: DateTime<Utc>, body_bytes: usize) -> String {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    serde_json::json!({
+        "received_at": received_at,
+        "content_type": text(header::CONTENT_TYPE),
+        "user_agent": text(header::USER_AGENT),
+        "body_bytes": body_bytes,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+#[path = "bolna_tests.rs"]
+mod tests;

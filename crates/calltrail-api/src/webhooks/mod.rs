@@ -1,0 +1,325 @@
+//! Webhook intake shared by every provider: bounded body reading, header redaction for the
+//! rejected log, the backend the intake talks to, the receipt it answers with, and the
+//! catch-all route for providers calltrail does not know.
+//!
+//! Modules:
+//! - [`bolna`]: `POST /v1/webhooks/bolna/{webhook_token}` and its testable intake function.
+
+pub mod bolna;
+
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use calltrail_eventlog::{AppendOutcome, NewEvent, RejectedWebhook};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::metrics::WebhookOutcome;
+use crate::AppState;
+
+/// Largest capacity reserved up front from a `Content-Length` (the rest grows as bytes arrive).
+const MAX_PREALLOCATION: usize = 64 * 1024;
+/// Longest provider name echoed back in an `unknown_provider` message.
+const MAX_ECHOED_PROVIDER: usize = 64;
+
+/// A webhook body as far as it was read, and why reading stopped early, if it did.
+#[derive(Debug)]
+pub(crate) struct ReceivedBody {
+    /// The bytes received (at most the limit).
+    pub bytes: Vec<u8>,
+    /// `payload_too_large`, `request_timeout` or `invalid_body` when the body is incomplete.
+    pub problem: Option<ApiError>,
+}
+
+/// Reads a body as a stream, keeping at most `limit` bytes and giving up after `timeout`.
+pub(crate) async fn read_body(
+    mut payload: web::Payload,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: Duration,
+) -> ReceivedBody {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut bytes = Vec::with_capacity(announced.min(limit).min(MAX_PREALLOCATION));
+    let read = async {
+        while let Some(chunk) = payload.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    let room = limit.saturating_sub(bytes.len());
+                    if chunk.len() > room {
+                        bytes.extend_from_slice(&chunk[..room]);
+                        return Some(ApiError::PayloadTooLarge { limit });
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Err(err) => return Some(ApiError::BodyRead(err.to_string())),
+            }
+        }
+        None
+    };
+    let problem = match tokio::time::timeout(timeout, read).await {
+        Ok(problem) => problem,
+        Err(_) => Some(ApiError::BodyTimeout {
+            seconds: timeout.as_secs(),
+        }),
+    };
+    ReceivedBody { bytes, problem }
+}
+
+/// True for headers that must not be stored: credentials, cookies, signatures, tokens.
+pub(crate) fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
+    ) || ["token", "secret", "key", "signature", "auth"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// Request headers as a JSON object for the rejected log, secrets removed; a repeated header
+/// becomes an array.
+pub(crate) fn redact_headers(headers: &HeaderMap) -> Value {
+    let mut out = Map::new();
+    for (name, value) in headers.iter() {
+        let name = name.as_str();
+        if is_secret_header(name) {
+            continue;
+        }
+        let value = Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned());
+        match out.get_mut(name) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value]);
+            }
+            None => {
+                out.insert(name.to_owned(), value);
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// What webhook intake needs from the outside world (implemented by [`AppState`]; faked in tests).
+pub(crate) trait IntakeBackend {
+    /// The tenant owning a webhook token.
+    async fn tenant_by_token(&self, token: &str) -> Result<Option<Uuid>, ApiError>;
+    /// The tenant that registered a provider agent, if any did.
+    async fn agent_owner(&self, provider: &str, agent_id: &str) -> Result<Option<Uuid>, ApiError>;
+    /// Appends an event; answers only after its outcome is committed.
+    async fn append(&self, event: NewEvent) -> Result<AppendOutcome, calltrail_eventlog::Error>;
+    /// Keeps a refused request; a failure is logged, never raised (the answer goes out anyway).
+    async fn record_rejected(&self, rejected: RejectedWebhook);
+}
+
+impl IntakeBackend for AppState {
+    async fn tenant_by_token(&self, token: &str) -> Result<Option<Uuid>, ApiError> {
+        AppState::tenant_by_webhook_token(self, token).await
+    }
+
+    async fn agent_owner(&self, provider: &str, agent_id: &str) -> Result<Option<Uuid>, ApiError> {
+        AppState::agent_owner(self, provider, agent_id).await
+    }
+
+    async fn append(&self, event: NewEvent) -> Result<AppendOutcome, calltrail_eventlog::Error> {
+        self.appender().append(event).await
+    }
+
+    async fn record_rejected(&self, rejected: RejectedWebhook) {
+        let log = self.log().clone();
+        let (provider, status_code) = (rejected.provider.clone(), rejected.status_code);
+        let recorded = self
+            .on_db_runtime(async move { log.record_rejected(&rejected).await })
+            .await;
+        let failure = match recorded {
+            Ok(Ok(())) => return,
+            Ok(Err(err)) => err.to_string(),
+            Err(err) => err.to_string(),
+        };
+        tracing::error!(
+            %provider,
+            status_code,
+            error = %failure,
+            "could not keep a rejected webhook in the rejected log"
+        );
+    }
+}
+
+/// The answer to an accepted or duplicate webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct WebhookReceipt {
+    /// `accepted` (202) or `duplicate` (200).
+    #[schema(example = "accepted")]
+    pub status: String,
+    /// True when this `(execution_id, status)` was already recorded.
+    pub duplicate: bool,
+    /// The provider's execution id.
+    pub execution_id: String,
+    /// The event type: the provider status exactly as sent.
+    #[schema(example = "completed")]
+    pub event: String,
+    /// Position of the event in the log (of the earlier one, for a duplicate).
+    pub position: i64,
+    /// For a duplicate: whether its body differed from the recorded one (kept for review).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<bool>,
+}
+
+impl WebhookReceipt {
+    /// Builds the receipt for an append outcome.
+    pub(crate) fn new(execution_id: String, event: String, outcome: AppendOutcome) -> Self {
+        match outcome {
+            AppendOutcome::Appended { position } => Self {
+                status: "accepted".to_owned(),
+                duplicate: false,
+                execution_id,
+                event,
+                position,
+                conflict: None,
+            },
+            AppendOutcome::Duplicate { position, conflict } => Self {
+                status: "duplicate".to_owned(),
+                duplicate: true,
+                execution_id,
+                event,
+                position,
+                conflict: Some(conflict),
+            },
+        }
+    }
+
+    /// How this receipt counts in the metrics.
+    pub(crate) fn outcome(&self) -> WebhookOutcome {
+        match (self.duplicate, self.conflict) {
+            (false, _) => WebhookOutcome::Accepted,
+            (true, Some(true)) => WebhookOutcome::Conflict,
+            (true, _) => WebhookOutcome::Duplicate,
+        }
+    }
+
+    /// 202 for a new event, 200 for a duplicate.
+    pub(crate) fn into_response(self) -> HttpResponse {
+        let status = if self.duplicate {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        };
+        HttpResponse::build(status).json(self)
+    }
+}
+
+/// `POST /v1/webhooks/{provider}/{webhook_token}` for a provider calltrail does not know.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{provider}/{webhook_token}",
+    tag = "webhooks",
+    params(
+        ("provider" = String, Path, description = "A provider name; only `bolna` is served today"),
+        ("webhook_token" = String, Path, description = "The tenant's webhook token"),
+    ),
+    request_body(content = Object, description = "The provider's payload", content_type = "application/json"),
+    responses((status = 404, description = "`unknown_provider`", body = ErrorBody))
+)]
+pub async fn unknown_provider(path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
+    let (provider, _token) = path.into_inner();
+    let shown: String = provider.chars().take(MAX_ECHOED_PROVIDER).collect();
+    Err(ApiError::UnknownProvider(shown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn secrets_are_removed_from_stored_headers() {
+        let map = headers(&[
+            ("content-type", "application/json"),
+            ("user-agent", "bolna/1.0"),
+            ("authorization", "Bearer k"),
+            ("proxy-authorization", "Basic x"),
+            ("cookie", "session=1"),
+            ("set-cookie", "a=b"),
+            ("x-api-key", "k"),
+            ("x-webhook-token", "t"),
+            ("x-bolna-signature", "s"),
+            ("x-client-secret", "s"),
+            ("x-auth-user", "u"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+        ]);
+        let redacted = redact_headers(&map);
+        assert_eq!(
+            redacted,
+            serde_json::json!({
+                "content-type": "application/json",
+                "user-agent": "bolna/1.0",
+                "x-forwarded-for": ["10.0.0.1", "10.0.0.2"],
+            })
+        );
+    }
+
+    #[test]
+    fn secret_names_are_matched_in_any_case() {
+        assert!(is_secret_header("X-Signature"));
+        assert!(is_secret_header("Authorization"));
+        assert!(!is_secret_header("keep-alive"));
+        assert!(!is_secret_header("content-length"));
+    }
+
+    #[test]
+    fn receipts_answer_202_or_200() {
+        let accepted = WebhookReceipt::new(
+            "e1".into(),
+            "ringing".into(),
+            AppendOutcome::Appended { position: 7 },
+        );
+        assert_eq!(accepted.outcome(), WebhookOutcome::Accepted);
+        assert_eq!(
+            accepted.clone().into_response().status(),
+            StatusCode::ACCEPTED
+        );
+        assert_eq!(
+            serde_json::to_value(&accepted).ok(),
+            Some(
+                serde_json::json!({"status":"accepted","duplicate":false,"execution_id":"e1","event":"ringing","position":7})
+            )
+        );
+        let conflict = WebhookReceipt::new(
+            "e1".into(),
+            "ringing".into(),
+            AppendOutcome::Duplicate {
+                position: 7,
+                conflict: true,
+            },
+        );
+        assert_eq!(conflict.outcome(), WebhookOutcome::Conflict);
+        assert_eq!(conflict.clone().into_response().status(), StatusCode::OK);
+        assert_eq!(
+            serde_json::to_value(&conflict).ok(),
+            Some(
+                serde_json::json!({"status":"duplicate","duplicate":true,"execution_id":"e1","event":"ringing","position":7,"conflict":true})
+            )
+        );
+    }
+}
