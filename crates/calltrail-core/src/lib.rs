@@ -1,18 +1,24 @@
 //! calltrail-core — the pure domain of calltrail: no I/O, no async, no database.
 //!
 //! Modules:
+//! - [`analysis`]: lead-analysis types (LeadAnalytics fields, analyzer input) and the model-output parser.
 //! - [`event`]: the provider-neutral [`CallEvent`] every webhook is normalized into.
 //! - [`lifecycle`]: call lifecycle statuses, their precedence, and the fold of a call's events into [`CallState`].
 //! - [`billing`]: duration rounding and credit math (CONTRACT §4.5).
 //! - [`phone`]: E.164 phone numbers as a parsed type.
 //! - [`providers`]: tolerant payload types per provider (Bolna today) and their normalization.
 
+pub mod analysis;
 pub mod billing;
 pub mod event;
 pub mod lifecycle;
 pub mod phone;
 pub mod providers;
 
+pub use analysis::{
+    parse_model_output, AnalysisInput, AnalysisKind, AnalysisMeta, AnalysisParseError, Analyzer,
+    ContactHints, LeadAnalysis, LeadStatusTag, PreviousCall,
+};
 pub use event::{CallEvent, LeadType, Provider};
 pub use lifecycle::{fold, CallState, CallStatus, Charge, LifecycleStatus};
 pub use phone::{PhoneNumber, PhoneNumberError};
