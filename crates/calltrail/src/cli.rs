@@ -1,0 +1,135 @@
+//! The command tree (CONTRACT §1) and its dispatch.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::commands;
+use crate::config::{BillingArgs, DatabaseArgs};
+
+/// calltrail — event-sourced call lifecycles from voice-AI provider webhooks.
+#[derive(Debug, Parser)]
+#[command(name = "calltrail", version, about)]
+pub struct Cli {
+    /// Database connection (every command).
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the schema in migrations/ (idempotent).
+    Migrate,
+    /// Serve HTTP, run the projector (and, later, analysis workers) in one process.
+    Serve(ServeArgs),
+    /// Rebuild read models from the event log, then swap them in.
+    Replay(ReplayArgs),
+    /// Tenancy and operations.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `calltrail serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Listen address.
+    #[arg(long, env = "CALLTRAIL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Webhook body limit in bytes (413 beyond).
+    #[arg(long, env = "CALLTRAIL_MAX_BODY_BYTES", default_value_t = 2_097_152, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_body_bytes: u64,
+    /// Do not run the projector in this process.
+    #[arg(long)]
+    pub no_projector: bool,
+    /// Do not run analysis workers in this process.
+    #[arg(long)]
+    pub no_worker: bool,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "CALLTRAIL_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+    /// Billing.
+    #[command(flatten)]
+    pub billing: BillingArgs,
+}
+
+/// `calltrail replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Rebuild only this projection (repeatable; default: all).
+    #[arg(long = "projection", value_name = "NAME")]
+    pub projections: Vec<String>,
+    /// Billing (must match the rate the live projector uses).
+    #[command(flatten)]
+    pub billing: BillingArgs,
+}
+
+/// `calltrail admin …`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user (tenant); prints {"user_id","api_key","webhook_token"} — the secrets are shown only once.
+    CreateUser {
+        /// Unique e-mail.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Initial credits (recorded as a grant event).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+        credits: Option<i64>,
+        /// The user's own OpenAI prompt id for individual analyses (pmpt_…).
+        #[arg(long)]
+        individual_prompt_id: Option<String>,
+        /// The user's own OpenAI prompt id for complete analyses (pmpt_…).
+        #[arg(long)]
+        complete_prompt_id: Option<String>,
+    },
+    /// Register a provider agent for a user; prints {"agent_id"}.
+    AddAgent {
+        /// The user id.
+        #[arg(long)]
+        user: Uuid,
+        /// Provider (bolna).
+        #[arg(long)]
+        provider: String,
+        /// The provider's agent id.
+        #[arg(long)]
+        external_id: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Grant credits (an event); prints {"balance"} once projected.
+    GrantCredits {
+        /// The user id.
+        #[arg(long)]
+        user: Uuid,
+        /// Credits to add.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
+        amount: i64,
+    },
+    /// The most recent refused webhook requests, one JSON object per line.
+    Rejected {
+        /// How many.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+    },
+    /// Create the demo tenant and agent if missing; prints fresh credentials for it.
+    DemoTenant,
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let url = cli.database.url()?.to_owned();
+    match cli.command {
+        Command::Migrate => commands::migrate(&url).await,
+        Command::Serve(args) => commands::serve(&url, args).await,
+        Command::Replay(args) => commands::replay::run(&url, args).await,
+        Command::Admin(command) => commands::admin::run(&url, command).await,
+    }
+}

@@ -1,0 +1,157 @@
+//! `calltrail admin …`: tenancy and operations. Each command prints JSON on stdout.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use calltrail_eventlog::{AppenderConfig, ConnectOptions, EventLog, NewEvent};
+use calltrail_projections::projector::{Projector, ProjectorConfig};
+use calltrail_projections::tenancy::NewUser;
+use calltrail_projections::ReadStore;
+use chrono::Utc;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::cli::AdminCommand;
+
+/// The demo tenant `scripts/run` creates.
+pub const DEMO_EMAIL: &str = "demo@calltrail.local";
+/// The agent id used by the Bolna fixtures.
+pub const DEMO_AGENT_ID: &str = "9e2a4f70-5c13-4b8e-a1d6-72f04c3b9e18";
+
+struct Ctx {
+    log: EventLog,
+    store: ReadStore,
+}
+
+impl Ctx {
+    fn connect(url: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            log: EventLog::connect(url, &ConnectOptions { max_connections: 2, ..ConnectOptions::default() })?,
+            store: ReadStore::connect(url, 2)?,
+        })
+    }
+}
+
+/// Runs one admin command.
+pub async fn run(url: &str, command: AdminCommand) -> anyhow::Result<()> {
+    let ctx = Ctx::connect(url)?;
+    let result = dispatch(&ctx, command).await;
+    ctx.log.close().await;
+    result
+}
+
+async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::CreateUser { email, name, credits, individual_prompt_id, complete_prompt_id } => {
+            for id in [&individual_prompt_id, &complete_prompt_id].into_iter().flatten() {
+                anyhow::ensure!(id.starts_with("pmpt_"), "prompt id `{id}` must look like pmpt_…");
+            }
+            let user = NewUser { email, name, individual_prompt_id, complete_prompt_id };
+            let issued = ctx.store.create_user(&user).await.context("could not create the user")?;
+            if let Some(amount) = credits {
+                grant(ctx, issued.user_id, amount).await?;
+            }
+            print_json(&json!({
+                "user_id": issued.user_id,
+                "api_key": issued.api_key,
+                "webhook_token": issued.webhook_token,
+            }));
+        }
+        AdminCommand::AddAgent { user, provider, external_id, name } => {
+            anyhow::ensure!(
+                provider.parse::<calltrail_core::Provider>().is_ok(),
+                "unknown provider `{provider}` (supported: bolna)"
+            );
+            let agent_id = ctx
+                .store
+                .add_agent(user, &provider, &external_id, name.as_deref())
+                .await
+                .context("could not add the agent")?;
+            print_json(&json!({ "agent_id": agent_id }));
+        }
+        AdminCommand::GrantCredits { user, amount } => {
+            anyhow::ensure!(ctx.store.user_exists(user).await?, "no user with id {user}");
+            let balance = grant(ctx, user, amount).await?;
+            print_json(&json!({ "balance": balance }));
+        }
+        AdminCommand::Rejected { limit } => {
+            for row in ctx.log.recent_rejected(limit).await? {
+                print_json(&row);
+            }
+        }
+        AdminCommand::DemoTenant => demo_tenant(ctx).await?,
+    }
+    Ok(())
+}
+
+/// Appends a grant event, then makes sure it is projected and returns the new balance.
+async fn grant(ctx: &Ctx, user: Uuid, amount: i64) -> anyhow::Result<i64> {
+    let appender = ctx.log.appender(AppenderConfig { linger: Duration::ZERO, ..AppenderConfig::default() });
+    let now = Utc::now();
+    let event = NewEvent {
+        tenant_id: user,
+        provider: "calltrail".to_owned(),
+        stream_id: Uuid::new_v4().to_string(),
+        event_type: "credits.granted".to_owned(),
+        schema_version: 1,
+        occurred_at: now,
+        data: json!({ "amount": amount }).to_string(),
+        payload: None,
+        metadata: json!({ "source": "admin grant-credits", "received_at": now }).to_string(),
+    };
+    appender.append(event).await.context("could not record the credit grant")?;
+    appender.shutdown().await;
+    // Catch the projection up here: safe beside a running `serve` (the checkpoint row lock
+    // lets one projector work at a time), and needed when none is running.
+    let projector = Projector::new(ctx.log.clone(), ctx.store.clone(), ProjectorConfig::default());
+    catch_up(&projector).await.context("could not project the credit grant")?;
+    Ok(ctx.store.balance(user).await?)
+}
+
+/// Projects until nothing is left behind (or another process has projected it).
+async fn catch_up(projector: &Projector) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let outcome = projector.run_once().await?;
+        if (outcome.caught_up || outcome.standby) && projector.lag().await? == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the projection did not catch up within 30 s (is a long transaction holding readers back?)"
+        );
+        if outcome.standby || outcome.caught_up {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn demo_tenant(ctx: &Ctx) -> anyhow::Result<()> {
+    let (issued, created) = match ctx.store.user_by_email(DEMO_EMAIL).await? {
+        Some(user) => (ctx.store.issue_credentials(user).await?, false),
+        None => {
+            let user = NewUser { email: DEMO_EMAIL.to_owned(), name: Some("Demo".to_owned()), ..NewUser::default() };
+            let issued = ctx.store.create_user(&user).await?;
+            grant(ctx, issued.user_id, 100).await?;
+            (issued, true)
+        }
+    };
+    ctx.store
+        .add_agent(issued.user_id, "bolna", DEMO_AGENT_ID, Some("Demo agent"))
+        .await
+        .context("could not register the demo agent")?;
+    print_json(&json!({
+        "user_id": issued.user_id,
+        "api_key": issued.api_key,
+        "webhook_token": issued.webhook_token,
+        "created": created,
+    }));
+    Ok(())
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string(value) {
+        Ok(line) => println!("{line}"),
+        Err(error) => eprintln!("calltrail: cannot print JSON: {error}"),
+    }
+}

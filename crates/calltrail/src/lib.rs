@@ -1,0 +1,14 @@
+//! calltrail — the binary's library half, so integration tests can start the real application.
+//!
+//! Modules:
+//! - [`cli`]: the clap command tree and the dispatch of each command.
+//! - [`config`]: typed configuration from flags and environment, validated at start-up.
+//! - [`startup`]: [`startup::Application`], the composition root: pools, appender, HTTP server, projector.
+//! - [`commands`]: the admin and replay commands.
+//! - [`telemetry`]: tracing set-up (JSON when not on a terminal).
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod startup;
+pub mod telemetry;

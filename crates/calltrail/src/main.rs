@@ -1,0 +1,27 @@
+//! The `calltrail` command: parses the CLI, sets up telemetry, runs one command, and reports
+//! failure as one readable line on stderr with a non-zero exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = calltrail::cli::Cli::parse();
+    calltrail::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("calltrail: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(calltrail::cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One sentence: the error and its causes, outermost first.
+            let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
+            eprintln!("calltrail: {}", causes.join(": "));
+            ExitCode::FAILURE
+        }
+    }
+}

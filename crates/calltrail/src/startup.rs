@@ -1,0 +1,163 @@
+//! The composition root: everything `calltrail serve` runs, built from [`Settings`] in one place.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use anyhow::Context;
+use calltrail_api::{ApiConfig, AppState};
+use calltrail_eventlog::{Appender, AppenderConfig, ConnectOptions, EventLog};
+use calltrail_projections::projector::{Projector, ProjectorConfig};
+use calltrail_projections::ReadStore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+
+/// What `serve` runs and how.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// PostgreSQL URL.
+    pub database_url: String,
+    /// Listen address (port 0 picks a free port; read it back with [`Application::port`]).
+    pub bind: SocketAddr,
+    /// Webhook body limit.
+    pub max_body_bytes: usize,
+    /// Run the projector in this process.
+    pub projector: bool,
+    /// Run analysis workers in this process.
+    pub worker: bool,
+    /// HTTP worker threads.
+    pub http_workers: usize,
+    /// Billing rate.
+    pub credits_per_minute: i64,
+    /// Projector poll interval (the NOTIFY fallback).
+    pub poll_interval: Duration,
+}
+
+impl Settings {
+    /// Settings from `serve`'s flags and environment.
+    pub fn from_serve_args(database_url: &str, args: &ServeArgs) -> anyhow::Result<Self> {
+        let max_body_bytes = usize::try_from(args.max_body_bytes)
+            .context("CALLTRAIL_MAX_BODY_BYTES does not fit this machine's address space")?;
+        Ok(Self {
+            database_url: database_url.to_owned(),
+            bind: args.bind,
+            max_body_bytes,
+            projector: !args.no_projector,
+            worker: !args.no_worker,
+            http_workers: args
+                .http_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
+            credits_per_minute: args.billing.credits_per_minute,
+            poll_interval: Duration::from_millis(500),
+        })
+    }
+
+    /// Defaults for tests: port 0, projector on, small pools.
+    pub fn for_tests(database_url: &str) -> Self {
+        Self {
+            database_url: database_url.to_owned(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_body_bytes: 2_097_152,
+            projector: true,
+            worker: false,
+            http_workers: 2,
+            credits_per_minute: 1,
+            poll_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+/// A built application: HTTP server bound, pools and tasks ready.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    appender: Appender,
+    log: EventLog,
+    projector: Option<JoinHandle<Result<(), calltrail_projections::Error>>>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    /// Connects, binds and starts every enabled task (the server starts serving when awaited).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let log = EventLog::connect(
+            &settings.database_url,
+            &ConnectOptions { max_connections: 16, acquire_timeout: Duration::from_secs(3) },
+        )?;
+        let store = ReadStore::connect(&settings.database_url, 16)?;
+        let appender = log.appender(AppenderConfig::default());
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot listen on {} (CALLTRAIL_BIND)", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let state = AppState::new(
+            log.clone(),
+            appender.clone(),
+            store.clone(),
+            ApiConfig {
+                max_body_bytes: settings.max_body_bytes,
+                workers: settings.http_workers,
+                ..ApiConfig::default()
+            },
+        );
+        let server = calltrail_api::server(state, listener).context("cannot start the HTTP server")?;
+        let shutdown = CancellationToken::new();
+        let projector = settings.projector.then(|| {
+            let projector = Projector::new(
+                log.clone(),
+                store.clone(),
+                ProjectorConfig {
+                    credits_per_minute: settings.credits_per_minute,
+                    poll_interval: settings.poll_interval,
+                    ..ProjectorConfig::default()
+                },
+            );
+            tokio::spawn(projector.run(shutdown.clone()))
+        });
+        tracing::info!(
+            address = %SocketAddr::from(([127, 0, 0, 1], port)),
+            projector = settings.projector,
+            "calltrail is serving"
+        );
+        Ok(Self { port, server, appender, log, projector, shutdown })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Cancelling this token shuts the application down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the token is cancelled (or the server stops), then: stop accepting and
+    /// finish in-flight requests, flush the append batch, let the projector finish its batch.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let server_result = tokio::select! {
+            result = &mut server => Some(result),
+            () = self.shutdown.cancelled() => None,
+        };
+        handle.stop(true).await;
+        let server_result = match server_result {
+            Some(result) => result,
+            None => server.await,
+        };
+        self.appender.shutdown().await;
+        self.shutdown.cancel();
+        if let Some(projector) = self.projector {
+            match projector.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the projector stopped with an error"),
+                Err(error) => tracing::error!(%error, "the projector task failed"),
+            }
+        }
+        self.log.close().await;
+        server_result.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+        tracing::info!("calltrail stopped");
+        Ok(())
+    }
+}

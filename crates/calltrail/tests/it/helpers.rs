@@ -1,0 +1,177 @@
+//! `spawn_app` and a client that reads like a provider and a user.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use calltrail::startup::{Application, Settings};
+use calltrail_projections::tenancy::NewUser;
+use calltrail_projections::ReadStore;
+use calltrail_testkit::TestDb;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The Bolna fixtures' agent id.
+pub const AGENT: &str = "9e2a4f70-5c13-4b8e-a1d6-72f04c3b9e18";
+pub const SUCCESS: &str = "b3f1c2d4-7a8e-4c61-9f25-3e0d8a6b51c7";
+pub const NO_ANSWER: &str = "d7a9e3b2-1f64-4c8a-b5e0-6a2f9c81d437";
+pub const BUSY: &str = "5c0e8f17-a2d3-4b96-8e41-f7b3d2a90c65";
+
+/// A tenant's credentials.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub user_id: Uuid,
+    pub api_key: String,
+    pub webhook_token: String,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub db: TestDb,
+    pub store: ReadStore,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = TestDb::new().await;
+    let mut settings = Settings::for_tests(db.url());
+    configure(&mut settings);
+    let app = Application::build(settings).await.expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until_stopped());
+    let store = ReadStore::connect(db.url(), 4).unwrap();
+    TestApp { address, db, store, client: reqwest::Client::new(), shutdown, server: Some(server) }
+}
+
+/// The fixture payload `fixtures/bolna/{scenario}/{file}` as bytes.
+pub fn fixture(scenario: &str, file: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bolna").join(scenario).join(file);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every webhook of a fixture scenario, in delivery order.
+pub fn scenario(name: &str) -> Vec<Vec<u8>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bolna").join(name);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// A fixture payload with its execution id (and optionally other fields) replaced.
+pub fn with_fields(body: &[u8], fields: &[(&str, Value)]) -> Vec<u8> {
+    let mut value: Value = serde_json::from_slice(body).unwrap();
+    for (key, field) in fields {
+        value[*key] = field.clone();
+    }
+    serde_json::to_vec(&value).unwrap()
+}
+
+impl TestApp {
+    pub async fn create_tenant(&self) -> Tenant {
+        let email = format!("{}@tenant.example", Uuid::new_v4().simple());
+        let issued = self.store.create_user(&NewUser { email, ..NewUser::default() }).await.unwrap();
+        Tenant { user_id: issued.user_id, api_key: issued.api_key, webhook_token: issued.webhook_token }
+    }
+
+    pub async fn add_agent(&self, tenant: &Tenant, agent: &str) {
+        self.store.add_agent(tenant.user_id, "bolna", agent, None).await.unwrap();
+    }
+
+    pub async fn post_bolna(&self, token: &str, body: &[u8]) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/webhooks/bolna/{token}", self.address))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// Posts and returns (status, JSON body).
+    pub async fn post_bolna_json(&self, token: &str, body: &[u8]) -> (u16, Value) {
+        let response = self.post_bolna(token, body).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, tenant: &Tenant, path: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(&tenant.api_key)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls `GET path` until `ready` holds for its body, or fails after the deadline.
+    pub async fn wait_for(&self, tenant: &Tenant, path: &str, ready: impl Fn(u16, &Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let (status, body) = self.get(tenant, path).await;
+            if ready(status, &body) {
+                return body;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting on {path}: last {status} {body}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until the projector has applied every event in the log.
+    pub async fn wait_until_projected(&self) {
+        let pool = sqlx::PgPool::connect(self.db.url()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM events e WHERE NOT EXISTS (
+                   SELECT 1 FROM projector_checkpoints c
+                    WHERE (e.txid::text::bigint, e.position) <= (c.txid, c.position))",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if pending == 0 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{pending} events still unprojected");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        pool.close().await;
+    }
+
+    pub async fn call(&self, tenant: &Tenant, id: &str) -> Value {
+        let (status, body) = self.get(tenant, &format!("/v1/calls/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn sql_count(&self, sql: &str) -> i64 {
+        let pool = sqlx::PgPool::connect(self.db.url()).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+
+    /// Shuts the application down gracefully (the database stays for inspection).
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real application on port 0 with its own database, driven over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod bad_input;
+mod crash;
+mod helpers;
+mod lifecycle;
+mod reads;
+mod replay;

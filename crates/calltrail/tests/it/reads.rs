@@ -1,0 +1,140 @@
+//! Tenant isolation on every read route; keyset pagination under concurrent arrivals; filters.
+
+use std::collections::HashSet;
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn call_body(id: &str, created_at: &str, status: &str, phone: &str) -> Vec<u8> {
+    let mut body: Value = serde_json::from_slice(&fixture("success", "01-initiated.json")).unwrap();
+    body["id"] = json!(id);
+    body["status"] = json!(status);
+    body["created_at"] = json!(created_at);
+    body["updated_at"] = json!(created_at);
+    body["telephony_data"]["to_number"] = json!(phone);
+    serde_json::to_vec(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_read_route_shows_another_tenants_data() {
+    let app = spawn_app().await;
+    let owner = app.create_tenant().await;
+    let stranger = app.create_tenant().await;
+    for body in scenario("success") {
+        app.post_bolna_json(&owner.webhook_token, &body).await;
+    }
+    app.wait_until_projected().await;
+
+    for template in ["/v1/calls/ID", "/v1/calls/ID/transcript"] {
+        let path = template.replace("ID", SUCCESS);
+        let (status, body) = app.get(&owner, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let (status, foreign) = app.get(&stranger, &path).await;
+        assert_eq!(status, 404, "{path}: {foreign}");
+        let (status, missing) = app.get(&stranger, &template.replace("ID", "no-such-call")).await;
+        assert_eq!(status, 404);
+        assert_eq!(foreign["error"]["code"], "not_found");
+        assert_eq!(foreign["error"]["code"], missing["error"]["code"], "another tenant's call looks exactly like a missing one");
+    }
+    let (_, calls) = app.get(&stranger, "/v1/calls").await;
+    assert_eq!(calls["items"], json!([]));
+    let (_, contacts) = app.get(&stranger, "/v1/contacts").await;
+    assert_eq!(contacts["items"], json!([]));
+    let (_, credits) = app.get(&stranger, "/v1/credits").await;
+    assert_eq!(credits, json!({"balance": 0, "transactions": []}));
+
+    let (_, calls) = app.get(&owner, "/v1/calls").await;
+    assert_eq!(calls["items"].as_array().unwrap().len(), 1);
+    let (_, credits) = app.get(&owner, "/v1/credits").await;
+    assert_eq!(credits["balance"], -1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyset_pagination_returns_every_call_once_while_new_calls_arrive() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    let mut existing = HashSet::new();
+    for i in 0..45 {
+        // Some calls share a created_at, so the cursor must break ties.
+        let id = format!("page-{i:02}");
+        let created = format!("2025-10-08T09:{:02}:00", i / 3);
+        app.post_bolna_json(&tenant.webhook_token, &call_body(&id, &created, "initiated", "+14155550101")).await;
+        existing.insert(id);
+    }
+    app.wait_until_projected().await;
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut page = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/calls?limit=10&cursor={}", urlencode(c)),
+            None => "/v1/calls?limit=10".to_owned(),
+        };
+        let (status, body) = app.get(&tenant, &path).await;
+        assert_eq!(status, 200, "{body}");
+        let items = body["items"].as_array().unwrap();
+        assert!(items.len() <= 10);
+        seen.extend(items.iter().map(|c| c["execution_id"].as_str().unwrap().to_owned()));
+        // New calls (newer and older than the current page) arrive between pages.
+        for (j, created) in ["2030-01-01T00:00:00", "2020-01-01T00:00:00"].iter().enumerate() {
+            let id = format!("new-{page}-{j}");
+            app.post_bolna_json(&tenant.webhook_token, &call_body(&id, created, "initiated", "+14155550102")).await;
+        }
+        page += 1;
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(page < 50, "pagination must end");
+    }
+    let unique: HashSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no call twice: {seen:?}");
+    assert!(existing.is_subset(&unique), "every call that existed is returned: missing {:?}", existing.difference(&unique).collect::<Vec<_>>());
+    // Newest first.
+    let page_ids: Vec<_> = seen.iter().filter(|id| id.starts_with("page-")).cloned().collect();
+    let mut sorted = page_ids.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(page_ids, sorted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_can_be_filtered() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    for (name, _) in [("success", SUCCESS), ("no-answer", NO_ANSWER), ("busy", BUSY)] {
+        for body in scenario(name) {
+            app.post_bolna_json(&tenant.webhook_token, &body).await;
+        }
+    }
+    app.post_bolna_json(&tenant.webhook_token, &call_body("other-day", "2025-10-09T10:00:00", "initiated", "+14155550109")).await;
+    app.wait_until_projected().await;
+
+    let ids = |body: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = body["items"].as_array().unwrap().iter().map(|c| c["execution_id"].as_str().unwrap().to_owned()).collect();
+        ids.sort();
+        ids
+    };
+    let (_, body) = app.get(&tenant, "/v1/calls?status=failed").await;
+    assert_eq!(ids(&body), [BUSY, NO_ANSWER], "sorted ids");
+    let (_, body) = app.get(&tenant, "/v1/calls?lifecycle_status=busy").await;
+    assert_eq!(ids(&body), [BUSY]);
+    let (_, body) = app.get(&tenant, "/v1/calls?phone=%2B14155550109").await;
+    assert_eq!(ids(&body), ["other-day"]);
+    let (_, body) = app.get(&tenant, "/v1/calls?from=2025-10-09").await;
+    assert_eq!(ids(&body), ["other-day"]);
+    let (_, body) = app.get(&tenant, "/v1/calls?to=2025-10-09").await;
+    assert_eq!(ids(&body).len(), 3);
+    let (_, body) = app.get(&tenant, &format!("/v1/calls?agent_id={AGENT}&status=completed")).await;
+    assert_eq!(ids(&body), [SUCCESS]);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
