@@ -22,7 +22,14 @@ pub struct Wakeups {
     listener: Option<PgListener>,
     listen: bool,
     poll_interval: Duration,
+    /// Quick re-checks left after a notification: a committed event may not be readable yet
+    /// while an older transaction anywhere on the cluster is still running (EVENTLOG.md §1).
+    rechecks: u32,
 }
+
+/// Quick re-checks after a notification, and their spacing.
+const RECHECKS: u32 = 10;
+const RECHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 impl std::fmt::Debug for Wakeups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,12 +43,12 @@ impl std::fmt::Debug for Wakeups {
 impl EventLog {
     /// Wake-ups from NOTIFY with a polling fallback every `poll_interval`.
     pub fn wakeups(&self, poll_interval: Duration) -> Wakeups {
-        Wakeups { log: self.clone(), listener: None, listen: true, poll_interval }
+        Wakeups { log: self.clone(), listener: None, listen: true, poll_interval, rechecks: 0 }
     }
 
     /// Wake-ups from polling alone (as when notifications are lost, e.g. behind PgBouncer).
     pub fn polling_wakeups(&self, poll_interval: Duration) -> Wakeups {
-        Wakeups { log: self.clone(), listener: None, listen: false, poll_interval }
+        Wakeups { log: self.clone(), listener: None, listen: false, poll_interval, rechecks: 0 }
     }
 }
 
@@ -55,13 +62,21 @@ impl Wakeups {
         self.listener.is_some()
     }
 
-    /// Waits for a notification or the poll interval, whichever comes first.
+    /// Waits for a notification or the poll interval, whichever comes first. For a short
+    /// while after a notification, it also returns every 50 ms, so an event that becomes
+    /// readable only when an older transaction ends is not left waiting a whole poll interval.
     pub async fn wait(&mut self) -> Wake {
         if self.listen && self.listener.is_none() {
             self.listener = self.connect_listener().await;
         }
+        let interval = if self.rechecks > 0 {
+            self.rechecks -= 1;
+            RECHECK_INTERVAL.min(self.poll_interval)
+        } else {
+            self.poll_interval
+        };
         let Some(listener) = self.listener.as_mut() else {
-            tokio::time::sleep(self.poll_interval).await;
+            tokio::time::sleep(interval).await;
             return Wake::Polled;
         };
         tokio::select! {
@@ -69,6 +84,7 @@ impl Wakeups {
                 Ok(_) => {
                     // Coalesce a burst of notifications into one wake-up.
                     while listener.next_buffered().is_some() {}
+                    self.rechecks = RECHECKS;
                     Wake::Notified
                 }
                 Err(error) => {
@@ -78,7 +94,7 @@ impl Wakeups {
                     Wake::Polled
                 }
             },
-            () = tokio::time::sleep(self.poll_interval) => Wake::Polled,
+            () = tokio::time::sleep(interval) => Wake::Polled,
         }
     }
 

@@ -21,6 +21,19 @@ async fn drain(log: &EventLog, checkpoint: &mut Checkpoint, seen: &mut Vec<Strin
     }
 }
 
+/// Drains until `expected` has been seen. Visibility is cluster-wide: a transaction of another
+/// database on the same server (a parallel test) can hold readers back for a moment.
+async fn drain_until(log: &EventLog, checkpoint: &mut Checkpoint, seen: &mut Vec<String>, expected: &[&str]) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        drain(log, checkpoint, seen).await;
+        if seen.len() >= expected.len() || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// The reader this design forbids: `position > checkpoint` over committed rows.
 async fn naive_drain(conn: &mut PgConnection, last: &mut i64, seen: &mut Vec<String>) {
     let rows: Vec<(i64, String)> =
@@ -58,7 +71,7 @@ async fn an_open_writer_is_not_skipped_when_a_later_writer_commits_first() {
     let (mut checkpoint, mut seen) = (Checkpoint::START, Vec::new());
     let mut naive_conn = PgConnection::connect(db.url()).await.unwrap();
     let (mut naive_last, mut naive_seen) = (0, Vec::new());
-    drain(&log, &mut checkpoint, &mut seen).await;
+    drain_until(&log, &mut checkpoint, &mut seen, &["before"]).await;
     naive_drain(&mut naive_conn, &mut naive_last, &mut naive_seen).await;
 
     // A takes a position and stays open; B appends after it and commits.
@@ -73,7 +86,7 @@ async fn an_open_writer_is_not_skipped_when_a_later_writer_commits_first() {
     assert_eq!(seen, ["before"], "B must wait behind the open transaction A");
 
     a.commit().await.unwrap();
-    drain(&log, &mut checkpoint, &mut seen).await;
+    drain_until(&log, &mut checkpoint, &mut seen, &["before", "A", "B"]).await;
     naive_drain(&mut naive_conn, &mut naive_last, &mut naive_seen).await;
 
     assert_eq!(seen, ["before", "A", "B"], "the gap-safe reader receives A after it commits");
@@ -88,7 +101,7 @@ async fn a_writer_with_an_earlier_txid_but_a_later_position_is_not_skipped() {
     let tenant = Uuid::new_v4();
     appender.append(event(tenant, "before", "completed", "{}")).await.unwrap();
     let (mut checkpoint, mut seen) = (Checkpoint::START, Vec::new());
-    drain(&log, &mut checkpoint, &mut seen).await;
+    drain_until(&log, &mut checkpoint, &mut seen, &["before"]).await;
 
     // A takes its transaction id first ...
     let mut a_conn = PgConnection::connect(db.url()).await.unwrap();
@@ -100,7 +113,7 @@ async fn a_writer_with_an_earlier_txid_but_a_later_position_is_not_skipped() {
     // ... then A takes a position after B's and commits.
     insert_in(&mut a, tenant, "A").await;
     a.commit().await.unwrap();
-    drain(&log, &mut checkpoint, &mut seen).await;
+    drain_until(&log, &mut checkpoint, &mut seen, &["before", "A", "B"]).await;
 
     assert_eq!(seen, ["before", "A", "B"], "read in (txid, position) order, each exactly once");
     let positions: Vec<(String, i64, String)> = {
