@@ -44,7 +44,12 @@ pub struct NewEvent {
 
 impl NewEvent {
     fn key(&self) -> (Uuid, &str, &str, &str) {
-        (self.tenant_id, &self.provider, &self.stream_id, &self.event_type)
+        (
+            self.tenant_id,
+            &self.provider,
+            &self.stream_id,
+            &self.event_type,
+        )
     }
 
     fn hash(&self) -> Vec<u8> {
@@ -70,8 +75,26 @@ pub enum AppendOutcome {
     },
 }
 
+/// What one committed (or failed) batch did, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchReport {
+    /// Events in the batch.
+    pub size: usize,
+    /// New events committed.
+    pub appended: usize,
+    /// Duplicates answered (conflicts included).
+    pub duplicates: usize,
+    /// Duplicates whose body differed.
+    pub conflicts: usize,
+    /// True when the batch failed and nothing in it was recorded.
+    pub failed: bool,
+}
+
+/// Called after every batch (keep it cheap: it runs on the appender's path).
+pub type BatchObserver = Arc<dyn Fn(&BatchReport) + Send + Sync>;
+
 /// Tuning for the group-commit appender.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppenderConfig {
     /// Most events written by one statement and commit.
     pub max_batch: usize,
@@ -85,6 +108,21 @@ pub struct AppenderConfig {
     /// Longest a batch may take before its callers get an error (the outcome is then unknown
     /// to them, and a provider's retry is answered as a duplicate if it did commit).
     pub batch_timeout: Duration,
+    /// Sees every batch's outcome (metrics).
+    pub observer: Option<BatchObserver>,
+}
+
+impl std::fmt::Debug for AppenderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppenderConfig")
+            .field("max_batch", &self.max_batch)
+            .field("linger", &self.linger)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("batch_timeout", &self.batch_timeout)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl Default for AppenderConfig {
@@ -95,6 +133,7 @@ impl Default for AppenderConfig {
             max_in_flight: 2,
             queue_capacity: 16_384,
             batch_timeout: Duration::from_secs(5),
+            observer: None,
         }
     }
 }
@@ -126,7 +165,11 @@ impl EventLog {
             run(pool, config, requests, stop).await;
             let _ = done_tx.send(true);
         });
-        Appender { queue, shutdown, done: Arc::new(done_rx) }
+        Appender {
+            queue,
+            shutdown,
+            done: Arc::new(done_rx),
+        }
     }
 }
 
@@ -204,8 +247,9 @@ async fn run(
         let Ok(permit) = permit else { break };
         let pool = pool.clone();
         let timeout = config.batch_timeout;
+        let observer = config.observer.clone();
         tokio::spawn(async move {
-            flush(&pool, batch, timeout).await;
+            flush(&pool, batch, timeout, observer.as_ref()).await;
             drop(permit);
         });
     }
@@ -216,16 +260,39 @@ async fn run(
 
 /// Writes a batch and answers its callers; on a data error, retries event by event so one
 /// bad event cannot fail the others.
-async fn flush(pool: &PgPool, batch: Vec<Request>, timeout: Duration) {
+async fn flush(
+    pool: &PgPool,
+    batch: Vec<Request>,
+    timeout: Duration,
+    observer: Option<&BatchObserver>,
+) {
     let size = batch.len();
     let events: Vec<&NewEvent> = batch.iter().map(|r| &r.event).collect();
     let result = match tokio::time::timeout(timeout, write_batch(pool, &events)).await {
         Ok(result) => result,
-        Err(_) => Err(Error::AppendFailed(Arc::new(Error::Unavailable(sqlx::Error::PoolTimedOut)))),
+        Err(_) => Err(Error::AppendFailed(Arc::new(Error::Unavailable(
+            sqlx::Error::PoolTimedOut,
+        )))),
     };
     match result {
         Ok(outcomes) => {
             tracing::debug!(size, "append batch committed");
+            if let Some(observe) = observer {
+                let mut report = BatchReport {
+                    size,
+                    ..BatchReport::default()
+                };
+                for outcome in &outcomes {
+                    match outcome {
+                        AppendOutcome::Appended { .. } => report.appended += 1,
+                        AppendOutcome::Duplicate { conflict, .. } => {
+                            report.duplicates += 1;
+                            report.conflicts += usize::from(*conflict);
+                        }
+                    }
+                }
+                observe(&report);
+            }
             for (request, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = request.reply.send(Ok(outcome));
             }
@@ -233,11 +300,18 @@ async fn flush(pool: &PgPool, batch: Vec<Request>, timeout: Duration) {
         Err(Error::Database(error)) if size > 1 && !is_retryable(&error) => {
             tracing::warn!(size, %error, "append batch failed on its data; retrying its events one by one");
             for request in batch {
-                Box::pin(flush(pool, vec![request], timeout)).await;
+                Box::pin(flush(pool, vec![request], timeout, observer)).await;
             }
         }
         Err(error) => {
             tracing::warn!(size, %error, "append batch failed; nothing in it was recorded");
+            if let Some(observe) = observer {
+                observe(&BatchReport {
+                    size,
+                    failed: true,
+                    ..BatchReport::default()
+                });
+            }
             let shared = Arc::new(error);
             for request in batch {
                 let error = match shared.as_ref() {
@@ -315,7 +389,8 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
     let hashes: Vec<Vec<u8>> = events.iter().map(|e| e.hash()).collect();
 
     // One row per distinct key (the first occurrence); later ones in the batch are duplicates of it.
-    let mut first_of: HashMap<(Uuid, &str, &str, &str), usize> = HashMap::with_capacity(events.len());
+    let mut first_of: HashMap<(Uuid, &str, &str, &str), usize> =
+        HashMap::with_capacity(events.len());
     let mut unique: Vec<usize> = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
         first_of.entry(event.key()).or_insert_with(|| {
@@ -328,16 +403,66 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
 
     let mut tx = pool.begin().await?;
     let rows = sqlx::query(INSERT_BATCH)
-        .bind(unique.iter().map(|&i| events[i].tenant_id).collect::<Vec<_>>())
-        .bind(unique.iter().map(|&i| events[i].provider.as_str()).collect::<Vec<_>>())
-        .bind(unique.iter().map(|&i| events[i].stream_id.as_str()).collect::<Vec<_>>())
-        .bind(unique.iter().map(|&i| events[i].event_type.as_str()).collect::<Vec<_>>())
-        .bind(unique.iter().map(|&i| events[i].schema_version).collect::<Vec<_>>())
-        .bind(unique.iter().map(|&i| events[i].occurred_at).collect::<Vec<_>>())
-        .bind(unique.iter().map(|&i| events[i].data.as_str()).collect::<Vec<_>>())
-        .bind(unique.iter().map(|&i| events[i].payload.as_deref()).collect::<Vec<_>>())
-        .bind(unique.iter().map(|&i| hashes[i].as_slice()).collect::<Vec<_>>())
-        .bind(unique.iter().map(|&i| events[i].metadata.as_str()).collect::<Vec<_>>())
+        .bind(
+            unique
+                .iter()
+                .map(|&i| events[i].tenant_id)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            unique
+                .iter()
+                .map(|&i| events[i].provider.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            unique
+                .iter()
+                .map(|&i| events[i].stream_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            unique
+                .iter()
+                .map(|&i| events[i].event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            unique
+                .iter()
+                .map(|&i| events[i].schema_version)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            unique
+                .iter()
+                .map(|&i| events[i].occurred_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            unique
+                .iter()
+                .map(|&i| events[i].data.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            unique
+                .iter()
+                .map(|&i| events[i].payload.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            unique
+                .iter()
+                .map(|&i| hashes[i].as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            unique
+                .iter()
+                .map(|&i| events[i].metadata.as_str())
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *tx)
         .await?;
 
@@ -361,10 +486,30 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
     let mut existing: HashMap<Key, (i64, Vec<u8>)> = HashMap::with_capacity(missing.len());
     if !missing.is_empty() {
         let rows = sqlx::query(EXISTING)
-            .bind(missing.iter().map(|&i| events[i].tenant_id).collect::<Vec<_>>())
-            .bind(missing.iter().map(|&i| events[i].provider.as_str()).collect::<Vec<_>>())
-            .bind(missing.iter().map(|&i| events[i].stream_id.as_str()).collect::<Vec<_>>())
-            .bind(missing.iter().map(|&i| events[i].event_type.as_str()).collect::<Vec<_>>())
+            .bind(
+                missing
+                    .iter()
+                    .map(|&i| events[i].tenant_id)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                missing
+                    .iter()
+                    .map(|&i| events[i].provider.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                missing
+                    .iter()
+                    .map(|&i| events[i].stream_id.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                missing
+                    .iter()
+                    .map(|&i| events[i].event_type.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .fetch_all(&mut *tx)
             .await?;
         for row in &rows {
@@ -374,7 +519,10 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
                 row.try_get("stream_id")?,
                 row.try_get("event_type")?,
             );
-            existing.insert(key, (row.try_get("position")?, row.try_get("payload_hash")?));
+            existing.insert(
+                key,
+                (row.try_get("position")?, row.try_get("payload_hash")?),
+            );
         }
     }
 
@@ -391,14 +539,24 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
                 AppendOutcome::Duplicate { position, conflict }
             }
         } else if let Some((position, hash)) = existing.get(&key) {
-            AppendOutcome::Duplicate { position: *position, conflict: hashes[i] != *hash }
+            AppendOutcome::Duplicate {
+                position: *position,
+                conflict: hashes[i] != *hash,
+            }
         } else {
             return Err(Error::AppendFailed(Arc::new(Error::Corrupt {
                 position: 0,
-                reason: format!("key ({}, {}) neither inserted nor found", event.stream_id, event.event_type),
+                reason: format!(
+                    "key ({}, {}) neither inserted nor found",
+                    event.stream_id, event.event_type
+                ),
             })));
         };
-        if let AppendOutcome::Duplicate { position, conflict: true } = outcome {
+        if let AppendOutcome::Duplicate {
+            position,
+            conflict: true,
+        } = outcome
+        {
             conflicts.push((position, i));
         }
         outcomes.push(outcome);
@@ -407,15 +565,38 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
     if !conflicts.is_empty() {
         sqlx::query(INSERT_CONFLICTS)
             .bind(conflicts.iter().map(|&(pos, _)| pos).collect::<Vec<_>>())
-            .bind(conflicts.iter().map(|&(_, i)| events[i].payload.as_deref()).collect::<Vec<_>>())
-            .bind(conflicts.iter().map(|&(_, i)| events[i].data.as_str()).collect::<Vec<_>>())
-            .bind(conflicts.iter().map(|&(_, i)| hashes[i].as_slice()).collect::<Vec<_>>())
-            .bind(conflicts.iter().map(|&(_, i)| events[i].metadata.as_str()).collect::<Vec<_>>())
+            .bind(
+                conflicts
+                    .iter()
+                    .map(|&(_, i)| events[i].payload.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                conflicts
+                    .iter()
+                    .map(|&(_, i)| events[i].data.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                conflicts
+                    .iter()
+                    .map(|&(_, i)| hashes[i].as_slice())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                conflicts
+                    .iter()
+                    .map(|&(_, i)| events[i].metadata.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut *tx)
             .await?;
     }
     if !appended.is_empty() {
-        sqlx::query("SELECT pg_notify($1, '')").bind(NOTIFY_CHANNEL).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(NOTIFY_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(outcomes)

@@ -40,7 +40,9 @@ impl Error {
     pub fn is_unavailable(&self) -> bool {
         match self {
             Error::Unavailable(_) | Error::AppenderClosed => true,
-            Error::AppendFailed(inner) => inner.is_unavailable() || !matches!(**inner, Error::Corrupt { .. }),
+            Error::AppendFailed(inner) => {
+                inner.is_unavailable() || !matches!(**inner, Error::Corrupt { .. })
+            }
             _ => false,
         }
     }

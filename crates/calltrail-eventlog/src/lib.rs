@@ -20,7 +20,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use append::{AppendOutcome, Appender, AppenderConfig, NewEvent};
+pub use append::{AppendOutcome, Appender, AppenderConfig, BatchObserver, BatchReport, NewEvent};
 pub use error::Error;
 pub use notify::Wakeups;
 pub use read::{Checkpoint, StoredEvent};
@@ -40,7 +40,10 @@ pub struct ConnectOptions {
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(3) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+        }
     }
 }
 

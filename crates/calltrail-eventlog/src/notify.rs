@@ -43,12 +43,24 @@ impl std::fmt::Debug for Wakeups {
 impl EventLog {
     /// Wake-ups from NOTIFY with a polling fallback every `poll_interval`.
     pub fn wakeups(&self, poll_interval: Duration) -> Wakeups {
-        Wakeups { log: self.clone(), listener: None, listen: true, poll_interval, rechecks: 0 }
+        Wakeups {
+            log: self.clone(),
+            listener: None,
+            listen: true,
+            poll_interval,
+            rechecks: 0,
+        }
     }
 
     /// Wake-ups from polling alone (as when notifications are lost, e.g. behind PgBouncer).
     pub fn polling_wakeups(&self, poll_interval: Duration) -> Wakeups {
-        Wakeups { log: self.clone(), listener: None, listen: false, poll_interval, rechecks: 0 }
+        Wakeups {
+            log: self.clone(),
+            listener: None,
+            listen: false,
+            poll_interval,
+            rechecks: 0,
+        }
     }
 }
 

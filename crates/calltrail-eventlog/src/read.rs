@@ -12,7 +12,9 @@ use crate::{Error, EventLog};
 ///
 /// Never compare positions alone: a transaction that took its id earlier but its position
 /// later would be skipped.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Checkpoint {
     /// Writer transaction id (`xid8`) of the last event consumed.
     pub txid: i64,
@@ -22,7 +24,10 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// Before the first event.
-    pub const START: Checkpoint = Checkpoint { txid: 0, position: 0 };
+    pub const START: Checkpoint = Checkpoint {
+        txid: 0,
+        position: 0,
+    };
 }
 
 /// An event as stored, without the raw provider payload (projections fold `data`).
@@ -53,7 +58,10 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// This event's checkpoint: consuming it means resuming after this pair.
     pub fn checkpoint(&self) -> Checkpoint {
-        Checkpoint { txid: self.txid, position: self.position }
+        Checkpoint {
+            txid: self.txid,
+            position: self.position,
+        }
     }
 }
 
@@ -69,7 +77,11 @@ SELECT position, txid::text::bigint AS txid, tenant_id, provider, stream_id, eve
 impl EventLog {
     /// Up to `limit` events after `after`, in `(txid, position)` order, excluding anything a
     /// still-running transaction could yet commit before them.
-    pub async fn read_after(&self, after: Checkpoint, limit: i64) -> Result<Vec<StoredEvent>, Error> {
+    pub async fn read_after(
+        &self,
+        after: Checkpoint,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, Error> {
         let rows = sqlx::query(READ_AFTER)
             .bind(after.txid)
             .bind(after.position)
@@ -89,8 +101,13 @@ impl EventLog {
         )
         .fetch_optional(self.pool())
         .await?;
-        row.map(|r| Ok(Checkpoint { txid: r.try_get("txid")?, position: r.try_get("position")? }))
-            .transpose()
+        row.map(|r| {
+            Ok(Checkpoint {
+                txid: r.try_get("txid")?,
+                position: r.try_get("position")?,
+            })
+        })
+        .transpose()
     }
 
     /// How many events a reader at `after` has not consumed yet (visible or not).
@@ -103,6 +120,21 @@ impl EventLog {
         .fetch_one(self.pool())
         .await?;
         Ok(n)
+    }
+
+    /// When the oldest event a reader at `after` has not consumed was recorded (lag in time).
+    pub async fn oldest_recorded_after(
+        &self,
+        after: Checkpoint,
+    ) -> Result<Option<DateTime<Utc>>, Error> {
+        let oldest: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT min(recorded_at) FROM events WHERE (txid, position) > ($1::bigint::text::xid8, $2)",
+        )
+        .bind(after.txid)
+        .bind(after.position)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(oldest)
     }
 
     /// Whether an event with this natural key exists (e.g. an analysis result already paid for).

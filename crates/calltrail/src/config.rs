@@ -32,7 +32,12 @@ impl std::str::FromStr for Secret {
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// PostgreSQL connection string.
-    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(
+        long = "database-url",
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
     pub database_url: Option<Secret>,
 }
 
@@ -42,7 +47,11 @@ impl DatabaseArgs {
         self.database_url
             .as_ref()
             .map(Secret::expose)
-            .ok_or_else(|| anyhow::anyhow!("DATABASE_URL is not set (a PostgreSQL connection string is required)"))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "DATABASE_URL is not set (a PostgreSQL connection string is required)"
+                )
+            })
     }
 }
 

@@ -5,10 +5,12 @@
 //! - [`config`]: typed configuration from flags and environment, validated at start-up.
 //! - [`startup`]: [`startup::Application`], the composition root: pools, appender, HTTP server, projector.
 //! - [`commands`]: the admin and replay commands.
+//! - [`ops`]: operational metrics (append batches, projector lag, blocking transactions).
 //! - [`telemetry`]: tracing set-up (JSON when not on a terminal).
 
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod ops;
 pub mod startup;
 pub mod telemetry;

@@ -83,10 +83,17 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let log = EventLog::connect(
             &settings.database_url,
-            &ConnectOptions { max_connections: 16, acquire_timeout: Duration::from_secs(3) },
+            &ConnectOptions {
+                max_connections: 16,
+                acquire_timeout: Duration::from_secs(3),
+            },
         )?;
         let store = ReadStore::connect(&settings.database_url, 16)?;
-        let appender = log.appender(AppenderConfig::default());
+        let metrics = calltrail_api::Metrics::new();
+        let appender = log.appender(AppenderConfig {
+            observer: Some(crate::ops::append_observer(&metrics)),
+            ..AppenderConfig::default()
+        });
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {} (CALLTRAIL_BIND)", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -99,9 +106,19 @@ impl Application {
                 workers: settings.http_workers,
                 ..ApiConfig::default()
             },
-        );
-        let server = calltrail_api::server(state, listener).context("cannot start the HTTP server")?;
+        )
+        .with_metrics(metrics.clone());
+        let server =
+            calltrail_api::server(state, listener).context("cannot start the HTTP server")?;
         let shutdown = CancellationToken::new();
+        let gauges = crate::ops::register_gauges(&metrics);
+        tokio::spawn(crate::ops::sample(
+            log.clone(),
+            store.clone(),
+            gauges,
+            Duration::from_secs(5),
+            shutdown.clone(),
+        ));
         let projector = settings.projector.then(|| {
             let projector = Projector::new(
                 log.clone(),
@@ -119,7 +136,14 @@ impl Application {
             projector = settings.projector,
             "calltrail is serving"
         );
-        Ok(Self { port, server, appender, log, projector, shutdown })
+        Ok(Self {
+            port,
+            server,
+            appender,
+            log,
+            projector,
+            shutdown,
+        })
     }
 
     /// The bound port.
@@ -156,7 +180,9 @@ impl Application {
             }
         }
         self.log.close().await;
-        server_result.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+        server_result
+            .context("the HTTP server task failed")?
+            .context("the HTTP server failed")?;
         tracing::info!("calltrail stopped");
         Ok(())
     }

@@ -13,10 +13,24 @@ async fn the_same_key_twice_is_one_row_and_a_duplicate() {
     let appender = log.appender(config());
     let tenant = Uuid::new_v4();
 
-    let first = appender.append(event(tenant, "exec-1", "ringing", r#"{"a":1}"#)).await.unwrap();
-    let AppendOutcome::Appended { position } = first else { panic!("expected Appended, got {first:?}") };
-    let again = appender.append(event(tenant, "exec-1", "ringing", r#"{"a":1}"#)).await.unwrap();
-    assert_eq!(again, AppendOutcome::Duplicate { position, conflict: false });
+    let first = appender
+        .append(event(tenant, "exec-1", "ringing", r#"{"a":1}"#))
+        .await
+        .unwrap();
+    let AppendOutcome::Appended { position } = first else {
+        panic!("expected Appended, got {first:?}")
+    };
+    let again = appender
+        .append(event(tenant, "exec-1", "ringing", r#"{"a":1}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        AppendOutcome::Duplicate {
+            position,
+            conflict: false
+        }
+    );
 
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 1);
     assert_eq!(count(&db, "SELECT count(*) FROM event_conflicts").await, 0);
@@ -29,19 +43,41 @@ async fn a_different_body_under_the_same_key_is_a_conflicting_duplicate() {
     let appender = log.appender(config());
     let tenant = Uuid::new_v4();
 
-    let first = appender.append(event(tenant, "exec-1", "completed", r#"{"v":1}"#)).await.unwrap();
-    let AppendOutcome::Appended { position } = first else { panic!("expected Appended") };
-    let other = appender.append(event(tenant, "exec-1", "completed", r#"{"v":2}"#)).await.unwrap();
-    assert_eq!(other, AppendOutcome::Duplicate { position, conflict: true });
+    let first = appender
+        .append(event(tenant, "exec-1", "completed", r#"{"v":1}"#))
+        .await
+        .unwrap();
+    let AppendOutcome::Appended { position } = first else {
+        panic!("expected Appended")
+    };
+    let other = appender
+        .append(event(tenant, "exec-1", "completed", r#"{"v":2}"#))
+        .await
+        .unwrap();
+    assert_eq!(
+        other,
+        AppendOutcome::Duplicate {
+            position,
+            conflict: true
+        }
+    );
 
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 1);
     assert_eq!(
-        count(&db, "SELECT count(*) FROM event_conflicts WHERE payload = '{\"v\":2}'::jsonb").await,
+        count(
+            &db,
+            "SELECT count(*) FROM event_conflicts WHERE payload = '{\"v\":2}'::jsonb"
+        )
+        .await,
         1,
         "the conflicting body is kept for review"
     );
     assert_eq!(
-        count(&db, "SELECT count(*) FROM events WHERE payload = '{\"v\":1}'::jsonb").await,
+        count(
+            &db,
+            "SELECT count(*) FROM events WHERE payload = '{\"v\":1}'::jsonb"
+        )
+        .await,
         1,
         "the original is untouched"
     );
@@ -53,8 +89,14 @@ async fn the_same_execution_and_status_under_two_tenants_are_two_events() {
     let log = log(&db).await;
     let appender = log.appender(config());
     for tenant in [Uuid::new_v4(), Uuid::new_v4()] {
-        let outcome = appender.append(event(tenant, "exec-1", "busy", "{}")).await.unwrap();
-        assert!(matches!(outcome, AppendOutcome::Appended { .. }), "{outcome:?}");
+        let outcome = appender
+            .append(event(tenant, "exec-1", "busy", "{}"))
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, AppendOutcome::Appended { .. }),
+            "{outcome:?}"
+        );
     }
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 2);
 }
@@ -76,12 +118,17 @@ async fn duplicates_inside_one_batch_are_answered_from_the_first() {
         async move { appender.append(event).await.unwrap() }
     }))
     .await;
-    let appended: Vec<_> = outcomes.iter().filter(|o| matches!(o, AppendOutcome::Appended { .. })).collect();
+    let appended: Vec<_> = outcomes
+        .iter()
+        .filter(|o| matches!(o, AppendOutcome::Appended { .. }))
+        .collect();
     assert_eq!(appended.len(), 1, "{outcomes:?}");
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 1);
 }
 
-async fn futures_join<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+async fn futures_join<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
 where
     F::Output: Send + 'static,
 {
@@ -109,8 +156,15 @@ async fn concurrent_appends_with_repeats_record_every_key_once_and_answer_every_
         handles.push(tokio::spawn(async move {
             let mut answers = Vec::with_capacity(PER_TASK);
             for i in 0..PER_TASK {
-                let key = if i % 5 == 0 { format!("shared-{}", i % 50) } else { format!("t{task}-{i}") };
-                let outcome = appender.append(event(tenant, &key, "completed", "{}")).await.unwrap();
+                let key = if i % 5 == 0 {
+                    format!("shared-{}", i % 50)
+                } else {
+                    format!("t{task}-{i}")
+                };
+                let outcome = appender
+                    .append(event(tenant, &key, "completed", "{}"))
+                    .await
+                    .unwrap();
                 answers.push((key, outcome));
             }
             answers
@@ -125,23 +179,37 @@ async fn concurrent_appends_with_repeats_record_every_key_once_and_answer_every_
 
     let rows: Vec<(String, i64)> = {
         let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
-        let rows = sqlx::query_as("SELECT stream_id, position FROM events").fetch_all(&pool).await.unwrap();
+        let rows = sqlx::query_as("SELECT stream_id, position FROM events")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         rows
     };
     let stored: HashMap<String, i64> = rows.iter().cloned().collect();
-    assert_eq!(rows.len(), by_key.len(), "every distinct key is stored exactly once");
+    assert_eq!(
+        rows.len(),
+        by_key.len(),
+        "every distinct key is stored exactly once"
+    );
     for (key, outcomes) in &by_key {
         let position = stored[key];
         let appended = outcomes
             .iter()
             .filter(|o| **o == AppendOutcome::Appended { position })
             .count();
-        assert_eq!(appended, 1, "exactly one caller of {key} was told Appended at its position");
+        assert_eq!(
+            appended, 1,
+            "exactly one caller of {key} was told Appended at its position"
+        );
         for outcome in outcomes {
             assert!(
                 *outcome == AppendOutcome::Appended { position }
-                    || *outcome == AppendOutcome::Duplicate { position, conflict: false },
+                    || *outcome
+                        == AppendOutcome::Duplicate {
+                            position,
+                            conflict: false
+                        },
                 "{key}: {outcome:?}"
             );
         }
@@ -159,12 +227,22 @@ async fn an_event_the_database_refuses_fails_alone() {
     let tenant = Uuid::new_v4();
     // jsonb cannot store \u0000; the good events batched with it must still be appended.
     let bad = appender.clone();
-    let bad = tokio::spawn(async move { bad.append(event(tenant, "bad", "completed", r#"{"t":"\u0000"}"#)).await });
+    let bad = tokio::spawn(async move {
+        bad.append(event(tenant, "bad", "completed", r#"{"t":"\u0000"}"#))
+            .await
+    });
     let good = appender.clone();
-    let good = tokio::spawn(async move { good.append(event(tenant, "good", "completed", "{}")).await });
+    let good =
+        tokio::spawn(async move { good.append(event(tenant, "good", "completed", "{}")).await });
     let bad = bad.await.unwrap();
-    assert!(matches!(bad, Err(calltrail_eventlog::Error::InvalidEvent(_))), "{bad:?}");
-    assert!(matches!(good.await.unwrap(), Ok(AppendOutcome::Appended { .. })));
+    assert!(
+        matches!(bad, Err(calltrail_eventlog::Error::InvalidEvent(_))),
+        "{bad:?}"
+    );
+    assert!(matches!(
+        good.await.unwrap(),
+        Ok(AppendOutcome::Appended { .. })
+    ));
     assert_eq!(count(&db, "SELECT count(*) FROM events").await, 1);
 }
 
@@ -177,7 +255,11 @@ async fn shutdown_writes_what_was_queued() {
     let pending: Vec<_> = (0..50)
         .map(|i| {
             let appender = appender.clone();
-            tokio::spawn(async move { appender.append(event(tenant, &format!("s{i}"), "queued", "{}")).await })
+            tokio::spawn(async move {
+                appender
+                    .append(event(tenant, &format!("s{i}"), "queued", "{}"))
+                    .await
+            })
         })
         .collect();
     tokio::task::yield_now().await;
@@ -191,7 +273,14 @@ async fn shutdown_writes_what_was_queued() {
             Err(other) => panic!("{other:?}"),
         }
     }
-    assert_eq!(count(&db, "SELECT count(*) FROM events").await, appended, "every Appended answer is committed");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM events").await,
+        appended,
+        "every Appended answer is committed"
+    );
     let late = appender.append(event(tenant, "late", "queued", "{}")).await;
-    assert!(matches!(late, Err(calltrail_eventlog::Error::AppenderClosed)), "{late:?}");
+    assert!(
+        matches!(late, Err(calltrail_eventlog::Error::AppenderClosed)),
+        "{late:?}"
+    );
 }

@@ -23,7 +23,12 @@ async fn drain(log: &EventLog, checkpoint: &mut Checkpoint, seen: &mut Vec<Strin
 
 /// Drains until `expected` has been seen. Visibility is cluster-wide: a transaction of another
 /// database on the same server (a parallel test) can hold readers back for a moment.
-async fn drain_until(log: &EventLog, checkpoint: &mut Checkpoint, seen: &mut Vec<String>, expected: &[&str]) {
+async fn drain_until(
+    log: &EventLog,
+    checkpoint: &mut Checkpoint,
+    seen: &mut Vec<String>,
+    expected: &[&str],
+) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         drain(log, checkpoint, seen).await;
@@ -36,12 +41,13 @@ async fn drain_until(log: &EventLog, checkpoint: &mut Checkpoint, seen: &mut Vec
 
 /// The reader this design forbids: `position > checkpoint` over committed rows.
 async fn naive_drain(conn: &mut PgConnection, last: &mut i64, seen: &mut Vec<String>) {
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT position, stream_id FROM events WHERE position > $1 ORDER BY position")
-            .bind(*last)
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT position, stream_id FROM events WHERE position > $1 ORDER BY position",
+    )
+    .bind(*last)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
     for (position, stream) in rows {
         *last = position;
         seen.push(stream);
@@ -66,7 +72,10 @@ async fn an_open_writer_is_not_skipped_when_a_later_writer_commits_first() {
     let log = log(&db).await;
     let appender = log.appender(config());
     let tenant = Uuid::new_v4();
-    appender.append(event(tenant, "before", "completed", "{}")).await.unwrap();
+    appender
+        .append(event(tenant, "before", "completed", "{}"))
+        .await
+        .unwrap();
 
     let (mut checkpoint, mut seen) = (Checkpoint::START, Vec::new());
     let mut naive_conn = PgConnection::connect(db.url()).await.unwrap();
@@ -78,19 +87,34 @@ async fn an_open_writer_is_not_skipped_when_a_later_writer_commits_first() {
     let mut a_conn = PgConnection::connect(db.url()).await.unwrap();
     let mut a = a_conn.begin().await.unwrap();
     insert_in(&mut a, tenant, "A").await;
-    appender.append(event(tenant, "B", "completed", "{}")).await.unwrap();
+    appender
+        .append(event(tenant, "B", "completed", "{}"))
+        .await
+        .unwrap();
 
     // Both readers consume everything visible now.
     drain(&log, &mut checkpoint, &mut seen).await;
     naive_drain(&mut naive_conn, &mut naive_last, &mut naive_seen).await;
-    assert_eq!(seen, ["before"], "B must wait behind the open transaction A");
+    assert_eq!(
+        seen,
+        ["before"],
+        "B must wait behind the open transaction A"
+    );
 
     a.commit().await.unwrap();
     drain_until(&log, &mut checkpoint, &mut seen, &["before", "A", "B"]).await;
     naive_drain(&mut naive_conn, &mut naive_last, &mut naive_seen).await;
 
-    assert_eq!(seen, ["before", "A", "B"], "the gap-safe reader receives A after it commits");
-    assert_eq!(naive_seen, ["before", "B"], "the naive reader skips A forever: this test can tell the two apart");
+    assert_eq!(
+        seen,
+        ["before", "A", "B"],
+        "the gap-safe reader receives A after it commits"
+    );
+    assert_eq!(
+        naive_seen,
+        ["before", "B"],
+        "the naive reader skips A forever: this test can tell the two apart"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,37 +123,57 @@ async fn a_writer_with_an_earlier_txid_but_a_later_position_is_not_skipped() {
     let log = log(&db).await;
     let appender = log.appender(config());
     let tenant = Uuid::new_v4();
-    appender.append(event(tenant, "before", "completed", "{}")).await.unwrap();
+    appender
+        .append(event(tenant, "before", "completed", "{}"))
+        .await
+        .unwrap();
     let (mut checkpoint, mut seen) = (Checkpoint::START, Vec::new());
     drain_until(&log, &mut checkpoint, &mut seen, &["before"]).await;
 
     // A takes its transaction id first ...
     let mut a_conn = PgConnection::connect(db.url()).await.unwrap();
     let mut a = a_conn.begin().await.unwrap();
-    let a_txid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text").fetch_one(&mut *a).await.unwrap();
+    let a_txid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *a)
+        .await
+        .unwrap();
     // ... B appends (a later txid, an earlier position) and commits ...
-    appender.append(event(tenant, "B", "completed", "{}")).await.unwrap();
+    appender
+        .append(event(tenant, "B", "completed", "{}"))
+        .await
+        .unwrap();
     drain(&log, &mut checkpoint, &mut seen).await;
     // ... then A takes a position after B's and commits.
     insert_in(&mut a, tenant, "A").await;
     a.commit().await.unwrap();
     drain_until(&log, &mut checkpoint, &mut seen, &["before", "A", "B"]).await;
 
-    assert_eq!(seen, ["before", "A", "B"], "read in (txid, position) order, each exactly once");
+    assert_eq!(
+        seen,
+        ["before", "A", "B"],
+        "read in (txid, position) order, each exactly once"
+    );
     let positions: Vec<(String, i64, String)> = {
         let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
-        let rows = sqlx::query_as("SELECT stream_id, position, txid::text FROM events ORDER BY position")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+        let rows =
+            sqlx::query_as("SELECT stream_id, position, txid::text FROM events ORDER BY position")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
         pool.close().await;
         rows
     };
     let a_row = positions.iter().find(|r| r.0 == "A").unwrap();
     let b_row = positions.iter().find(|r| r.0 == "B").unwrap();
-    assert!(a_row.1 > b_row.1, "A's position is after B's: {positions:?}");
+    assert!(
+        a_row.1 > b_row.1,
+        "A's position is after B's: {positions:?}"
+    );
     assert_eq!(a_row.2, a_txid);
     // A reader whose checkpoint were the position alone would now be past A's position after
     // reading B first; the (txid, position) pair is what makes this order safe.
-    assert!(checkpoint.position == b_row.1, "the checkpoint ends on B, the last in (txid, position) order");
+    assert!(
+        checkpoint.position == b_row.1,
+        "the checkpoint ends on B, the last in (txid, position) order"
+    );
 }

@@ -23,7 +23,11 @@ impl Proxy {
     async fn start(upstream: String) -> Arc<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let proxy = Arc::new(Proxy { port, upstream, task: Mutex::new(None) });
+        let proxy = Arc::new(Proxy {
+            port,
+            upstream,
+            task: Mutex::new(None),
+        });
         proxy.serve(listener).await;
         proxy
     }
@@ -61,9 +65,15 @@ impl Proxy {
 /// host:port of the test server, from its URL.
 fn upstream(url: &str) -> (String, String) {
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let (userinfo, rest) = after_scheme.rsplit_once('@').map_or(("", after_scheme), |(u, r)| (u, r));
+    let (userinfo, rest) = after_scheme
+        .rsplit_once('@')
+        .map_or(("", after_scheme), |(u, r)| (u, r));
     let hostport = rest.split(['/', '?']).next().unwrap_or("127.0.0.1:5432");
-    let hostport = if hostport.contains(':') { hostport.to_owned() } else { format!("{hostport}:5432") };
+    let hostport = if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5432")
+    };
     (userinfo.to_owned(), hostport)
 }
 
@@ -72,30 +82,59 @@ async fn appends_fail_promptly_while_the_database_is_down_and_recover_after() {
     let db = TestDb::new().await;
     let (userinfo, hostport) = upstream(db.url());
     let proxy = Proxy::start(hostport).await;
-    let at = if userinfo.is_empty() { String::new() } else { format!("{userinfo}@") };
+    let at = if userinfo.is_empty() {
+        String::new()
+    } else {
+        format!("{userinfo}@")
+    };
     let url = format!("postgres://{at}127.0.0.1:{}/{}", proxy.port, db.name());
 
-    let options = ConnectOptions { max_connections: 4, acquire_timeout: Duration::from_secs(1) };
+    let options = ConnectOptions {
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(1),
+    };
     let log = EventLog::connect(&url, &options).unwrap();
-    let appender = log.appender(AppenderConfig { batch_timeout: Duration::from_secs(2), ..AppenderConfig::default() });
+    let appender = log.appender(AppenderConfig {
+        batch_timeout: Duration::from_secs(2),
+        ..AppenderConfig::default()
+    });
     let tenant = Uuid::new_v4();
-    assert!(matches!(appender.append(event(tenant, "up", "ringing", "{}")).await, Ok(AppendOutcome::Appended { .. })));
+    assert!(matches!(
+        appender.append(event(tenant, "up", "ringing", "{}")).await,
+        Ok(AppendOutcome::Appended { .. })
+    ));
 
     proxy.cut().await;
     let started = Instant::now();
-    let down = appender.append(event(tenant, "down", "ringing", "{}")).await;
+    let down = appender
+        .append(event(tenant, "down", "ringing", "{}"))
+        .await;
     let took = started.elapsed();
     let error = down.expect_err("nothing can be committed while the database is unreachable");
-    assert!(error.is_unavailable(), "a retryable error (HTTP 503): {error}");
-    assert!(took < Duration::from_secs(5), "no hang past the timeout: took {took:?}");
+    assert!(
+        error.is_unavailable(),
+        "a retryable error (HTTP 503): {error}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "no hang past the timeout: took {took:?}"
+    );
     assert!(log.ping().await.is_err());
 
     proxy.restore().await;
     let recovered = crate::support::eventually(Duration::from_secs(10), || {
         let appender = appender.clone();
-        async move { appender.append(event(tenant, "back", "ringing", "{}")).await.ok() }
+        async move {
+            appender
+                .append(event(tenant, "back", "ringing", "{}"))
+                .await
+                .ok()
+        }
     })
     .await;
-    assert!(matches!(recovered, Some(AppendOutcome::Appended { .. })), "{recovered:?}");
+    assert!(
+        matches!(recovered, Some(AppendOutcome::Appended { .. })),
+        "{recovered:?}"
+    );
     assert!(log.ping().await.is_ok());
 }

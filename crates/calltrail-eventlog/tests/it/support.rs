@@ -10,7 +10,10 @@ pub async fn log(db: &TestDb) -> EventLog {
 }
 
 pub fn config() -> AppenderConfig {
-    AppenderConfig { linger: Duration::from_micros(200), ..AppenderConfig::default() }
+    AppenderConfig {
+        linger: Duration::from_micros(200),
+        ..AppenderConfig::default()
+    }
 }
 
 pub fn event(tenant: Uuid, stream: &str, status: &str, body: &str) -> NewEvent {

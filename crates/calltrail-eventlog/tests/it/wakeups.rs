@@ -13,7 +13,9 @@ fn follow(log: EventLog, mut wakeups: Wakeups) -> mpsc::UnboundedReceiver<String
     tokio::spawn(async move {
         let mut checkpoint = Checkpoint::START;
         loop {
-            let Ok(batch) = log.read_after(checkpoint, 100).await else { return };
+            let Ok(batch) = log.read_after(checkpoint, 100).await else {
+                return;
+            };
             for e in batch {
                 checkpoint = e.checkpoint();
                 if tx.send(e.stream_id).is_err() {
@@ -37,10 +39,17 @@ async fn appended_event_is_seen_within_a_second(notify: bool) {
     } else {
         log.polling_wakeups(Duration::from_millis(300))
     };
-    assert_eq!(wakeups.listen_now().await, notify, "LISTEN is in place before anything is appended");
+    assert_eq!(
+        wakeups.listen_now().await,
+        notify,
+        "LISTEN is in place before anything is appended"
+    );
     let mut seen = follow(log.clone(), wakeups);
 
-    appender.append(event(Uuid::new_v4(), "wake-me", "ringing", "{}")).await.unwrap();
+    appender
+        .append(event(Uuid::new_v4(), "wake-me", "ringing", "{}"))
+        .await
+        .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(1), seen.recv()).await;
     assert_eq!(got.ok().flatten().as_deref(), Some("wake-me"));
 }

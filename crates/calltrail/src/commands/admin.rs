@@ -26,7 +26,13 @@ struct Ctx {
 impl Ctx {
     fn connect(url: &str) -> anyhow::Result<Self> {
         Ok(Self {
-            log: EventLog::connect(url, &ConnectOptions { max_connections: 2, ..ConnectOptions::default() })?,
+            log: EventLog::connect(
+                url,
+                &ConnectOptions {
+                    max_connections: 2,
+                    ..ConnectOptions::default()
+                },
+            )?,
             store: ReadStore::connect(url, 2)?,
         })
     }
@@ -42,12 +48,33 @@ pub async fn run(url: &str, command: AdminCommand) -> anyhow::Result<()> {
 
 async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
     match command {
-        AdminCommand::CreateUser { email, name, credits, individual_prompt_id, complete_prompt_id } => {
-            for id in [&individual_prompt_id, &complete_prompt_id].into_iter().flatten() {
-                anyhow::ensure!(id.starts_with("pmpt_"), "prompt id `{id}` must look like pmpt_…");
+        AdminCommand::CreateUser {
+            email,
+            name,
+            credits,
+            individual_prompt_id,
+            complete_prompt_id,
+        } => {
+            for id in [&individual_prompt_id, &complete_prompt_id]
+                .into_iter()
+                .flatten()
+            {
+                anyhow::ensure!(
+                    id.starts_with("pmpt_"),
+                    "prompt id `{id}` must look like pmpt_…"
+                );
             }
-            let user = NewUser { email, name, individual_prompt_id, complete_prompt_id };
-            let issued = ctx.store.create_user(&user).await.context("could not create the user")?;
+            let user = NewUser {
+                email,
+                name,
+                individual_prompt_id,
+                complete_prompt_id,
+            };
+            let issued = ctx
+                .store
+                .create_user(&user)
+                .await
+                .context("could not create the user")?;
             if let Some(amount) = credits {
                 grant(ctx, issued.user_id, amount).await?;
             }
@@ -57,7 +84,12 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
                 "webhook_token": issued.webhook_token,
             }));
         }
-        AdminCommand::AddAgent { user, provider, external_id, name } => {
+        AdminCommand::AddAgent {
+            user,
+            provider,
+            external_id,
+            name,
+        } => {
             anyhow::ensure!(
                 provider.parse::<calltrail_core::Provider>().is_ok(),
                 "unknown provider `{provider}` (supported: bolna)"
@@ -86,7 +118,10 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
 
 /// Appends a grant event, then makes sure it is projected and returns the new balance.
 async fn grant(ctx: &Ctx, user: Uuid, amount: i64) -> anyhow::Result<i64> {
-    let appender = ctx.log.appender(AppenderConfig { linger: Duration::ZERO, ..AppenderConfig::default() });
+    let appender = ctx.log.appender(AppenderConfig {
+        linger: Duration::ZERO,
+        ..AppenderConfig::default()
+    });
     let now = Utc::now();
     let event = NewEvent {
         tenant_id: user,
@@ -99,12 +134,21 @@ async fn grant(ctx: &Ctx, user: Uuid, amount: i64) -> anyhow::Result<i64> {
         payload: None,
         metadata: json!({ "source": "admin grant-credits", "received_at": now }).to_string(),
     };
-    appender.append(event).await.context("could not record the credit grant")?;
+    appender
+        .append(event)
+        .await
+        .context("could not record the credit grant")?;
     appender.shutdown().await;
     // Catch the projection up here: safe beside a running `serve` (the checkpoint row lock
     // lets one projector work at a time), and needed when none is running.
-    let projector = Projector::new(ctx.log.clone(), ctx.store.clone(), ProjectorConfig::default());
-    catch_up(&projector).await.context("could not project the credit grant")?;
+    let projector = Projector::new(
+        ctx.log.clone(),
+        ctx.store.clone(),
+        ProjectorConfig::default(),
+    );
+    catch_up(&projector)
+        .await
+        .context("could not project the credit grant")?;
     Ok(ctx.store.balance(user).await?)
 }
 
@@ -130,7 +174,11 @@ async fn demo_tenant(ctx: &Ctx) -> anyhow::Result<()> {
     let (issued, created) = match ctx.store.user_by_email(DEMO_EMAIL).await? {
         Some(user) => (ctx.store.issue_credentials(user).await?, false),
         None => {
-            let user = NewUser { email: DEMO_EMAIL.to_owned(), name: Some("Demo".to_owned()), ..NewUser::default() };
+            let user = NewUser {
+                email: DEMO_EMAIL.to_owned(),
+                name: Some("Demo".to_owned()),
+                ..NewUser::default()
+            };
             let issued = ctx.store.create_user(&user).await?;
             grant(ctx, issued.user_id, 100).await?;
             (issued, true)

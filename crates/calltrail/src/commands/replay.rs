@@ -13,14 +13,22 @@ use crate::cli::ReplayArgs;
 
 /// Runs a replay.
 pub async fn run(url: &str, args: ReplayArgs) -> anyhow::Result<()> {
-    let log = EventLog::connect(url, &ConnectOptions { max_connections: 4, ..ConnectOptions::default() })?;
+    let log = EventLog::connect(
+        url,
+        &ConnectOptions {
+            max_connections: 4,
+            ..ConnectOptions::default()
+        },
+    )?;
     let store = ReadStore::connect(url, 4)?;
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} replay [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} replay [{bar:40}] {pos}/{len} events ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar
     } else {

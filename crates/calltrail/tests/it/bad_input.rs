@@ -6,16 +6,20 @@ use crate::helpers::*;
 
 async fn rejected_rows(app: &TestApp) -> Vec<(String, i32, String)> {
     let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
-    let rows = sqlx::query_as("SELECT reason, status_code, encode(body, 'escape') FROM rejected_webhooks ORDER BY id")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let rows = sqlx::query_as(
+        "SELECT reason, status_code, encode(body, 'escape') FROM rejected_webhooks ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     rows
 }
 
 fn error_code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,36 +31,95 @@ async fn each_kind_of_bad_webhook_gets_its_status_and_a_rejected_log_row() {
     let initiated = fixture("success", "01-initiated.json");
 
     let cases: Vec<(&str, String, Vec<u8>, u16, &str)> = vec![
-        ("malformed JSON", tenant.webhook_token.clone(), b"{\"id\": \"x\", \"status\":".to_vec(), 400, "invalid_payload"),
-        ("missing id", tenant.webhook_token.clone(), br#"{"status":"ringing"}"#.to_vec(), 400, "invalid_payload"),
-        ("missing status", tenant.webhook_token.clone(), br#"{"id":"abc"}"#.to_vec(), 400, "invalid_payload"),
-        ("not an object", tenant.webhook_token.clone(), b"[1,2,3]".to_vec(), 400, "invalid_payload"),
-        ("wrong token", "whk_not_a_real_token".to_owned(), initiated.clone(), 401, "unknown_webhook_token"),
-        ("another tenant's agent", tenant.webhook_token.clone(), initiated.clone(), 403, "agent_of_another_tenant"),
-        ("oversized body", tenant.webhook_token.clone(), vec![b' '; 10_000], 413, "payload_too_large"),
+        (
+            "malformed JSON",
+            tenant.webhook_token.clone(),
+            b"{\"id\": \"x\", \"status\":".to_vec(),
+            400,
+            "invalid_payload",
+        ),
+        (
+            "missing id",
+            tenant.webhook_token.clone(),
+            br#"{"status":"ringing"}"#.to_vec(),
+            400,
+            "invalid_payload",
+        ),
+        (
+            "missing status",
+            tenant.webhook_token.clone(),
+            br#"{"id":"abc"}"#.to_vec(),
+            400,
+            "invalid_payload",
+        ),
+        (
+            "not an object",
+            tenant.webhook_token.clone(),
+            b"[1,2,3]".to_vec(),
+            400,
+            "invalid_payload",
+        ),
+        (
+            "wrong token",
+            "whk_not_a_real_token".to_owned(),
+            initiated.clone(),
+            401,
+            "unknown_webhook_token",
+        ),
+        (
+            "another tenant's agent",
+            tenant.webhook_token.clone(),
+            initiated.clone(),
+            403,
+            "agent_of_another_tenant",
+        ),
+        (
+            "oversized body",
+            tenant.webhook_token.clone(),
+            vec![b' '; 10_000],
+            413,
+            "payload_too_large",
+        ),
     ];
     for (i, (what, token, body, status, code)) in cases.iter().enumerate() {
         let (got, answer) = app.post_bolna_json(token, body).await;
         assert_eq!(got, *status, "{what}: {answer}");
         assert_eq!(error_code(&answer), *code, "{what}");
-        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: a human sentence");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}: a human sentence"
+        );
         let rows = rejected_rows(&app).await;
         assert_eq!(rows.len(), i + 1, "{what} is kept in the rejected log");
         assert_eq!(rows[i].1, i32::from(*status), "{what}");
     }
     let rows = rejected_rows(&app).await;
-    assert_eq!(rows[0].2, "{\"id\": \"x\", \"status\":", "the body is kept exactly as received");
-    assert_eq!(app.sql_count("SELECT count(*) FROM events").await, 0, "nothing refused reached the log");
+    assert_eq!(
+        rows[0].2, "{\"id\": \"x\", \"status\":",
+        "the body is kept exactly as received"
+    );
+    assert_eq!(
+        app.sql_count("SELECT count(*) FROM events").await,
+        0,
+        "nothing refused reached the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_nobody_registered_is_recorded_for_the_tokens_tenant() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
-    let body = with_fields(&fixture("success", "01-initiated.json"), &[("agent_id", json!("unregistered-agent"))]);
+    let body = with_fields(
+        &fixture("success", "01-initiated.json"),
+        &[("agent_id", json!("unregistered-agent"))],
+    );
     let (status, answer) = app.post_bolna_json(&tenant.webhook_token, &body).await;
     assert_eq!(status, 202, "{answer}");
-    let call = app.wait_for(&tenant, &format!("/v1/calls/{SUCCESS}"), |s, _| s == 200).await;
+    let call = app
+        .wait_for(&tenant, &format!("/v1/calls/{SUCCESS}"), |s, _| s == 200)
+        .await;
     assert_eq!(call["agent_id"], "unregistered-agent");
 }
 
@@ -64,11 +127,22 @@ async fn an_agent_nobody_registered_is_recorded_for_the_tokens_tenant() {
 async fn the_read_api_needs_a_valid_key_and_validates_its_parameters() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
-    let response = app.client.get(format!("{}/v1/calls", app.address)).send().await.unwrap();
+    let response = app
+        .client
+        .get(format!("{}/v1/calls", app.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 401);
     let body: Value = response.json().await.unwrap();
     assert_eq!(error_code(&body), "unauthorized");
-    let response = app.client.get(format!("{}/v1/calls", app.address)).bearer_auth("ct_live_wrong").send().await.unwrap();
+    let response = app
+        .client
+        .get(format!("{}/v1/calls", app.address))
+        .bearer_auth("ct_live_wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 401);
 
     for (query, code) in [

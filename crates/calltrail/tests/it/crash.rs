@@ -10,7 +10,11 @@ use tokio::sync::Mutex;
 use crate::helpers::*;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn serve(url: &str, port: u16) -> Child {
@@ -28,12 +32,19 @@ fn serve(url: &str, port: u16) -> Child {
 async fn wait_ready(client: &reqwest::Client, port: u16) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await {
+        if let Ok(response) = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+        {
             if response.status().is_success() {
                 return;
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "the server did not become ready");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -52,7 +63,12 @@ async fn every_acknowledged_webhook_survives_a_sigkill() {
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let mut senders = Vec::new();
     for worker in 0..32 {
-        let (client, token, acked, success) = (client.clone(), tenant.webhook_token.clone(), acked.clone(), success.clone());
+        let (client, token, acked, success) = (
+            client.clone(),
+            tenant.webhook_token.clone(),
+            acked.clone(),
+            success.clone(),
+        );
         senders.push(tokio::spawn(async move {
             for i in 0..40 {
                 let id = format!("crash-{worker}-{i}");
@@ -67,7 +83,9 @@ async fn every_acknowledged_webhook_survives_a_sigkill() {
                         .send()
                         .await;
                     match sent {
-                        Ok(response) if response.status().as_u16() == 202 => acked.lock().await.push((id.clone(), status)),
+                        Ok(response) if response.status().as_u16() == 202 => {
+                            acked.lock().await.push((id.clone(), status))
+                        }
                         _ => return,
                     }
                 }
@@ -90,22 +108,40 @@ async fn every_acknowledged_webhook_survives_a_sigkill() {
     let mut child = serve(app.db.url(), port);
     wait_ready(&client, port).await;
     let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
-    let stored: Vec<(String, String)> = sqlx::query_as("SELECT stream_id, event_type FROM events").fetch_all(&pool).await.unwrap();
+    let stored: Vec<(String, String)> = sqlx::query_as("SELECT stream_id, event_type FROM events")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     let stored: std::collections::HashSet<_> = stored.into_iter().collect();
     let missing: Vec<_> = acked.iter().filter(|k| !stored.contains(*k)).collect();
-    assert!(missing.is_empty(), "{} acknowledged webhooks lost, e.g. {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged webhooks lost, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
 
     // ... and the restarted server projects all of them.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let timeline: i64 = sqlx::query_scalar("SELECT count(*) FROM call_events").fetch_one(&pool).await.unwrap();
+        let timeline: i64 = sqlx::query_scalar("SELECT count(*) FROM call_events")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         if usize::try_from(timeline).unwrap() >= stored.len() {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "only {timeline} of {} events projected", stored.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {timeline} of {} events projected",
+            stored.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let projected: i64 = sqlx::query_scalar("SELECT count(DISTINCT execution_id) FROM calls").fetch_one(&pool).await.unwrap();
+    let projected: i64 = sqlx::query_scalar("SELECT count(DISTINCT execution_id) FROM calls")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     let calls: std::collections::HashSet<_> = acked.iter().map(|(id, _)| id.clone()).collect();
     assert!(usize::try_from(projected).unwrap() >= calls.len());
     pool.close().await;
@@ -121,7 +157,12 @@ async fn a_graceful_shutdown_loses_no_acknowledged_webhook() {
     let success = scenario("success");
     let mut senders = Vec::new();
     for worker in 0..16 {
-        let (client, address, token, success) = (app.client.clone(), address.clone(), tenant.webhook_token.clone(), success.clone());
+        let (client, address, token, success) = (
+            app.client.clone(),
+            address.clone(),
+            tenant.webhook_token.clone(),
+            success.clone(),
+        );
         senders.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             for i in 0..200 {
@@ -136,7 +177,10 @@ async fn a_graceful_shutdown_loses_no_acknowledged_webhook() {
                     break;
                 };
                 if response.status().as_u16() == 202 {
-                    acked.push((value["id"].as_str().unwrap().to_owned(), value["status"].as_str().unwrap().to_owned()));
+                    acked.push((
+                        value["id"].as_str().unwrap().to_owned(),
+                        value["status"].as_str().unwrap().to_owned(),
+                    ));
                 }
             }
             acked
@@ -145,7 +189,12 @@ async fn a_graceful_shutdown_loses_no_acknowledged_webhook() {
     // Stop while the senders are busy (as soon as some webhooks have landed).
     let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap() < 100 {
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        < 100
+    {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -154,9 +203,15 @@ async fn a_graceful_shutdown_loses_no_acknowledged_webhook() {
     for sender in senders {
         acked.extend(sender.await.unwrap());
     }
-    let stored: Vec<(String, String)> = sqlx::query_as("SELECT stream_id, event_type FROM events").fetch_all(&pool).await.unwrap();
+    let stored: Vec<(String, String)> = sqlx::query_as("SELECT stream_id, event_type FROM events")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     let stored: std::collections::HashSet<_> = stored.into_iter().collect();
     assert!(!acked.is_empty());
-    assert!(acked.iter().all(|k| stored.contains(k)), "every 202 before shutdown is committed");
+    assert!(
+        acked.iter().all(|k| stored.contains(k)),
+        "every 202 before shutdown is committed"
+    );
     pool.close().await;
 }

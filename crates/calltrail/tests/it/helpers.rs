@@ -42,26 +42,46 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDb::new().await;
     let mut settings = Settings::for_tests(db.url());
     configure(&mut settings);
-    let app = Application::build(settings).await.expect("the application builds");
+    let app = Application::build(settings)
+        .await
+        .expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until_stopped());
     let store = ReadStore::connect(db.url(), 4).unwrap();
-    TestApp { address, db, store, client: reqwest::Client::new(), shutdown, server: Some(server) }
+    TestApp {
+        address,
+        db,
+        store,
+        client: reqwest::Client::new(),
+        shutdown,
+        server: Some(server),
+    }
 }
 
 /// The fixture payload `fixtures/bolna/{scenario}/{file}` as bytes.
 pub fn fixture(scenario: &str, file: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bolna").join(scenario).join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/bolna")
+        .join(scenario)
+        .join(file);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Every webhook of a fixture scenario, in delivery order.
 pub fn scenario(name: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bolna").join(name);
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/bolna")
+        .join(name);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
-    files.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
+    files
+        .into_iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect()
 }
 
 /// A fixture payload with its execution id (and optionally other fields) replaced.
@@ -76,12 +96,26 @@ pub fn with_fields(body: &[u8], fields: &[(&str, Value)]) -> Vec<u8> {
 impl TestApp {
     pub async fn create_tenant(&self) -> Tenant {
         let email = format!("{}@tenant.example", Uuid::new_v4().simple());
-        let issued = self.store.create_user(&NewUser { email, ..NewUser::default() }).await.unwrap();
-        Tenant { user_id: issued.user_id, api_key: issued.api_key, webhook_token: issued.webhook_token }
+        let issued = self
+            .store
+            .create_user(&NewUser {
+                email,
+                ..NewUser::default()
+            })
+            .await
+            .unwrap();
+        Tenant {
+            user_id: issued.user_id,
+            api_key: issued.api_key,
+            webhook_token: issued.webhook_token,
+        }
     }
 
     pub async fn add_agent(&self, tenant: &Tenant, agent: &str) {
-        self.store.add_agent(tenant.user_id, "bolna", agent, None).await.unwrap();
+        self.store
+            .add_agent(tenant.user_id, "bolna", agent, None)
+            .await
+            .unwrap();
     }
 
     pub async fn post_bolna(&self, token: &str, body: &[u8]) -> reqwest::Response {
@@ -114,14 +148,22 @@ impl TestApp {
     }
 
     /// Polls `GET path` until `ready` holds for its body, or fails after the deadline.
-    pub async fn wait_for(&self, tenant: &Tenant, path: &str, ready: impl Fn(u16, &Value) -> bool) -> Value {
+    pub async fn wait_for(
+        &self,
+        tenant: &Tenant,
+        path: &str,
+        ready: impl Fn(u16, &Value) -> bool,
+    ) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             let (status, body) = self.get(tenant, path).await;
             if ready(status, &body) {
                 return body;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting on {path}: last {status} {body}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting on {path}: last {status} {body}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -142,7 +184,10 @@ impl TestApp {
             if pending == 0 {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{pending} events still unprojected");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{pending} events still unprojected"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         pool.close().await;

@@ -36,7 +36,11 @@ async fn an_answered_call_has_exactly_the_contract_fields() {
         assert_eq!(answer["status"], "accepted");
         assert_eq!(answer["duplicate"], false);
     }
-    let call = app.wait_for(&tenant, &format!("/v1/calls/{SUCCESS}"), |s, b| s == 200 && b["call_lifecycle_status"] == "completed").await;
+    let call = app
+        .wait_for(&tenant, &format!("/v1/calls/{SUCCESS}"), |s, b| {
+            s == 200 && b["call_lifecycle_status"] == "completed"
+        })
+        .await;
 
     assert_eq!(call["execution_id"], SUCCESS);
     assert_eq!(call["agent_id"], AGENT);
@@ -61,13 +65,36 @@ async fn an_answered_call_has_exactly_the_contract_fields() {
     assert_eq!(call["created_at"], "2025-10-08T09:14:58.412903Z");
     assert!(call["contact_id"].is_string());
     assert!(call["updated_at"].is_string());
-    let types: Vec<&str> = call["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["initiated", "ringing", "in-progress", "call-disconnected", "completed"]);
+    let types: Vec<&str> = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "initiated",
+            "ringing",
+            "in-progress",
+            "call-disconnected",
+            "completed"
+        ]
+    );
 
-    let (_, transcript) = app.get(&tenant, &format!("/v1/calls/{SUCCESS}/transcript")).await;
-    assert!(transcript["content"].as_str().unwrap().contains("rohan@acme-logistics.example"));
+    let (_, transcript) = app
+        .get(&tenant, &format!("/v1/calls/{SUCCESS}/transcript"))
+        .await;
+    assert!(transcript["content"]
+        .as_str()
+        .unwrap()
+        .contains("rohan@acme-logistics.example"));
 
-    let credits = app.wait_for(&tenant, "/v1/credits", |s, b| s == 200 && b["transactions"].as_array().is_some_and(|t| !t.is_empty())).await;
+    let credits = app
+        .wait_for(&tenant, "/v1/credits", |s, b| {
+            s == 200 && b["transactions"].as_array().is_some_and(|t| !t.is_empty())
+        })
+        .await;
     assert_eq!(credits["balance"], -1);
     assert_eq!(credits["transactions"][0]["type"], "usage");
     assert_eq!(credits["transactions"][0]["amount"], -1);
@@ -79,9 +106,16 @@ async fn an_answered_call_has_exactly_the_contract_fields() {
 async fn missed_calls_are_failed_uncharged_and_counted_on_the_contact() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
-    for (name, id, hangup) in [("no-answer", NO_ANSWER, "Call unanswered"), ("busy", BUSY, "Call recipient was busy")] {
+    for (name, id, hangup) in [
+        ("no-answer", NO_ANSWER, "Call unanswered"),
+        ("busy", BUSY, "Call recipient was busy"),
+    ] {
         deliver(&app, &tenant, &scenario(name)).await;
-        let call = app.wait_for(&tenant, &format!("/v1/calls/{id}"), |s, b| s == 200 && b["call_lifecycle_status"] == name).await;
+        let call = app
+            .wait_for(&tenant, &format!("/v1/calls/{id}"), |s, b| {
+                s == 200 && b["call_lifecycle_status"] == name
+            })
+            .await;
         assert_eq!(call["status"], "failed");
         assert_eq!(call["duration_seconds"], 0);
         assert_eq!(call["duration_minutes"], 0);
@@ -93,7 +127,12 @@ async fn missed_calls_are_failed_uncharged_and_counted_on_the_contact() {
     }
     // A second unanswered call to the no-answer number counts on the same contact.
     for body in scenario("no-answer") {
-        deliver(&app, &tenant, &[with_fields(&body, &[("id", json!("second-try"))])]).await;
+        deliver(
+            &app,
+            &tenant,
+            &[with_fields(&body, &[("id", json!("second-try"))])],
+        )
+        .await;
     }
     app.wait_until_projected().await;
     let (_, contacts) = app.get(&tenant, "/v1/contacts").await;
@@ -103,17 +142,27 @@ async fn missed_calls_are_failed_uncharged_and_counted_on_the_contact() {
         .iter()
         .map(|c| {
             let phone = c["phone_number"].as_str().unwrap().to_owned();
-            (phone, c["not_connected"].as_i64().unwrap(), c["auto_created_from_call_id"].as_str().unwrap().to_owned())
+            (
+                phone,
+                c["not_connected"].as_i64().unwrap(),
+                c["auto_created_from_call_id"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
     items.sort();
     assert_eq!(
         items,
-        [("+14155550141".to_owned(), 2, NO_ANSWER.to_owned()), ("+14155550163".to_owned(), 1, BUSY.to_owned())],
+        [
+            ("+14155550141".to_owned(), 2, NO_ANSWER.to_owned()),
+            ("+14155550163".to_owned(), 1, BUSY.to_owned())
+        ],
         "{contacts}"
     );
     let (_, credits) = app.get(&tenant, "/v1/credits").await;
-    assert_eq!(credits["balance"], 0, "missed calls cost nothing: {credits}");
+    assert_eq!(
+        credits["balance"], 0,
+        "missed calls cost nothing: {credits}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,7 +177,9 @@ async fn shuffled_duplicated_delivery_gives_the_in_order_call() {
     let order = [4, 2, 4, 0, 3, 1, 2, 0, 1, 3];
     let mut duplicates = 0;
     for i in order {
-        let (status, answer) = app.post_bolna_json(&shuffled.webhook_token, &bodies[i]).await;
+        let (status, answer) = app
+            .post_bolna_json(&shuffled.webhook_token, &bodies[i])
+            .await;
         if answer["duplicate"] == true {
             assert_eq!(status, 200);
             assert_eq!(answer["status"], "duplicate");
@@ -150,7 +201,11 @@ async fn shuffled_duplicated_delivery_gives_the_in_order_call() {
     }
     assert_eq!(actual, expected);
     let (_, credits) = app.get(&shuffled, "/v1/credits").await;
-    assert_eq!(credits["transactions"].as_array().unwrap().len(), 1, "charged once: {credits}");
+    assert_eq!(
+        credits["transactions"].as_array().unwrap().len(),
+        1,
+        "charged once: {credits}"
+    );
     assert_eq!(credits["balance"], -1);
 }
 
@@ -164,15 +219,26 @@ async fn a_duplicate_changes_nothing_and_a_different_body_is_kept_for_review() {
 
     let completed = fixture("success", "05-completed.json");
     let (status, answer) = app.post_bolna_json(&tenant.webhook_token, &completed).await;
-    assert_eq!((status, &answer["duplicate"]), (200, &json!(true)), "{answer}");
+    assert_eq!(
+        (status, &answer["duplicate"]),
+        (200, &json!(true)),
+        "{answer}"
+    );
     let changed = with_fields(&completed, &[("conversation_duration", json!(300.0))]);
     let (status, answer) = app.post_bolna_json(&tenant.webhook_token, &changed).await;
-    assert_eq!((status, &answer["duplicate"]), (200, &json!(true)), "{answer}");
+    assert_eq!(
+        (status, &answer["duplicate"]),
+        (200, &json!(true)),
+        "{answer}"
+    );
 
     app.wait_until_projected().await;
     assert_eq!(user_visible(&app.call(&tenant, SUCCESS).await), before);
     assert_eq!(app.sql_count("SELECT count(*) FROM events").await, 5);
-    assert_eq!(app.sql_count("SELECT count(*) FROM event_conflicts").await, 1);
+    assert_eq!(
+        app.sql_count("SELECT count(*) FROM event_conflicts").await,
+        1
+    );
     let (_, credits) = app.get(&tenant, "/v1/credits").await;
     assert_eq!(credits["balance"], -1);
 }
@@ -188,7 +254,11 @@ async fn credits_are_charged_once_when_completed_arrives_before_call_disconnecte
     assert_eq!(call["credits_used"], 1);
     assert_eq!(call["call_lifecycle_status"], "completed");
     let (_, credits) = app.get(&tenant, "/v1/credits").await;
-    assert_eq!(credits["transactions"].as_array().unwrap().len(), 1, "{credits}");
+    assert_eq!(
+        credits["transactions"].as_array().unwrap().len(),
+        1,
+        "{credits}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,12 +266,20 @@ async fn a_late_ringing_after_busy_leaves_the_call_busy() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
     let bodies = scenario("busy");
-    deliver(&app, &tenant, &[bodies[0].clone(), bodies[2].clone(), bodies[1].clone()]).await;
+    deliver(
+        &app,
+        &tenant,
+        &[bodies[0].clone(), bodies[2].clone(), bodies[1].clone()],
+    )
+    .await;
     app.wait_until_projected().await;
     let call = app.call(&tenant, BUSY).await;
     assert_eq!(call["call_lifecycle_status"], "busy");
     assert_eq!(call["status"], "failed");
-    assert_eq!(call["ringing_started_at"], "2025-10-08T10:05:44.120470Z", "the late ringing still records its own time");
+    assert_eq!(
+        call["ringing_started_at"], "2025-10-08T10:05:44.120470Z",
+        "the late ringing still records its own time"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,11 +287,17 @@ async fn each_new_number_creates_one_contact() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
     let initiated = fixture("success", "01-initiated.json");
-    for (id, phone) in [("c-1", "+14155550101"), ("c-2", "+14155550102"), ("c-3", "+14155550101")] {
+    for (id, phone) in [
+        ("c-1", "+14155550101"),
+        ("c-2", "+14155550102"),
+        ("c-3", "+14155550101"),
+    ] {
         let mut body: Value = serde_json::from_slice(&initiated).unwrap();
         body["id"] = json!(id);
         body["telephony_data"]["to_number"] = json!(phone);
-        let (status, _) = app.post_bolna_json(&tenant.webhook_token, &serde_json::to_vec(&body).unwrap()).await;
+        let (status, _) = app
+            .post_bolna_json(&tenant.webhook_token, &serde_json::to_vec(&body).unwrap())
+            .await;
         assert_eq!(status, 202);
     }
     app.wait_until_projected().await;
@@ -222,9 +306,23 @@ async fn each_new_number_creates_one_contact() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["phone_number"].as_str().unwrap().to_owned(), c["auto_created_from_call_id"].as_str().unwrap().to_owned()))
+        .map(|c| {
+            (
+                c["phone_number"].as_str().unwrap().to_owned(),
+                c["auto_created_from_call_id"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     phones.sort();
-    assert_eq!(phones, [("+14155550101".to_owned(), "c-1".to_owned()), ("+14155550102".to_owned(), "c-2".to_owned())]);
-    assert_eq!(contacts["items"][0]["name"], "Rohan Mehta", "the name the provider passed through");
+    assert_eq!(
+        phones,
+        [
+            ("+14155550101".to_owned(), "c-1".to_owned()),
+            ("+14155550102".to_owned(), "c-2".to_owned())
+        ]
+    );
+    assert_eq!(
+        contacts["items"][0]["name"], "Rohan Mehta",
+        "the name the provider passed through"
+    );
 }

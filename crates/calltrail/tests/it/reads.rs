@@ -32,10 +32,15 @@ async fn no_read_route_shows_another_tenants_data() {
         assert_eq!(status, 200, "{path}: {body}");
         let (status, foreign) = app.get(&stranger, &path).await;
         assert_eq!(status, 404, "{path}: {foreign}");
-        let (status, missing) = app.get(&stranger, &template.replace("ID", "no-such-call")).await;
+        let (status, missing) = app
+            .get(&stranger, &template.replace("ID", "no-such-call"))
+            .await;
         assert_eq!(status, 404);
         assert_eq!(foreign["error"]["code"], "not_found");
-        assert_eq!(foreign["error"]["code"], missing["error"]["code"], "another tenant's call looks exactly like a missing one");
+        assert_eq!(
+            foreign["error"]["code"], missing["error"]["code"],
+            "another tenant's call looks exactly like a missing one"
+        );
     }
     let (_, calls) = app.get(&stranger, "/v1/calls").await;
     assert_eq!(calls["items"], json!([]));
@@ -59,7 +64,11 @@ async fn keyset_pagination_returns_every_call_once_while_new_calls_arrive() {
         // Some calls share a created_at, so the cursor must break ties.
         let id = format!("page-{i:02}");
         let created = format!("2025-10-08T09:{:02}:00", i / 3);
-        app.post_bolna_json(&tenant.webhook_token, &call_body(&id, &created, "initiated", "+14155550101")).await;
+        app.post_bolna_json(
+            &tenant.webhook_token,
+            &call_body(&id, &created, "initiated", "+14155550101"),
+        )
+        .await;
         existing.insert(id);
     }
     app.wait_until_projected().await;
@@ -76,11 +85,22 @@ async fn keyset_pagination_returns_every_call_once_while_new_calls_arrive() {
         assert_eq!(status, 200, "{body}");
         let items = body["items"].as_array().unwrap();
         assert!(items.len() <= 10);
-        seen.extend(items.iter().map(|c| c["execution_id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            items
+                .iter()
+                .map(|c| c["execution_id"].as_str().unwrap().to_owned()),
+        );
         // New calls (newer and older than the current page) arrive between pages.
-        for (j, created) in ["2030-01-01T00:00:00", "2020-01-01T00:00:00"].iter().enumerate() {
+        for (j, created) in ["2030-01-01T00:00:00", "2020-01-01T00:00:00"]
+            .iter()
+            .enumerate()
+        {
             let id = format!("new-{page}-{j}");
-            app.post_bolna_json(&tenant.webhook_token, &call_body(&id, created, "initiated", "+14155550102")).await;
+            app.post_bolna_json(
+                &tenant.webhook_token,
+                &call_body(&id, created, "initiated", "+14155550102"),
+            )
+            .await;
         }
         page += 1;
         match body["next_cursor"].as_str() {
@@ -91,9 +111,17 @@ async fn keyset_pagination_returns_every_call_once_while_new_calls_arrive() {
     }
     let unique: HashSet<_> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "no call twice: {seen:?}");
-    assert!(existing.is_subset(&unique), "every call that existed is returned: missing {:?}", existing.difference(&unique).collect::<Vec<_>>());
+    assert!(
+        existing.is_subset(&unique),
+        "every call that existed is returned: missing {:?}",
+        existing.difference(&unique).collect::<Vec<_>>()
+    );
     // Newest first.
-    let page_ids: Vec<_> = seen.iter().filter(|id| id.starts_with("page-")).cloned().collect();
+    let page_ids: Vec<_> = seen
+        .iter()
+        .filter(|id| id.starts_with("page-"))
+        .cloned()
+        .collect();
     let mut sorted = page_ids.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(page_ids, sorted);
@@ -103,16 +131,34 @@ async fn keyset_pagination_returns_every_call_once_while_new_calls_arrive() {
 async fn calls_can_be_filtered() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
-    for (name, _) in [("success", SUCCESS), ("no-answer", NO_ANSWER), ("busy", BUSY)] {
+    for (name, _) in [
+        ("success", SUCCESS),
+        ("no-answer", NO_ANSWER),
+        ("busy", BUSY),
+    ] {
         for body in scenario(name) {
             app.post_bolna_json(&tenant.webhook_token, &body).await;
         }
     }
-    app.post_bolna_json(&tenant.webhook_token, &call_body("other-day", "2025-10-09T10:00:00", "initiated", "+14155550109")).await;
+    app.post_bolna_json(
+        &tenant.webhook_token,
+        &call_body(
+            "other-day",
+            "2025-10-09T10:00:00",
+            "initiated",
+            "+14155550109",
+        ),
+    )
+    .await;
     app.wait_until_projected().await;
 
     let ids = |body: &Value| -> Vec<String> {
-        let mut ids: Vec<String> = body["items"].as_array().unwrap().iter().map(|c| c["execution_id"].as_str().unwrap().to_owned()).collect();
+        let mut ids: Vec<String> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["execution_id"].as_str().unwrap().to_owned())
+            .collect();
         ids.sort();
         ids
     };
@@ -126,15 +172,53 @@ async fn calls_can_be_filtered() {
     assert_eq!(ids(&body), ["other-day"]);
     let (_, body) = app.get(&tenant, "/v1/calls?to=2025-10-09").await;
     assert_eq!(ids(&body).len(), 3);
-    let (_, body) = app.get(&tenant, &format!("/v1/calls?agent_id={AGENT}&status=completed")).await;
+    let (_, body) = app
+        .get(
+            &tenant,
+            &format!("/v1/calls?agent_id={AGENT}&status=completed"),
+        )
+        .await;
     assert_eq!(ids(&body), [SUCCESS]);
 }
 
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_report_requests_appends_and_projector_lag() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    for body in scenario("busy") {
+        app.post_bolna_json(&tenant.webhook_token, &body).await;
+    }
+    app.post_bolna_json(&tenant.webhook_token, &scenario("busy")[0])
+        .await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    assert_eq!(value("calltrail_appends_total"), Some(3.0), "{text}");
+    assert_eq!(value("calltrail_append_duplicates_total"), Some(1.0));
+    assert!(text.contains("calltrail_projector_lag_events"));
+    assert!(text.contains("calltrail_oldest_blocking_transaction_seconds"));
+    assert!(text.contains(r#"calltrail_http_requests_total{method="POST",route="/v1/webhooks/bolna/{webhook_token}",status="202"} 3"#), "{text}");
 }

@@ -26,7 +26,13 @@ async fn snapshot(app: &TestApp, tenant: &Tenant) -> Value {
             calls.push(json!({"call": detail, "transcript": transcript}));
         }
         match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")),
+            Some(next) => {
+                cursor = Some(
+                    next.replace('+', "%2B")
+                        .replace('/', "%2F")
+                        .replace('=', "%3D"),
+                )
+            }
             None => break,
         }
     }
@@ -45,7 +51,9 @@ async fn build_state(app: &TestApp, tenant: &Tenant, n: usize) {
             let mut value: Value = serde_json::from_slice(body).unwrap();
             value["id"] = json!(id);
             value["telephony_data"]["to_number"] = json!(phone);
-            let (status, answer) = app.post_bolna_json(&tenant.webhook_token, &serde_json::to_vec(&value).unwrap()).await;
+            let (status, answer) = app
+                .post_bolna_json(&tenant.webhook_token, &serde_json::to_vec(&value).unwrap())
+                .await;
             assert_eq!(status, 202, "{answer}");
         }
     }
@@ -88,7 +96,11 @@ async fn replay_rebuilds_exactly_what_the_live_projector_built() {
     })
     .await
     .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(summary["events"], 5 * 33 + 6 * 2, "{summary}");
@@ -101,7 +113,10 @@ async fn replay_rebuilds_exactly_what_the_live_projector_built() {
     // Idempotent: a second replay changes nothing either.
     let again = run_replay(&app);
     assert!(again.status.success());
-    assert_eq!((snapshot(&app, &tenant).await, snapshot(&app, &other).await), before);
+    assert_eq!(
+        (snapshot(&app, &tenant).await, snapshot(&app, &other).await),
+        before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +134,11 @@ async fn reads_during_a_replay_never_fail_nor_see_an_empty_table() {
             while !done.load(Ordering::Relaxed) {
                 let (status, body) = app.get(&tenant, "/v1/calls?limit=5").await;
                 assert_eq!(status, 200, "a read during replay failed: {body}");
-                assert_eq!(body["items"].as_array().map(Vec::len), Some(5), "a read during replay saw {body}");
+                assert_eq!(
+                    body["items"].as_array().map(Vec::len),
+                    Some(5),
+                    "a read during replay saw {body}"
+                );
                 let (status, body) = app.get(&tenant, "/v1/contacts?limit=5").await;
                 assert_eq!(status, 200, "{body}");
                 assert!(!body["items"].as_array().unwrap().is_empty());
@@ -129,12 +148,23 @@ async fn reads_during_a_replay_never_fail_nor_see_an_empty_table() {
     };
     let url = app.db.url().to_owned();
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_calltrail")).arg("replay").env("DATABASE_URL", url).output().unwrap()
+        std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+            .arg("replay")
+            .env("DATABASE_URL", url)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
     done.store(true, Ordering::Relaxed);
     reader.await.unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(reads.load(Ordering::Relaxed) > 0, "reads ran while the replay did");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        reads.load(Ordering::Relaxed) > 0,
+        "reads ran while the replay did"
+    );
 }
