@@ -5,6 +5,10 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod proxy;
+
+pub use proxy::DbProxy;
+
 use std::str::FromStr;
 
 use sqlx::postgres::PgConnectOptions;
@@ -47,7 +51,9 @@ impl TestDb {
         let db = TestDb::empty().await;
         let log = calltrail_eventlog::EventLog::connect(&db.url, &Default::default())
             .expect("test database url");
-        log.migrate().await.expect("migrations apply to a fresh database");
+        log.migrate()
+            .await
+            .expect("migrations apply to a fresh database");
         log.close().await;
         db
     }
@@ -60,7 +66,10 @@ impl TestDb {
             .database("postgres")
             .disable_statement_logging();
         let name = format!("calltrail_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = admin.connect().await.expect("the test PostgreSQL server answers");
+        let mut conn = admin
+            .connect()
+            .await
+            .expect("the test PostgreSQL server answers");
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await
@@ -87,7 +96,9 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop may run inside a tokio runtime: do the async work on a thread of its own.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async move {
                 let mut conn = admin.connect().await?;
                 sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -114,6 +125,9 @@ mod tests {
             with_database("postgres://u@h:5432/postgres?sslmode=disable", "x"),
             "postgres://u@h:5432/x?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+        assert_eq!(
+            with_database("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
     }
 }

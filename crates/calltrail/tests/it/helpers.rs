@@ -39,7 +39,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let db = TestDb::new().await;
+    spawn_app_on(TestDb::new().await, configure).await
+}
+
+/// The app on a database the caller made (e.g. to route it through a [`calltrail_testkit::DbProxy`]).
+pub async fn spawn_app_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::for_tests(db.url());
     configure(&mut settings);
     let app = Application::build(settings)

@@ -5,5 +5,6 @@ mod bad_input;
 mod crash;
 mod helpers;
 mod lifecycle;
+mod outage;
 mod reads;
 mod replay;
