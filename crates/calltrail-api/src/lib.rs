@@ -6,6 +6,7 @@
 //! - [`calls`]: `GET /v1/calls`, `/v1/calls/{execution_id}`, `/v1/calls/{execution_id}/transcript`.
 //! - [`contacts`]: `GET /v1/contacts`.
 //! - [`credits`]: `GET /v1/credits`.
+//! - [`kpis`]: `GET /v1/kpis`.
 //! - [`health`]: `GET /healthz`, `GET /readyz`.
 //! - [`metrics`]: the [`Metrics`] registry, request/webhook metrics, `GET /metrics`.
 //! - [`openapi`]: `GET /openapi.json` ([`openapi::ApiDoc`]).
@@ -19,6 +20,7 @@ pub mod contacts;
 pub mod credits;
 pub mod error;
 pub mod health;
+pub mod kpis;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
@@ -253,5 +255,6 @@ fn routes(cfg: &mut web::ServiceConfig) {
             "/v1/contacts",
             web::get().to(contacts::list_contacts),
         ))
-        .service(resource("/v1/credits", web::get().to(credits::credits)));
+        .service(resource("/v1/credits", web::get().to(credits::credits)))
+        .service(resource("/v1/kpis", web::get().to(kpis::kpis)));
 }

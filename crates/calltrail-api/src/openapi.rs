@@ -28,6 +28,7 @@ use crate::webhooks::WebhookReceipt;
         crate::calls::get_transcript,
         crate::contacts::list_contacts,
         crate::credits::credits,
+        crate::kpis::kpis,
     ),
     components(schemas(ErrorBody, ErrorDetail, HealthBody, WebhookReceipt)),
     modifiers(&BearerAuth),
@@ -90,6 +91,7 @@ mod tests {
             "/v1/calls/{execution_id}/transcript",
             "/v1/contacts",
             "/v1/credits",
+            "/v1/kpis",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is missing");
         }

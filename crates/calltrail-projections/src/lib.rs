@@ -7,6 +7,7 @@
 //! - [`projector`]: the live projector: gap-safe follow, one transaction per batch, dead letters.
 //! - [`fold`]: batch folding of call events into row changes (pure, no I/O).
 //! - [`replay`]: rebuilds every read table into shadow tables and swaps them in.
+//! - [`kpis`]: KPIs over a time window (`GET /v1/kpis`).
 //! - [`queries`]: read queries for the HTTP API, keyset pagination.
 //! - [`views`]: the JSON shapes the read API returns.
 //! - [`error`]: the crate's [`Error`].
@@ -16,6 +17,7 @@
 
 pub mod error;
 pub mod fold;
+pub mod kpis;
 pub mod projector;
 pub mod queries;
 pub mod replay;

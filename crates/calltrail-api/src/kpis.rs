@@ -1,0 +1,51 @@
+//! `GET /v1/kpis`: call and lead KPIs over a time window.
+
+use actix_web::{web, HttpResponse};
+use calltrail_projections::kpis::KpisView;
+use serde::Deserialize;
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ErrorBody};
+use crate::params::{non_empty, parse_optional_time};
+use crate::AppState;
+
+/// Query of `GET /v1/kpis`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KpisQuery {
+    /// Calls created at or after this time (RFC 3339 or `YYYY-MM-DD`); unbounded when absent.
+    #[param(value_type = Option<String>, example = "2024-05-01")]
+    pub from: Option<String>,
+    /// Calls created before this time (RFC 3339 or `YYYY-MM-DD`); unbounded when absent.
+    #[param(value_type = Option<String>, example = "2024-06-01")]
+    pub to: Option<String>,
+}
+
+/// KPIs over the tenant's calls created in `[from, to)`.
+#[utoipa::path(
+    get,
+    path = "/v1/kpis",
+    tag = "calls",
+    params(KpisQuery),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "KPIs over the window", body = KpisView),
+        (status = 400, description = "`invalid_time`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn kpis(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    query: web::Query<KpisQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let from = parse_optional_time("from", non_empty(query.from.as_deref()))?;
+    let to = parse_optional_time("to", non_empty(query.to.as_deref()))?;
+    let store = state.store().clone();
+    let kpis = state
+        .on_db_runtime(async move { store.kpis(tenant.0, from, to).await })
+        .await?
+        .map_err(ApiError::from_store)?;
+    Ok(HttpResponse::Ok().json(kpis))
+}

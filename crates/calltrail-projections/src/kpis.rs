@@ -1,0 +1,128 @@
+//! KPIs over a tenant's calls in a time window (`GET /v1/kpis`), computed from the read tables
+//! in one statement: one index range scan of the tenant's calls in the window.
+//!
+//! Definitions (CONTRACT §3), over the calls whose `created_at` is in `[from, to)`:
+//! - `connected_calls`: the call reached `in-progress` (it has an answer time, a disconnect
+//!   time, or a charged duration — a lost `in-progress` webhook does not hide a conversation);
+//! - `missed_calls`: `no-answer` + `busy`; `failed_calls`: `failed`, `error`, `balance-low`
+//!   (the call failed for a reason other than the callee);
+//! - rates are fractions of `total_calls` (0 when there are none);
+//! - `avg_conversation_seconds`: mean `duration_seconds` of connected calls;
+//! - `leads_analyzed`: calls with an individual analysis;
+//! - `hot/warm/cold_leads`: contacts called in the window, by their complete analysis's tag.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{Error, ReadStore};
+
+/// The KPI block.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct KpisView {
+    /// Inclusive start of the window, if bounded.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive end of the window, if bounded.
+    pub to: Option<DateTime<Utc>>,
+    /// Calls created in the window.
+    pub total_calls: i64,
+    /// Calls that reached `in-progress`.
+    pub connected_calls: i64,
+    /// `no-answer` + `busy`.
+    pub missed_calls: i64,
+    /// `failed`, `error`, `balance-low`.
+    pub failed_calls: i64,
+    /// connected ÷ total.
+    pub connected_rate: f64,
+    /// missed ÷ total.
+    pub missed_rate: f64,
+    /// Mean conversation length of connected calls.
+    pub avg_conversation_seconds: f64,
+    /// Sum of conversation lengths.
+    pub total_duration_seconds: i64,
+    /// Credits charged for these calls.
+    pub credits_used: i64,
+    /// Calls with an individual lead analysis.
+    pub leads_analyzed: i64,
+    /// Contacts called in the window whose complete analysis is Hot.
+    pub hot_leads: i64,
+    /// … Warm.
+    pub warm_leads: i64,
+    /// … Cold.
+    pub cold_leads: i64,
+}
+
+const KPIS: &str = "
+WITH w AS (
+    SELECT execution_id, phone_number, call_lifecycle_status, duration_seconds, credits_used,
+           (call_answered_at IS NOT NULL OR call_disconnected_at IS NOT NULL OR duration_seconds > 0) AS connected
+      FROM calls
+     WHERE user_id = $1
+       AND ($2::timestamptz IS NULL OR created_at >= $2)
+       AND ($3::timestamptz IS NULL OR created_at < $3)
+), totals AS (
+    SELECT count(*) AS total,
+           count(*) FILTER (WHERE connected) AS connected,
+           count(*) FILTER (WHERE call_lifecycle_status IN ('no-answer', 'busy')) AS missed,
+           count(*) FILTER (WHERE call_lifecycle_status IN ('failed', 'error', 'balance-low')) AS failed,
+           coalesce(avg(duration_seconds) FILTER (WHERE connected), 0)::float8 AS avg_seconds,
+           coalesce(sum(duration_seconds), 0)::bigint AS total_seconds,
+           coalesce(sum(credits_used), 0)::bigint AS credits
+      FROM w
+), analysed AS (
+    SELECT count(*) AS n
+      FROM lead_analytics la JOIN w ON la.key = w.execution_id
+     WHERE la.user_id = $1 AND la.analysis_type = 'individual'
+), tags AS (
+    SELECT count(*) FILTER (WHERE la.lead_status_tag = 'Hot') AS hot,
+           count(*) FILTER (WHERE la.lead_status_tag = 'Warm') AS warm,
+           count(*) FILTER (WHERE la.lead_status_tag = 'Cold') AS cold
+      FROM lead_analytics la
+     WHERE la.user_id = $1 AND la.analysis_type = 'complete'
+       AND la.key IN (SELECT DISTINCT phone_number FROM w WHERE phone_number IS NOT NULL)
+)
+SELECT total, connected, missed, failed, avg_seconds, total_seconds, credits, analysed.n, hot, warm, cold
+  FROM totals, analysed, tags";
+
+impl ReadStore {
+    /// The tenant's KPIs over calls created in `[from, to)` (each bound optional).
+    pub async fn kpis(
+        &self,
+        tenant: Uuid,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<KpisView, Error> {
+        let client = self.client().await?;
+        let row = client.query_one(KPIS, &[&tenant, &from, &to]).await?;
+        let total: i64 = row.try_get(0)?;
+        let connected: i64 = row.try_get(1)?;
+        let missed: i64 = row.try_get(2)?;
+        let rate = |part: i64| -> f64 {
+            if total == 0 {
+                return 0.0;
+            }
+            // Counts far below 2^52: exact as f64.
+            #[allow(clippy::as_conversions)]
+            let fraction = part as f64 / total as f64;
+            (fraction * 10_000.0).round() / 10_000.0
+        };
+        let avg: f64 = row.try_get(4)?;
+        Ok(KpisView {
+            from,
+            to,
+            total_calls: total,
+            connected_calls: connected,
+            missed_calls: missed,
+            failed_calls: row.try_get(3)?,
+            connected_rate: rate(connected),
+            missed_rate: rate(missed),
+            avg_conversation_seconds: (avg * 100.0).round() / 100.0,
+            total_duration_seconds: row.try_get(5)?,
+            credits_used: row.try_get(6)?,
+            leads_analyzed: row.try_get(7)?,
+            hot_leads: row.try_get(8)?,
+            warm_leads: row.try_get(9)?,
+            cold_leads: row.try_get(10)?,
+        })
+    }
+}
