@@ -4,6 +4,7 @@
 mod bad_input;
 mod crash;
 mod helpers;
+mod hostile;
 mod kpis;
 mod lifecycle;
 mod outage;
