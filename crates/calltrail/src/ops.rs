@@ -1,5 +1,6 @@
 //! Operational metrics the API crate cannot see: append batches, projector lag, the oldest
-//! transaction holding gap-safe readers back, dead letters. Registered on the API's registry.
+//! transaction holding gap-safe readers back, dead letters, analysis jobs by state.
+//! Registered on the API's registry.
 
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use calltrail_eventlog::{BatchObserver, BatchReport, Checkpoint, EventLog};
 use calltrail_projections::projector::READ_MODELS;
 use calltrail_projections::ReadStore;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tokio_util::sync::CancellationToken;
@@ -21,6 +23,7 @@ pub struct OpsGauges {
     lag_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     blocking_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     dead_letters: Gauge<i64, AtomicI64>,
+    analysis_jobs: Family<Vec<(String, String)>, Gauge>,
 }
 
 /// Registers the append metrics and returns the observer the appender reports to.
@@ -71,6 +74,61 @@ pub fn append_observer(metrics: &Metrics) -> BatchObserver {
     })
 }
 
+/// Exposes a projector's own counters (events folded, batches, dead letters, standby).
+pub fn register_projector(
+    metrics: &Metrics,
+    projector: Arc<calltrail_projections::ProjectorMetrics>,
+) {
+    metrics.with_registry(|r| r.register_collector(Box::new(ProjectorCollector(projector))));
+}
+
+/// Reads a projector's atomics at scrape time.
+#[derive(Debug)]
+struct ProjectorCollector(Arc<calltrail_projections::ProjectorMetrics>);
+
+impl prometheus_client::collector::Collector for ProjectorCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use std::sync::atomic::Ordering::Relaxed;
+        let counters = [
+            (
+                "projector_events",
+                "Events folded by this process's projector",
+                self.0.events.load(Relaxed),
+            ),
+            (
+                "projector_batches",
+                "Batches committed by this process's projector",
+                self.0.batches.load(Relaxed),
+            ),
+            (
+                "projector_dead_letters",
+                "Dead letters recorded by this process's projector",
+                self.0.dead_letters.load(Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = prometheus_client::metrics::counter::ConstCounter::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        let standby = prometheus_client::metrics::gauge::ConstGauge::new(i64::from(
+            self.0.standby.load(Relaxed),
+        ));
+        let metric = encoder.encode_descriptor(
+            "projector_standby",
+            "1 while another process holds the checkpoint and this projector stands by",
+            None,
+            standby.metric_type(),
+        )?;
+        standby.encode(metric)?;
+        Ok(())
+    }
+}
+
 /// Registers the sampled gauges.
 pub fn register_gauges(metrics: &Metrics) -> OpsGauges {
     let gauges = OpsGauges::default();
@@ -94,6 +152,11 @@ pub fn register_gauges(metrics: &Metrics) -> OpsGauges {
             "dead_letters",
             "Events a projector could not fold",
             gauges.dead_letters.clone(),
+        );
+        r.register(
+            "analysis_jobs",
+            "Unfinished analysis jobs by state (pending, processing, failed)",
+            gauges.analysis_jobs.clone(),
         );
     });
     gauges
@@ -139,5 +202,11 @@ async fn sample_once(log: &EventLog, store: &ReadStore, gauges: &OpsGauges) -> a
             .map_or(0.0, |d| d.as_secs_f64()),
     );
     gauges.dead_letters.set(store.dead_letter_count().await?);
+    for (state, count) in store.unfinished_analysis_jobs().await? {
+        gauges
+            .analysis_jobs
+            .get_or_create(&vec![("state".to_owned(), state)])
+            .set(count);
+    }
     Ok(())
 }

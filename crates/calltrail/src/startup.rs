@@ -4,6 +4,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use anyhow::Context;
+use calltrail_analysis::{LeadAnalyzer, OpenAiConfig, Worker, WorkerConfig};
 use calltrail_api::{ApiConfig, AppState};
 use calltrail_eventlog::{Appender, AppenderConfig, ConnectOptions, EventLog};
 use calltrail_projections::projector::{Projector, ProjectorConfig};
@@ -11,6 +12,7 @@ use calltrail_projections::ReadStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::analysis_worker::{DbQueue, DbResults};
 use crate::cli::ServeArgs;
 
 /// What `serve` runs and how.
@@ -32,6 +34,12 @@ pub struct Settings {
     pub credits_per_minute: i64,
     /// Projector poll interval (the NOTIFY fallback).
     pub poll_interval: Duration,
+    /// Analysis workers to run when `worker` is on.
+    pub analysis_workers: usize,
+    /// OpenAI client settings; `None` runs the local analyzer.
+    pub openai: Option<OpenAiConfig>,
+    /// Worker polling, lease, attempts, backoff and the system-wide prompt ids.
+    pub analysis: WorkerConfig,
 }
 
 impl Settings {
@@ -50,10 +58,19 @@ impl Settings {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
             credits_per_minute: args.billing.credits_per_minute,
             poll_interval: Duration::from_millis(500),
+            analysis_workers: args.analysis.analysis_workers,
+            openai: args.analysis.openai(),
+            analysis: WorkerConfig {
+                lease: Duration::from_secs(args.analysis.analysis_lease_secs),
+                max_attempts: args.analysis.analysis_max_attempts,
+                system_prompts: args.analysis.system_prompts()?,
+                ..WorkerConfig::default()
+            },
         })
     }
 
-    /// Defaults for tests: port 0, projector on, small pools.
+    /// Defaults for tests: port 0, projector on, workers off (local analyzer, fast timings when
+    /// turned on), small pools.
     pub fn for_tests(database_url: &str) -> Self {
         Self {
             database_url: database_url.to_owned(),
@@ -64,6 +81,17 @@ impl Settings {
             http_workers: 2,
             credits_per_minute: 1,
             poll_interval: Duration::from_millis(200),
+            analysis_workers: 2,
+            openai: None,
+            analysis: WorkerConfig {
+                poll_interval: Duration::from_millis(50),
+                lease: Duration::from_secs(5),
+                max_attempts: 3,
+                retry_initial: Duration::from_millis(50),
+                retry_max: Duration::from_millis(500),
+                shutdown_grace: Duration::from_secs(1),
+                ..WorkerConfig::default()
+            },
         }
     }
 }
@@ -75,6 +103,8 @@ pub struct Application {
     appender: Appender,
     log: EventLog,
     projector: Option<JoinHandle<Result<(), calltrail_projections::Error>>>,
+    workers: Vec<JoinHandle<()>>,
+    workers_shutdown: CancellationToken,
     shutdown: CancellationToken,
 }
 
@@ -129,11 +159,21 @@ impl Application {
                     ..ProjectorConfig::default()
                 },
             );
+            crate::ops::register_projector(&metrics, projector.metrics());
             tokio::spawn(projector.run(shutdown.clone()))
         });
+        // Workers append results through the appender, so they get a token of their own:
+        // they stop before the appender is flushed (see `run_until_stopped`).
+        let workers_shutdown = CancellationToken::new();
+        let workers = if settings.worker {
+            spawn_workers(&settings, &log, &appender, &store, &workers_shutdown)?
+        } else {
+            Vec::new()
+        };
         tracing::info!(
             address = %SocketAddr::from(([127, 0, 0, 1], port)),
             projector = settings.projector,
+            analysis_workers = workers.len(),
             "calltrail is serving"
         );
         Ok(Self {
@@ -142,6 +182,8 @@ impl Application {
             appender,
             log,
             projector,
+            workers,
+            workers_shutdown,
             shutdown,
         })
     }
@@ -157,7 +199,8 @@ impl Application {
     }
 
     /// Serves until the token is cancelled (or the server stops), then: stop accepting and
-    /// finish in-flight requests, flush the append batch, let the projector finish its batch.
+    /// finish in-flight requests, let the analysis workers finish or put back their jobs,
+    /// flush the append batch, let the projector finish its batch.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
@@ -170,6 +213,12 @@ impl Application {
             Some(result) => result,
             None => server.await,
         };
+        self.workers_shutdown.cancel();
+        for worker in self.workers {
+            if let Err(error) = worker.await {
+                tracing::error!(%error, "an analysis worker task failed");
+            }
+        }
         self.appender.shutdown().await;
         self.shutdown.cancel();
         if let Some(projector) = self.projector {
@@ -186,4 +235,39 @@ impl Application {
         tracing::info!("calltrail stopped");
         Ok(())
     }
+}
+
+/// Starts `settings.analysis_workers` analysis workers (OpenAI or the local analyzer).
+fn spawn_workers(
+    settings: &Settings,
+    log: &EventLog,
+    appender: &Appender,
+    store: &ReadStore,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let analyzer = LeadAnalyzer::from_config(settings.openai.clone())
+        .context("cannot start the analysis workers")?;
+    let kind = match &analyzer {
+        LeadAnalyzer::OpenAi(_) => "openai",
+        LeadAnalyzer::Local => "local",
+    };
+    tracing::info!(
+        analyzer = kind,
+        workers = settings.analysis_workers,
+        "analysis workers starting"
+    );
+    let workers = (0..settings.analysis_workers)
+        .map(|i| {
+            let worker = Worker::new(
+                format!("analysis-{i}"),
+                DbQueue::new(store.clone()),
+                DbResults::new(log.clone(), appender.clone(), store.clone()),
+                analyzer.clone(),
+                settings.analysis.clone(),
+            );
+            let token = shutdown.clone();
+            tokio::spawn(worker.run(async move { token.cancelled().await }))
+        })
+        .collect();
+    Ok(workers)
 }

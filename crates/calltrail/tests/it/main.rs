@@ -8,5 +8,6 @@ mod hostile;
 mod kpis;
 mod lifecycle;
 mod outage;
+mod projectors;
 mod reads;
 mod replay;
