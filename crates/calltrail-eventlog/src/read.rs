@@ -71,7 +71,7 @@ SELECT position, txid::text::bigint AS txid, tenant_id, provider, stream_id, eve
   FROM events
  WHERE (txid, position) > ($1::bigint::text::xid8, $2)
    AND txid < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY txid, position
+ ORDER BY events.txid, events.position  -- the columns, not the bigint aliases: uses the index
  LIMIT $3";
 
 impl EventLog {
@@ -97,7 +97,7 @@ impl EventLog {
         let row = sqlx::query(
             "SELECT txid::text::bigint AS txid, position FROM events
               WHERE txid < pg_snapshot_xmin(pg_current_snapshot())
-              ORDER BY txid DESC, position DESC LIMIT 1",
+              ORDER BY events.txid DESC, events.position DESC LIMIT 1",
         )
         .fetch_optional(self.pool())
         .await?;
