@@ -12,18 +12,18 @@ CREATE TABLE lead_analytics (
     phone_number            text,
     previous_calls_analyzed integer     NOT NULL DEFAULT 0,
     analysis_timestamp      timestamptz NOT NULL,
-    total_score             integer,
+    total_score             integer     NOT NULL DEFAULT 0,
     intent_level            text,
-    intent_score            integer,
+    intent_score            integer     NOT NULL DEFAULT 0,
     urgency_level           text,
-    urgency_score           integer,
+    urgency_score           integer     NOT NULL DEFAULT 0,
     budget_constraint       text,
-    budget_score            integer,
+    budget_score            integer     NOT NULL DEFAULT 0,
     fit_alignment           text,
-    fit_score               integer,
+    fit_score               integer     NOT NULL DEFAULT 0,
     engagement_health       text,
-    engagement_score        integer,
-    lead_status_tag         text,
+    engagement_score        integer     NOT NULL DEFAULT 0,
+    lead_status_tag         text        NOT NULL CHECK (lead_status_tag IN ('Hot', 'Warm', 'Cold')),
     reasoning               jsonb       NOT NULL DEFAULT '{}'::jsonb,
     company_name            text,
     extracted_name          text,
@@ -51,8 +51,13 @@ CREATE TABLE analysis_jobs (
     -- 'individual' (one per call) or 'complete' (one per call, run after its individual one;
     -- complete jobs of the same user + phone are serialized by the worker).
     kind             text        NOT NULL CHECK (kind IN ('individual', 'complete')),
+    -- The call's provider: result events are keyed (tenant, provider, execution id, type).
+    provider         text        NOT NULL,
     execution_id     text        NOT NULL,
+    -- The contact (complete jobs always have one; they are serialized per user + phone).
     phone_number     text,
+    -- The call's creation time: a contact's complete jobs run in call order.
+    call_created_at  timestamptz NOT NULL,
     state            text        NOT NULL DEFAULT 'pending'
                      CHECK (state IN ('pending', 'processing', 'completed', 'failed')),
     attempts         integer     NOT NULL DEFAULT 0,
@@ -66,3 +71,10 @@ CREATE TABLE analysis_jobs (
 );
 
 CREATE INDEX analysis_jobs_claimable ON analysis_jobs (next_attempt_at) WHERE state IN ('pending', 'processing');
+-- A complete job waits while an earlier one of the same contact is still open.
+CREATE INDEX analysis_jobs_open_complete ON analysis_jobs (user_id, phone_number, call_created_at)
+    WHERE kind = 'complete' AND state IN ('pending', 'processing');
+-- `calltrail analysis status` and the metrics count the unfinished jobs without a full scan.
+CREATE INDEX analysis_jobs_unfinished ON analysis_jobs (state) WHERE state <> 'completed';
+-- `calltrail analysis retry --execution-id`.
+CREATE INDEX analysis_jobs_execution_id ON analysis_jobs (execution_id);

@@ -2,7 +2,10 @@
 //!
 //! One code path for the live projector and replay: both load the prior rows a batch touches
 //! into a [`Snapshot`], fold the batch's events in log order with [`fold_batch`], and write the
-//! resulting [`Changes`] set-wise (see `write`). Only where the rows are written differs.
+//! resulting [`Changes`] set-wise (see `write`). Only where and when rows are written differs:
+//! the live projector starts each batch from a fresh snapshot and writes every change in the
+//! batch's transaction; replay keeps the snapshot across pages as a write-back cache (it
+//! [`Changes::absorb`]s the keyed row changes and writes them when the cache is full).
 //!
 //! Row values come from events only (event time, never processing time), so folding the same
 //! events in the same order gives the same rows however they are cut into batches.
@@ -188,19 +191,20 @@ pub struct DeadLetter {
     pub error: String,
 }
 
-/// Every row change of a batch, ready to be written set-wise.
+/// Every row change of a batch, ready to be written set-wise. Calls, contacts and balances
+/// are named by key: their rows are the [`Snapshot`]'s.
 #[derive(Debug, Clone, Default)]
 pub struct Changes {
-    /// Calls to upsert (whole rows).
-    pub calls: BTreeMap<CallKey, CallRecord>,
-    /// Contacts to upsert (whole rows).
-    pub contacts: BTreeMap<ContactKey, ContactRecord>,
+    /// Calls to upsert.
+    pub calls: BTreeSet<CallKey>,
+    /// Contacts to upsert.
+    pub contacts: BTreeSet<ContactKey>,
     /// Transcripts to upsert.
     pub transcripts: BTreeMap<CallKey, TranscriptChange>,
     /// Credit transactions to insert, in log order.
     pub credits: Vec<CreditChange>,
-    /// Final balances of the users whose balance changed.
-    pub balances: BTreeMap<Uuid, i64>,
+    /// Users whose balance changed.
+    pub balances: BTreeSet<Uuid>,
     /// Timeline rows to insert.
     pub timeline: Vec<TimelineRow>,
     /// Events that could not be folded.
@@ -209,6 +213,33 @@ pub struct Changes {
     pub events: usize,
     /// The checkpoint after the batch's last event.
     pub last: Option<Checkpoint>,
+}
+
+impl Changes {
+    /// Adds a later batch's row changes to these (upserts by key; a transcript keeps the
+    /// time it first appeared). Events, timeline, credits and dead letters are not merged.
+    pub fn absorb(&mut self, later: Changes) {
+        self.calls.extend(later.calls);
+        self.contacts.extend(later.contacts);
+        self.balances.extend(later.balances);
+        for (key, transcript) in later.transcripts {
+            self.transcripts
+                .entry(key)
+                .and_modify(|t| t.content.clone_from(&transcript.content))
+                .or_insert(transcript);
+        }
+    }
+
+    /// True when no row needs writing.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+            && self.contacts.is_empty()
+            && self.balances.is_empty()
+            && self.transcripts.is_empty()
+            && self.credits.is_empty()
+            && self.timeline.is_empty()
+            && self.dead_letters.is_empty()
+    }
 }
 
 /// The keys whose rows a batch needs before it can be folded.
@@ -256,23 +287,22 @@ pub fn contact_needs(
     batch: &DecodedBatch<'_>,
     calls: &HashMap<CallKey, CallRecord>,
 ) -> Vec<ContactKey> {
-    let mut keys: Vec<ContactKey> = batch
-        .iter()
-        .filter_map(|(event, decoded)| match decoded {
-            Ok(Decoded::Call(call)) => call
-                .phone_number
-                .as_ref()
-                .map(|p| (event.tenant_id, p.as_str().to_owned())),
-            _ => None,
-        })
-        .chain(calls.iter().filter_map(|((user, _), record)| {
-            record
-                .state
-                .phone_number
-                .as_ref()
-                .map(|p| (*user, p.as_str().to_owned()))
-        }))
-        .collect();
+    let mut keys: Vec<ContactKey> = Vec::new();
+    for (event, decoded) in batch {
+        let Ok(Decoded::Call(call)) = decoded else {
+            continue;
+        };
+        let user = event.tenant_id;
+        if let Some(phone) = &call.phone_number {
+            keys.push((user, phone.as_str().to_owned()));
+        }
+        let stored = calls
+            .get(&(user, event.stream_id.clone()))
+            .and_then(|record| record.state.phone_number.as_ref());
+        if let Some(phone) = stored {
+            keys.push((user, phone.as_str().to_owned()));
+        }
+    }
     keys.sort_unstable();
     keys.dedup();
     keys
@@ -297,8 +327,6 @@ pub fn fold_batch(
     credits_per_minute: i64,
 ) -> Changes {
     let mut changes = Changes::default();
-    let mut dirty_calls = BTreeSet::new();
-    let mut dirty_contacts = BTreeSet::new();
     for (event, decoded) in batch {
         changes.events += 1;
         changes.last = Some(event.checkpoint());
@@ -311,20 +339,12 @@ pub fn fold_batch(
                 error: error.clone(),
             }),
             Ok(Decoded::Call(call)) => {
-                fold_call(
-                    snapshot,
-                    &mut changes,
-                    &mut dirty_calls,
-                    &mut dirty_contacts,
-                    event,
-                    call,
-                    credits_per_minute,
-                );
+                fold_call(snapshot, &mut changes, event, call, credits_per_minute);
             }
             Ok(Decoded::Grant { amount }) => {
                 let balance = snapshot.balances.entry(event.tenant_id).or_insert(0);
                 *balance = balance.saturating_add(*amount);
-                changes.balances.insert(event.tenant_id, *balance);
+                changes.balances.insert(event.tenant_id);
                 changes.credits.push(CreditChange {
                     user_id: event.tenant_id,
                     kind: "grant",
@@ -343,26 +363,12 @@ pub fn fold_batch(
             }
         }
     }
-    for key in dirty_calls {
-        if let Some(record) = snapshot.calls.get(&key) {
-            let record = record.clone();
-            changes.calls.insert(key, record);
-        }
-    }
-    for key in dirty_contacts {
-        if let Some(contact) = snapshot.contacts.get(&key) {
-            let contact = contact.clone();
-            changes.contacts.insert(key, contact);
-        }
-    }
     changes
 }
 
 fn fold_call(
     snapshot: &mut Snapshot,
     changes: &mut Changes,
-    dirty_calls: &mut BTreeSet<CallKey>,
-    dirty_contacts: &mut BTreeSet<ContactKey>,
     event: &StoredEvent,
     call: &CallEvent,
     credits_per_minute: i64,
@@ -386,7 +392,7 @@ fn fold_call(
     if let (false, Some(charge)) = (charged_before, record.state.charge) {
         let balance = snapshot.balances.entry(user_id).or_insert(0);
         *balance = balance.saturating_sub(charge.credits);
-        changes.balances.insert(user_id, *balance);
+        changes.balances.insert(user_id);
         changes.credits.push(CreditChange {
             user_id,
             kind: "usage",
@@ -432,7 +438,7 @@ fn fold_call(
         }
         record.contact_id = Some(contact.id);
         if dirty {
-            dirty_contacts.insert(contact_key);
+            changes.contacts.insert(contact_key);
         }
     }
 
@@ -450,7 +456,7 @@ fn fold_call(
         }
     }
 
-    dirty_calls.insert(key);
+    changes.calls.insert(key);
     changes.timeline.push(timeline_row(event));
 }
 

@@ -8,6 +8,8 @@
 //! - [`fold`]: batch folding of call events into row changes (pure, no I/O).
 //! - [`replay`]: rebuilds every read table into shadow tables and swaps them in.
 //! - [`kpis`]: KPIs over a time window (`GET /v1/kpis`).
+//! - [`analytics`]: lead analytics rows and the context an analysis worker needs.
+//! - [`jobs`]: the analysis job queue (claim with a lease, retry, fail, re-queue, status).
 //! - [`queries`]: read queries for the HTTP API, keyset pagination.
 //! - [`views`]: the JSON shapes the read API returns.
 //! - [`error`]: the crate's [`Error`].
@@ -15,8 +17,10 @@
 //!
 //! Uses tokio-postgres through deadpool-postgres only; never runs migrations.
 
+pub mod analytics;
 pub mod error;
 pub mod fold;
+pub mod jobs;
 pub mod kpis;
 pub mod projector;
 pub mod queries;

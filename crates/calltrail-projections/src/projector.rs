@@ -1,9 +1,12 @@
 //! The live projector: follows the log gap-safely and folds it into the read tables, one
 //! transaction per batch that also moves its checkpoint (EVENTLOG.md §3).
 //!
-//! Each batch locks the projector's checkpoint row `FOR UPDATE SKIP LOCKED`: the process that
-//! holds it is the one active projector of that name; any other stands by and takes over as
-//! soon as the first stops (EVENTLOG.md §4). No session lock can be orphaned by a crash.
+//! One active projector per projection (EVENTLOG.md §4): each batch locks the projector's
+//! checkpoint row `FOR UPDATE SKIP LOCKED`, and the row carries a lease (`owner`,
+//! `lease_until`, the database's clock) that the active process renews with its batches and
+//! its idle polls. Another process stands by while the row is locked or the lease is live and
+//! takes over when the lease runs out. Nothing can be orphaned by a crash: a transaction lock
+//! dies with its session and a lease expires.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,6 +14,7 @@ use std::time::Duration;
 
 use calltrail_eventlog::{Checkpoint, EventLog};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::write::apply_batch;
 use crate::{Error, ReadStore};
@@ -35,6 +39,9 @@ pub struct ProjectorConfig {
     pub poll_interval: Duration,
     /// Billing rate (`CALLTRAIL_CREDITS_PER_MINUTE`).
     pub credits_per_minute: i64,
+    /// How long the active process keeps the projection without renewing it; a standby one
+    /// takes over this long after the active one stopped.
+    pub lease: Duration,
 }
 
 impl Default for ProjectorConfig {
@@ -44,6 +51,7 @@ impl Default for ProjectorConfig {
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
             credits_per_minute: 1,
+            lease: Duration::from_secs(5),
         }
     }
 }
@@ -57,7 +65,8 @@ pub struct BatchOutcome {
     pub dead_letters: usize,
     /// True when the batch was not full: the projector has read everything readable now.
     pub caught_up: bool,
-    /// True when another process holds the checkpoint: nothing was done.
+    /// True when another process holds the projection (its lease, or the checkpoint row in a
+    /// batch or a replay's swap): nothing was done.
     pub standby: bool,
 }
 
@@ -84,6 +93,8 @@ pub struct Projector {
     config: ProjectorConfig,
     metrics: Arc<ProjectorMetrics>,
     checkpoint_row_ready: AtomicBool,
+    /// This process's name in the lease.
+    owner: String,
 }
 
 impl Projector {
@@ -95,6 +106,7 @@ impl Projector {
             config,
             metrics: Arc::default(),
             checkpoint_row_ready: AtomicBool::new(false),
+            owner: format!("{}-{}", std::process::id(), Uuid::new_v4().simple()),
         }
     }
 
@@ -147,7 +159,24 @@ impl Projector {
                 }
             }
         }
+        if let Err(error) = self.release().await {
+            tracing::warn!(%error, "could not release the projection; it frees itself when the lease ends");
+        }
         tracing::info!("projector stopped");
+        Ok(())
+    }
+
+    /// Gives the projection up at once (a standby process takes over without waiting for the
+    /// lease to run out). Call it when a process that ran batches stops.
+    pub async fn release(&self) -> Result<(), Error> {
+        let client = self.store.client().await?;
+        client
+            .execute(
+                "UPDATE projector_checkpoints SET owner = NULL, lease_until = NULL
+                  WHERE name = $1 AND owner = $2",
+                &[&self.config.name, &self.owner],
+            )
+            .await?;
         Ok(())
     }
 
@@ -160,28 +189,48 @@ impl Projector {
         }
         let mut client = self.store.client().await?;
         let tx = client.transaction().await?;
+        let lease_ms = i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX);
         let locked = tx
             .query_opt(
-                "SELECT txid, position FROM projector_checkpoints
+                "SELECT txid, position,
+                        COALESCE(owner IS DISTINCT FROM $2 AND lease_until > now(), false)
+                            AS held_elsewhere,
+                        COALESCE(owner IS DISTINCT FROM $2 OR lease_until IS NULL
+                            OR lease_until < now() + $3::int8 * interval '500 microseconds', true)
+                            AS renew
+                   FROM projector_checkpoints
                   WHERE name = $1 FOR UPDATE SKIP LOCKED",
-                &[&name],
+                &[&name, &self.owner, &lease_ms],
             )
             .await?;
-        let Some(row) = locked else {
-            tx.rollback().await?;
-            if !self.metrics.standby.swap(true, Ordering::Relaxed) {
-                tracing::info!(
-                    projector = name,
-                    "another process holds the checkpoint; standing by"
-                );
+        let row = match locked {
+            Some(row) if !row.try_get::<_, bool>(2)? => row,
+            _ => {
+                tx.rollback().await?;
+                if !self.metrics.standby.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        projector = name,
+                        "another process holds the projection; standing by"
+                    );
+                }
+                return Ok(BatchOutcome {
+                    standby: true,
+                    ..BatchOutcome::default()
+                });
             }
-            return Ok(BatchOutcome {
-                standby: true,
-                ..BatchOutcome::default()
-            });
         };
         if self.metrics.standby.swap(false, Ordering::Relaxed) {
-            tracing::info!(projector = name, "checkpoint acquired; projecting");
+            tracing::info!(projector = name, "projection acquired; projecting");
+        }
+        // Take or renew the lease (renewed once half of it is gone, so an idle poll rarely writes).
+        if row.try_get::<_, bool>(3)? {
+            tx.execute(
+                "UPDATE projector_checkpoints
+                    SET owner = $2, lease_until = now() + $3::int8 * interval '1 millisecond'
+                  WHERE name = $1",
+                &[&name, &self.owner, &lease_ms],
+            )
+            .await?;
         }
         let checkpoint = Checkpoint {
             txid: row.try_get(0)?,
@@ -190,7 +239,7 @@ impl Projector {
         let limit = i64::try_from(self.config.batch_size.max(1)).unwrap_or(i64::MAX);
         let events = self.log.read_after(checkpoint, limit).await?;
         if events.is_empty() {
-            tx.rollback().await?;
+            tx.commit().await?;
             return Ok(BatchOutcome {
                 caught_up: true,
                 ..BatchOutcome::default()

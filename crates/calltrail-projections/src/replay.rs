@@ -3,11 +3,15 @@
 //! 1. Take a session advisory lock on a connection of its own: one replay at a time.
 //! 2. Capture the horizon: the last event readable now. Everything up to it is committed.
 //! 3. Create empty copies of the read tables in schema `calltrail_replay`
-//!    (`LIKE public.x INCLUDING ALL`).
-//! 4. Page through the log up to the horizon and fold each page with the live projector's own
-//!    code (`write::apply_batch`), writing into the shadow tables in one short transaction per
-//!    page: a long write transaction would hold every gap-safe reader of the log back.
-//! 5. In one short transaction: lock the live checkpoint row, drop the live tables, move the
+//!    (`LIKE public.x INCLUDING ALL EXCLUDING INDEXES`, plus the unique keys upserts need).
+//! 4. Page through the log up to the horizon (reading the next page while folding this one)
+//!    and fold each page with the live projector's own code (`fold::fold_batch`, `write`).
+//!    Calls, contacts and balances stay in memory across pages (a bounded write-back cache), so
+//!    a call is usually written once; timeline and credit rows are inserted page by page. Each
+//!    page is one short transaction: a long write transaction would hold every gap-safe reader
+//!    of the log back.
+//! 5. Build the remaining indexes under the live tables' own names, `ANALYZE`.
+//! 6. In one short transaction: lock the live checkpoint row, drop the live tables, move the
 //!    shadow tables into `public`, set the checkpoint to the horizon, drop the shadow schema.
 //!
 //! Queries keep reading the old tables until the swap commits, so they never see a half-built
@@ -20,8 +24,9 @@ use calltrail_eventlog::{Checkpoint, EventLog, StoredEvent};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
+use crate::fold::{self, Changes, Snapshot};
 use crate::projector::{PROJECTIONS, READ_MODELS};
-use crate::write::{apply_batch, READ_TABLES};
+use crate::write::{load_missing, write_appends, write_rows, READ_TABLES};
 use crate::{Error, ReadStore};
 
 /// Schema the shadow tables are built in.
@@ -32,6 +37,8 @@ const REPLAY_LOCK_KEY: i64 = 0x6361_6c6c_7472_6c01;
 const SWAP_LOCK_TIMEOUT: &str = "5s";
 /// Swap attempts before giving up.
 const SWAP_ATTEMPTS: u32 = 6;
+/// Tables the fold upserts into: their unique keys exist while the shadow tables fill.
+const KEYED_TABLES: &[&str] = &["calls", "contacts", "transcripts", "credit_balances"];
 
 /// What to replay.
 #[derive(Debug, Clone)]
@@ -42,6 +49,9 @@ pub struct ReplayOptions {
     pub credits_per_minute: i64,
     /// Projections to rebuild by name; empty means all.
     pub projections: Vec<String>,
+    /// Calls kept in memory across pages; when full, their rows are written and the less
+    /// recently touched half is dropped (bounds memory; a call is then usually written once).
+    pub cached_calls: usize,
 }
 
 impl Default for ReplayOptions {
@@ -50,6 +60,7 @@ impl Default for ReplayOptions {
             batch_size: 10_000,
             credits_per_minute: 1,
             projections: Vec::new(),
+            cached_calls: 20_000,
         }
     }
 }
@@ -166,15 +177,14 @@ async fn rebuild(
     tracing::info!(?horizon, total, ?projections, "replay started");
     progress(0, total);
 
-    let mut ddl =
-        format!("DROP SCHEMA IF EXISTS {REPLAY_SCHEMA} CASCADE; CREATE SCHEMA {REPLAY_SCHEMA};");
-    for table in &tables {
-        ddl.push_str(&format!(
-            "CREATE TABLE {REPLAY_SCHEMA}.{table} (LIKE public.{table} INCLUDING ALL);"
-        ));
-    }
-    session.batch_execute(&ddl).await?;
+    let indexes = create_shadow(session, &tables).await?;
 
+    // A write-back cache: calls, contacts and balances stay in memory across pages and are
+    // written once (when the cache is full, and at the end); the append-only rows of each page
+    // are written at once. Each page is one short transaction.
+    let mut snapshot = Snapshot::default();
+    let mut pending = Changes::default();
+    let mut written_back = false;
     let mut done: u64 = 0;
     if let Some(horizon) = horizon {
         let page = opts.batch_size.max(1);
@@ -185,7 +195,7 @@ async fn rebuild(
             let last = events
                 .last()
                 .map_or(Checkpoint::START, StoredEvent::checkpoint);
-            // Read the next page while this one is written.
+            // Read the next page while this one is folded and written.
             let next = async {
                 if full && last < horizon {
                     log.read_after(last, limit).await.map(|e| up_to(e, horizon))
@@ -194,15 +204,20 @@ async fn rebuild(
                 }
             };
             let write = async {
+                let batch = fold::decode_batch(&events);
                 let tx = session.transaction().await?;
-                apply_batch(
-                    &tx,
-                    REPLAY_SCHEMA,
-                    READ_MODELS,
-                    &events,
-                    opts.credits_per_minute,
-                )
-                .await?;
+                if written_back {
+                    load_missing(&tx, REPLAY_SCHEMA, &batch, &mut snapshot).await?;
+                }
+                let changes = fold::fold_batch(&mut snapshot, &batch, opts.credits_per_minute);
+                write_appends(&tx, REPLAY_SCHEMA, READ_MODELS, &changes).await?;
+                pending.absorb(changes);
+                if snapshot.calls.len() >= opts.cached_calls.max(1) {
+                    write_rows(&tx, REPLAY_SCHEMA, &snapshot, &pending).await?;
+                    pending = Changes::default();
+                    evict_older_half(&mut snapshot);
+                    written_back = true;
+                }
                 tx.commit().await?;
                 Ok::<_, Error>(())
             };
@@ -213,6 +228,11 @@ async fn rebuild(
             events = next?;
         }
     }
+    let tx = session.transaction().await?;
+    write_rows(&tx, REPLAY_SCHEMA, &snapshot, &pending).await?;
+    tx.commit().await?;
+    drop(snapshot);
+    finish_shadow(session, &tables, &indexes).await?;
 
     swap(
         session,
@@ -222,6 +242,105 @@ async fn rebuild(
     )
     .await?;
     Ok(done)
+}
+
+/// Drops the calls least recently touched (the older half by log position) and every contact
+/// from the cache, once their rows are written; balances stay (one per user).
+fn evict_older_half(snapshot: &mut Snapshot) {
+    let mut positions: Vec<i64> = snapshot.calls.values().map(|c| c.last_position).collect();
+    let middle = positions.len() / 2;
+    let threshold = match positions.get(middle) {
+        Some(_) => *positions.select_nth_unstable(middle).1,
+        None => i64::MAX,
+    };
+    snapshot
+        .calls
+        .retain(|_, call| call.last_position >= threshold);
+    snapshot.contacts.clear();
+}
+
+/// An index or constraint of a live table, as DDL for its shadow table.
+struct IndexDdl {
+    table: String,
+    ddl: String,
+}
+
+/// Creates the empty shadow tables. Only the unique keys the fold upserts on exist while they
+/// fill; every other index is built once at the end ([`finish_shadow`]), which is much cheaper
+/// than maintaining it row by row. Returns the DDL still to run.
+async fn create_shadow(session: &Client, tables: &[&str]) -> Result<Vec<IndexDdl>, Error> {
+    let mut ddl =
+        format!("DROP SCHEMA IF EXISTS {REPLAY_SCHEMA} CASCADE; CREATE SCHEMA {REPLAY_SCHEMA};");
+    for table in tables {
+        ddl.push_str(&format!(
+            "CREATE TABLE {REPLAY_SCHEMA}.{table} \
+             (LIKE public.{table} INCLUDING ALL EXCLUDING INDEXES);"
+        ));
+    }
+    session.batch_execute(&ddl).await?;
+    // The live tables' own definitions, so the rebuilt ones get exactly the same names.
+    let rows = session
+        .query(
+            "SELECT c.relname::text, true,
+                    format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', $2::text, c.relname,
+                           k.conname, pg_get_constraintdef(k.oid))
+               FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+              WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY($1)
+                AND k.contype IN ('p', 'u', 'x')
+             UNION ALL
+             SELECT c.relname::text, false,
+                    regexp_replace(pg_get_indexdef(i.indexrelid), ' ON (ONLY )?\\S+ USING ',
+                                   format(' ON %I.%I USING ', $2::text, c.relname))
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+              WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY($1)
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint k
+                                 WHERE k.conindid = i.indexrelid AND k.conrelid = c.oid)",
+            &[&tables, &REPLAY_SCHEMA],
+        )
+        .await?;
+    let mut later = Vec::new();
+    let mut now = String::new();
+    for row in rows {
+        let table: String = row.try_get(0)?;
+        let is_key: bool = row.try_get(1)?;
+        let ddl: String = row.try_get(2)?;
+        if is_key && KEYED_TABLES.contains(&table.as_str()) {
+            now.push_str(&ddl);
+            now.push(';');
+        } else {
+            later.push(IndexDdl { table, ddl });
+        }
+    }
+    session.batch_execute(&now).await?;
+    Ok(later)
+}
+
+/// Builds the remaining indexes and refreshes the planner statistics of the shadow tables.
+async fn finish_shadow(
+    session: &Client,
+    tables: &[&str],
+    indexes: &[IndexDdl],
+) -> Result<(), Error> {
+    let started = Instant::now();
+    session
+        .batch_execute("SET maintenance_work_mem = '256MB'")
+        .await?;
+    for index in indexes {
+        tracing::debug!(table = %index.table, ddl = %index.ddl, "building index");
+        session.batch_execute(&index.ddl).await?;
+    }
+    let analyze: Vec<String> = tables
+        .iter()
+        .map(|t| format!("{REPLAY_SCHEMA}.{t}"))
+        .collect();
+    session
+        .batch_execute(&format!("ANALYZE {}", analyze.join(", ")))
+        .await?;
+    tracing::info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "shadow indexes built"
+    );
+    Ok(())
 }
 
 /// The events at or before `horizon` (a page may run past it).

@@ -253,6 +253,39 @@ impl ReadStore {
         .transpose()
     }
 
+    /// Changes a user's own prompt ids: `Some(Some(id))` sets one, `Some(None)` clears it,
+    /// `None` leaves it. Returns the ids now in force; `NotFound` for an unknown user.
+    #[tracing::instrument(skip_all, fields(%user_id), err)]
+    pub async fn set_user_prompts(
+        &self,
+        user_id: Uuid,
+        individual: Option<Option<&str>>,
+        complete: Option<Option<&str>>,
+    ) -> Result<UserPrompts, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "UPDATE users
+                    SET individual_prompt_id = CASE WHEN $2 THEN $3 ELSE individual_prompt_id END,
+                        complete_prompt_id = CASE WHEN $4 THEN $5 ELSE complete_prompt_id END
+                  WHERE id = $1
+                 RETURNING individual_prompt_id, complete_prompt_id",
+                &[
+                    &user_id,
+                    &individual.is_some(),
+                    &individual.flatten(),
+                    &complete.is_some(),
+                    &complete.flatten(),
+                ],
+            )
+            .await?;
+        let row = row.ok_or_else(|| Error::NotFound(format!("no user with id {user_id}")))?;
+        Ok(UserPrompts {
+            individual_prompt_id: row.try_get(0)?,
+            complete_prompt_id: row.try_get(1)?,
+        })
+    }
+
     async fn tenant_by_hash(&self, sql: &str, secret: &str) -> Result<Option<Uuid>, Error> {
         let client = self.client().await?;
         let stmt = client.prepare_cached(sql).await?;

@@ -138,3 +138,78 @@ pub struct Page<T> {
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
+
+/// A lead analysis (CONTRACT §3 "LeadAnalytics"): a call's `individual` one or a contact's
+/// `complete` one.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct LeadAnalyticsView {
+    /// `individual` or `complete`.
+    pub analysis_type: String,
+    /// The call analysed (individual rows only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+    /// The latest call the analysis includes (complete rows only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_execution_id: Option<String>,
+    /// Owning user (tenant).
+    pub user_id: Uuid,
+    /// The contact's number, E.164.
+    pub phone_number: Option<String>,
+    /// 0 on individual rows; on complete rows, the contact's calls analysed.
+    pub previous_calls_analyzed: i32,
+    /// When the analysis was made.
+    pub analysis_timestamp: DateTime<Utc>,
+    /// Overall score, 0–100.
+    pub total_score: i32,
+    /// Intent label.
+    pub intent_level: Option<String>,
+    /// Intent, 0–5.
+    pub intent_score: i32,
+    /// Urgency label.
+    pub urgency_level: Option<String>,
+    /// Urgency, 0–5.
+    pub urgency_score: i32,
+    /// Budget label.
+    pub budget_constraint: Option<String>,
+    /// Budget, 0–5.
+    pub budget_score: i32,
+    /// Fit label.
+    pub fit_alignment: Option<String>,
+    /// Fit, 0–5.
+    pub fit_score: i32,
+    /// Engagement label.
+    pub engagement_health: Option<String>,
+    /// Engagement, 0–5.
+    pub engagement_score: i32,
+    /// `Hot`, `Warm` or `Cold`.
+    pub lead_status_tag: String,
+    /// Why, per dimension.
+    #[schema(value_type = Object)]
+    pub reasoning: serde_json::Value,
+    /// The caller's company.
+    pub company_name: Option<String>,
+    /// The caller's name.
+    pub extracted_name: Option<String>,
+    /// The caller's e-mail address.
+    pub extracted_email: Option<String>,
+    /// A one-line notification for the business.
+    pub smart_notification: Option<String>,
+    /// The caller asked about price.
+    pub cta_pricing_clicked: bool,
+    /// The caller asked for or accepted a demo.
+    pub cta_demo_clicked: bool,
+    /// The caller asked to be contacted again.
+    pub cta_followup_clicked: bool,
+    /// The caller asked for a sample or trial.
+    pub cta_sample_clicked: bool,
+    /// The caller asked for a human.
+    pub cta_escalated_to_human: bool,
+    /// The booked demo time, RFC 3339.
+    pub demo_book_datetime: Option<String>,
+    /// `openai` or `local`.
+    pub analyzer: String,
+    /// The model that answered (OpenAI only).
+    pub model: Option<String>,
+    /// The response's `usage.total_tokens`.
+    pub tokens_used: Option<i64>,
+}

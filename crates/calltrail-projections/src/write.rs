@@ -1,8 +1,11 @@
 //! Loading the rows a batch touches and writing its changes, set-wise: a handful of
 //! statements per batch (arrays through `unnest`), never one per event. Shared by the live
 //! projector (schema `public`, inside its checkpoint transaction) and replay (the shadow schema).
-
-use std::collections::HashMap;
+//!
+//! Keyed rows (calls, contacts, transcripts, balances: [`write_rows`]) are upserted whole from
+//! the snapshot; append-only rows (credit transactions, timeline, dead letters:
+//! [`write_appends`]) are plain inserts, exactly once per event because the live projector
+//! moves its checkpoint in the same transaction and replay writes each page once.
 
 use calltrail_core::CallState;
 use calltrail_eventlog::StoredEvent;
@@ -26,7 +29,8 @@ pub(crate) const READ_TABLES: &[&str] = &[
     "call_events",
 ];
 
-/// Loads the rows `batch` touches, folds it, and writes the changes into `schema`'s tables.
+/// Loads the rows `batch` touches, folds it, and writes the changes into `schema`'s tables
+/// (the live projector's batch).
 pub(crate) async fn apply_batch(
     tx: &Transaction<'_>,
     schema: &str,
@@ -35,45 +39,76 @@ pub(crate) async fn apply_batch(
     credits_per_minute: i64,
 ) -> Result<Changes, Error> {
     let batch = fold::decode_batch(events);
-    let mut snapshot = load_snapshot(tx, schema, &batch).await?;
+    let mut snapshot = Snapshot::default();
+    load_missing(tx, schema, &batch, &mut snapshot).await?;
     let changes = fold::fold_batch(&mut snapshot, &batch, credits_per_minute);
-    write_changes(tx, schema, projector, &changes).await?;
+    tokio::try_join!(
+        write_rows(tx, schema, &snapshot, &changes),
+        write_appends(tx, schema, projector, &changes),
+    )?;
     Ok(changes)
 }
 
-/// The prior rows of every call, contact and balance the batch touches.
-pub(crate) async fn load_snapshot(
+/// Loads into `snapshot` the rows of every call, contact and balance the batch touches that
+/// it does not hold yet (absent from the tables = no row yet).
+pub(crate) async fn load_missing(
     tx: &Transaction<'_>,
     schema: &str,
     batch: &DecodedBatch<'_>,
-) -> Result<Snapshot, Error> {
+    snapshot: &mut Snapshot,
+) -> Result<(), Error> {
     let needs = fold::needs(batch);
-    let (users, executions): (Vec<Uuid>, Vec<String>) = needs.calls.iter().cloned().unzip();
+    let (users, executions): (Vec<Uuid>, Vec<String>) = needs
+        .calls
+        .into_iter()
+        .filter(|key| !snapshot.calls.contains_key(key))
+        .unzip();
+    let balance_users: Vec<Uuid> = needs
+        .users
+        .into_iter()
+        .filter(|user| !snapshot.balances.contains_key(user))
+        .collect();
+    // The stored state leaves the transcript out (it is the transcripts row's content, often
+    // kilobytes): it is joined back here.
     let calls_sql = format!(
-        "SELECT c.user_id, c.execution_id, c.state::text, c.contact_id, c.not_connected_counted,
-                c.call_lifecycle_status, c.last_position
+        "SELECT c.user_id, c.execution_id, c.state, c.contact_id, c.not_connected_counted,
+                c.call_lifecycle_status, c.last_position, t.content
            FROM {schema}.calls c
+           LEFT JOIN {schema}.transcripts t
+             ON t.user_id = c.user_id AND t.execution_id = c.execution_id
           WHERE (c.user_id, c.execution_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
     );
     let balances_sql =
         format!("SELECT user_id, balance FROM {schema}.credit_balances WHERE user_id = ANY($1)");
     let call_params: [&(dyn ToSql + Sync); 2] = [&users, &executions];
-    let balance_params: [&(dyn ToSql + Sync); 1] = [&needs.users];
+    let balance_params: [&(dyn ToSql + Sync); 1] = [&balance_users];
     let (call_rows, balance_rows) = tokio::try_join!(
-        tx.query(&calls_sql, &call_params),
-        tx.query(&balances_sql, &balance_params),
+        async {
+            if users.is_empty() {
+                Ok(Vec::new())
+            } else {
+                tx.query(&calls_sql, &call_params).await
+            }
+        },
+        async {
+            if balance_users.is_empty() {
+                Ok(Vec::new())
+            } else {
+                tx.query(&balances_sql, &balance_params).await
+            }
+        },
     )?;
 
-    let mut calls = HashMap::with_capacity(call_rows.len());
     for row in call_rows {
         let key: CallKey = (row.try_get(0)?, row.try_get(1)?);
         let state_text: &str = row.try_get(2)?;
-        let state: CallState = serde_json::from_str(state_text).map_err(|e| {
+        let mut state: CallState = serde_json::from_str(state_text).map_err(|e| {
             Error::Invalid(format!(
                 "the stored state of call {} cannot be read ({e}); run `calltrail replay`",
                 key.1
             ))
         })?;
+        state.transcript = row.try_get(7)?;
         let status: String = row.try_get(5)?;
         let unknown_status = state.lifecycle_status.is_none().then_some(status);
         let record = CallRecord {
@@ -83,17 +118,20 @@ pub(crate) async fn load_snapshot(
             unknown_status,
             last_position: row.try_get(6)?,
         };
-        calls.insert(key, record);
+        snapshot.calls.insert(key, record);
     }
-    let mut balances = HashMap::with_capacity(balance_rows.len());
+    for user in &balance_users {
+        snapshot.balances.insert(*user, 0);
+    }
     for row in balance_rows {
-        balances.insert(row.try_get(0)?, row.try_get(1)?);
+        snapshot.balances.insert(row.try_get(0)?, row.try_get(1)?);
     }
 
-    let contact_keys = fold::contact_needs(batch, &calls);
-    let mut contacts = HashMap::with_capacity(contact_keys.len());
-    if !contact_keys.is_empty() {
-        let (users, phones): (Vec<Uuid>, Vec<String>) = contact_keys.into_iter().unzip();
+    let (users, phones): (Vec<Uuid>, Vec<String>) = fold::contact_needs(batch, &snapshot.calls)
+        .into_iter()
+        .filter(|key| !snapshot.contacts.contains_key(key))
+        .unzip();
+    if !users.is_empty() {
         let sql = format!(
             "SELECT user_id, phone_number, id, name, company, not_connected,
                     auto_created_from_call_id, created_at
@@ -110,28 +148,37 @@ pub(crate) async fn load_snapshot(
                 auto_created_from_call_id: row.try_get(6)?,
                 created_at: row.try_get(7)?,
             };
-            contacts.insert(key, contact);
+            snapshot.contacts.insert(key, contact);
         }
     }
-    Ok(Snapshot {
-        calls,
-        contacts,
-        balances,
-    })
+    Ok(())
 }
 
-/// Writes a batch's changes: at most seven statements, pipelined on one connection.
-pub(crate) async fn write_changes(
+/// Upserts the keyed rows of `changes` (calls, contacts, transcripts, balances) from `snapshot`.
+pub(crate) async fn write_rows(
+    tx: &Transaction<'_>,
+    schema: &str,
+    snapshot: &Snapshot,
+    changes: &Changes,
+) -> Result<(), Error> {
+    tokio::try_join!(
+        write_calls(tx, schema, snapshot, changes),
+        write_contacts(tx, schema, snapshot, changes),
+        write_transcripts(tx, schema, changes),
+        write_balances(tx, schema, snapshot, changes),
+    )?;
+    Ok(())
+}
+
+/// Inserts the append-only rows of `changes`: credit transactions, timeline, dead letters.
+pub(crate) async fn write_appends(
     tx: &Transaction<'_>,
     schema: &str,
     projector: &str,
     changes: &Changes,
 ) -> Result<(), Error> {
     tokio::try_join!(
-        write_calls(tx, schema, changes),
-        write_contacts(tx, schema, changes),
-        write_transcripts(tx, schema, changes),
-        write_credits(tx, schema, changes),
+        write_credit_transactions(tx, schema, changes),
         write_timeline(tx, schema, changes),
         write_dead_letters(tx, projector, changes),
     )?;
@@ -165,20 +212,28 @@ struct CallColumns {
     last_position: Vec<i64>,
 }
 
-async fn write_calls(tx: &Transaction<'_>, schema: &str, changes: &Changes) -> Result<(), Error> {
+async fn write_calls(
+    tx: &Transaction<'_>,
+    schema: &str,
+    snapshot: &Snapshot,
+    changes: &Changes,
+) -> Result<(), Error> {
     if changes.calls.is_empty() {
         return Ok(());
     }
     let mut c = CallColumns::default();
-    for ((user_id, execution_id), record) in &changes.calls {
+    for key in &changes.calls {
+        let Some(record) = snapshot.calls.get(key) else {
+            continue;
+        };
+        let (user_id, execution_id) = key;
         let s = &record.state;
         let charge = s.charge.unwrap_or(calltrail_core::Charge {
             duration_seconds: 0,
             duration_minutes: 0,
             credits: 0,
         });
-        let state = serde_json::to_string(s)
-            .map_err(|e| Error::Invalid(format!("call state cannot be serialized: {e}")))?;
+        let state = stored_state(s)?;
         c.user_id.push(*user_id);
         c.execution_id.push(execution_id.clone());
         c.agent_id.push(s.agent_id.clone());
@@ -218,7 +273,7 @@ async fn write_calls(tx: &Transaction<'_>, schema: &str, changes: &Changes) -> R
                 u.credits_used, u.hangup_by, u.hangup_reason, u.hangup_provider_code,
                 u.recording_url, u.ringing_started_at, u.call_answered_at,
                 u.call_disconnected_at, u.completed_at, u.created_at, now(),
-                u.not_connected_counted, u.state::jsonb, u.last_position
+                u.not_connected_counted, u.state, u.last_position
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[],
                        $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[],
                        $13::text[], $14::int8[], $15::text[], $16::timestamptz[],
@@ -282,6 +337,7 @@ async fn write_calls(tx: &Transaction<'_>, schema: &str, changes: &Changes) -> R
 async fn write_contacts(
     tx: &Transaction<'_>,
     schema: &str,
+    snapshot: &Snapshot,
     changes: &Changes,
 ) -> Result<(), Error> {
     if changes.contacts.is_empty() {
@@ -300,7 +356,11 @@ async fn write_contacts(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    for ((user, number), contact) in &changes.contacts {
+    for key in &changes.contacts {
+        let Some(contact) = snapshot.contacts.get(key) else {
+            continue;
+        };
+        let (user, number) = key;
         user_id.push(*user);
         phone.push(number.as_str());
         id.push(contact.id);
@@ -373,7 +433,11 @@ async fn write_transcripts(
     Ok(())
 }
 
-async fn write_credits(tx: &Transaction<'_>, schema: &str, changes: &Changes) -> Result<(), Error> {
+async fn write_credit_transactions(
+    tx: &Transaction<'_>,
+    schema: &str,
+    changes: &Changes,
+) -> Result<(), Error> {
     if changes.credits.is_empty() {
         return Ok(());
     }
@@ -393,34 +457,49 @@ async fn write_credits(tx: &Transaction<'_>, schema: &str, changes: &Changes) ->
         created_at.push(credit.created_at);
         position.push(credit.position);
     }
-    let transactions = format!(
+    // Every transaction is caused by one event, so its position is its natural key.
+    let sql = format!(
         "INSERT INTO {schema}.credit_transactions
                 (user_id, kind, amount, balance_after, call_id, created_at, position)
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[],
-                              $6::timestamptz[], $7::int8[])
-         ON CONFLICT (position) DO NOTHING"
+                              $6::timestamptz[], $7::int8[])"
     );
-    let (users, balances): (Vec<Uuid>, Vec<i64>) =
-        changes.balances.iter().map(|(u, b)| (*u, *b)).unzip();
-    let balances_sql = format!(
+    tx.execute(
+        &sql,
+        &[
+            &user_id,
+            &kind,
+            &amount,
+            &balance_after,
+            &call_id,
+            &created_at,
+            &position,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn write_balances(
+    tx: &Transaction<'_>,
+    schema: &str,
+    snapshot: &Snapshot,
+    changes: &Changes,
+) -> Result<(), Error> {
+    let (users, balances): (Vec<Uuid>, Vec<i64>) = changes
+        .balances
+        .iter()
+        .filter_map(|u| snapshot.balances.get(u).map(|b| (*u, *b)))
+        .unzip();
+    if users.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
         "INSERT INTO {schema}.credit_balances (user_id, balance)
          SELECT * FROM unnest($1::uuid[], $2::int8[])
          ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance"
     );
-    let transaction_params: [&(dyn ToSql + Sync); 7] = [
-        &user_id,
-        &kind,
-        &amount,
-        &balance_after,
-        &call_id,
-        &created_at,
-        &position,
-    ];
-    let balance_params: [&(dyn ToSql + Sync); 2] = [&users, &balances];
-    tokio::try_join!(
-        tx.execute(&transactions, &transaction_params),
-        tx.execute(&balances_sql, &balance_params),
-    )?;
+    tx.execute(&sql, &[&users, &balances]).await?;
     Ok(())
 }
 
@@ -451,8 +530,7 @@ async fn write_timeline(
         "INSERT INTO {schema}.call_events
                 (user_id, execution_id, event_type, occurred_at, recorded_at, position)
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[],
-                              $5::timestamptz[], $6::int8[])
-         ON CONFLICT (position) DO NOTHING"
+                              $5::timestamptz[], $6::int8[])"
     );
     tx.execute(
         &sql,
@@ -467,6 +545,15 @@ async fn write_timeline(
     )
     .await?;
     Ok(())
+}
+
+/// The state as stored in `calls.state`: without the transcript, which is the transcripts
+/// row's content (always written with it) and is joined back on load.
+fn stored_state(state: &CallState) -> Result<String, Error> {
+    let mut stored = state.clone();
+    stored.transcript = None;
+    serde_json::to_string(&stored)
+        .map_err(|e| Error::Invalid(format!("call state cannot be serialized: {e}")))
 }
 
 /// Dead letters always go to `public.dead_letters` (replay does not swap it), once per event.

@@ -12,13 +12,27 @@ use crate::support::{fixture_as, fixture_bytes, TestApp};
 #[tokio::test]
 #[ignore = "benchmark"]
 async fn bench_replay_throughput() {
-    let events: usize = std::env::var("REPLAY_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let events: usize = std::env::var("REPLAY_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let app = TestApp::new().await;
-    let tenants: Vec<Uuid> = vec![app.user("a@example.com").await, app.user("b@example.com").await];
-    let (client, connection) = tokio_postgres::connect(app.db.url(), tokio_postgres::NoTls).await.unwrap();
+    let tenants: Vec<Uuid> = vec![
+        app.user("a@example.com").await,
+        app.user("b@example.com").await,
+    ];
+    let (client, connection) = tokio_postgres::connect(app.db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(connection);
 
-    let names = ["01-initiated", "02-ringing", "03-in-progress", "04-call-disconnected", "05-completed"];
+    let names = [
+        "01-initiated",
+        "02-ringing",
+        "03-in-progress",
+        "04-call-disconnected",
+        "05-completed",
+    ];
     let payloads: Vec<String> = names
         .iter()
         .map(|n| String::from_utf8(fixture_bytes("success", n)).unwrap())
@@ -58,13 +72,22 @@ async fn bench_replay_throughput() {
             .unwrap();
     }
     client.batch_execute("VACUUM ANALYZE events").await.unwrap();
-    eprintln!("generated {written} events in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "generated {written} events in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 
-    let batch_size = std::env::var("REPLAY_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let batch_size = std::env::var("REPLAY_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let summary = replay(
         &app.log,
         &app.store,
-        ReplayOptions { batch_size, ..ReplayOptions::default() },
+        ReplayOptions {
+            batch_size,
+            ..ReplayOptions::default()
+        },
         |_, _| {},
     )
     .await

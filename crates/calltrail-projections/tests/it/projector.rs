@@ -1,5 +1,6 @@
 //! The live projector: contract semantics of calls, contacts, credits, timelines, dead letters.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use calltrail_projections::{CallFilter, ProjectorConfig, READ_MODELS};
@@ -426,15 +427,27 @@ async fn unknown_status_is_in_the_timeline_but_never_moves_the_status() {
 }
 
 #[tokio::test]
-async fn a_second_projector_stands_by_while_the_checkpoint_is_locked() {
+async fn one_projector_holds_the_projection_and_another_takes_over() {
     let app = TestApp::new().await;
     let tenant = app.user("a@example.com").await;
     for event in scenario("success") {
         app.append_call(tenant, &event).await;
     }
-    let first = app.projector(2);
-    let second = app.projector(2);
-    first.run_once().await.unwrap();
+    let with_lease = |lease_ms| {
+        calltrail_projections::Projector::new(
+            app.log.clone(),
+            app.store.clone(),
+            ProjectorConfig {
+                batch_size: 2,
+                lease: Duration::from_millis(lease_ms),
+                ..ProjectorConfig::default()
+            },
+        )
+    };
+    let first = with_lease(60_000);
+    let second = with_lease(300);
+    let third = with_lease(300);
+    assert!(settled(&first).await.events > 0);
     let before = app
         .store
         .projector_checkpoint(READ_MODELS)
@@ -442,7 +455,12 @@ async fn a_second_projector_stands_by_while_the_checkpoint_is_locked() {
         .unwrap()
         .unwrap();
 
-    // Hold the checkpoint row as a projector mid-batch does.
+    // Between batches the first keeps the projection: the second stands by.
+    let outcome = second.run_once().await.unwrap();
+    assert!(outcome.standby && outcome.events == 0, "{outcome:?}");
+    assert!(second.metrics().standby.load(Ordering::Relaxed));
+
+    // While the row is locked (a batch or a replay's swap), even the holder waits.
     let (mut client, connection) = tokio_postgres::connect(app.db.url(), tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -454,26 +472,54 @@ async fn a_second_projector_stands_by_while_the_checkpoint_is_locked() {
     )
     .await
     .unwrap();
-    let outcome = second.run_once().await.unwrap();
-    assert!(outcome.standby);
-    assert_eq!(outcome.events, 0);
     assert!(first.run_once().await.unwrap().standby);
     assert_eq!(
         app.store.projector_checkpoint(READ_MODELS).await.unwrap(),
         Some(before)
     );
     tx.rollback().await.unwrap();
+    assert!(!first.run_once().await.unwrap().standby);
 
-    let outcome = second.run_once().await.unwrap();
-    assert!(!outcome.standby);
-    assert_eq!(outcome.events, 2);
-    assert!(
-        second
-            .metrics()
-            .batches
-            .load(std::sync::atomic::Ordering::Relaxed)
-            == 1
+    // A release hands over at once.
+    first.release().await.unwrap();
+    assert!(!second.run_once().await.unwrap().standby);
+    assert!(third.run_once().await.unwrap().standby);
+    assert!(first.run_once().await.unwrap().standby);
+
+    // A holder that stops renewing (a crash) loses the projection when its lease runs out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while third.run_once().await.unwrap().standby {
+        assert!(Instant::now() < deadline, "the lease never ran out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(second.run_once().await.unwrap().standby);
+    let folded_by_second = second.metrics().events.load(Ordering::Relaxed);
+    app.append_call(tenant, &fixture("no-answer", "01-initiated"))
+        .await;
+    app.project(&third).await;
+    assert_eq!(app.store.call_count(tenant).await.unwrap(), 2);
+    assert_eq!(app.call(tenant, SUCCESS).await.events.len(), 5);
+    assert!(second.run_once().await.unwrap().standby);
+    assert_eq!(
+        second.metrics().events.load(Ordering::Relaxed),
+        folded_by_second
     );
+}
+
+/// Runs batches until one does something or stands by (an event just appended becomes readable
+/// once no transaction anywhere on the server can still precede it).
+async fn settled(
+    projector: &calltrail_projections::Projector,
+) -> calltrail_projections::BatchOutcome {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let outcome = projector.run_once().await.unwrap();
+        if outcome.standby || outcome.events > 0 {
+            return outcome;
+        }
+        assert!(Instant::now() < deadline, "nothing became readable");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]

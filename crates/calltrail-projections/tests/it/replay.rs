@@ -112,6 +112,21 @@ async fn replay_equals_live() {
         0
     );
 
+    // A tiny cache: rows are written back and evicted mid-replay, then loaded again.
+    replay(
+        &app.log,
+        &app.store,
+        ReplayOptions {
+            batch_size: 5,
+            cached_calls: 3,
+            ..ReplayOptions::default()
+        },
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(live, app.snapshot(&tenants).await);
+
     // The live projector continues from the horizon into the new tables.
     app.grant(tenants[0], 1).await;
     app.project(&app.projector(7)).await;

@@ -12,6 +12,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::cli::AdminCommand;
+use crate::commands::print_json;
+use crate::config::prompt_id;
 
 /// The demo tenant `scripts/run` creates.
 pub const DEMO_EMAIL: &str = "demo@calltrail.local";
@@ -55,15 +57,10 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
             individual_prompt_id,
             complete_prompt_id,
         } => {
-            for id in [&individual_prompt_id, &complete_prompt_id]
-                .into_iter()
-                .flatten()
-            {
-                anyhow::ensure!(
-                    id.starts_with("pmpt_"),
-                    "prompt id `{id}` must look like pmpt_…"
-                );
-            }
+            let individual_prompt_id =
+                prompt_id("--individual-prompt-id", individual_prompt_id.as_deref())?;
+            let complete_prompt_id =
+                prompt_id("--complete-prompt-id", complete_prompt_id.as_deref())?;
             let user = NewUser {
                 email,
                 name,
@@ -112,6 +109,36 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
             }
         }
         AdminCommand::DemoTenant => demo_tenant(ctx).await?,
+        AdminCommand::SetPrompts {
+            user,
+            individual_prompt_id,
+            complete_prompt_id,
+        } => {
+            anyhow::ensure!(
+                individual_prompt_id.is_some() || complete_prompt_id.is_some(),
+                "give --individual-prompt-id and/or --complete-prompt-id (\"\" clears one)"
+            );
+            let individual = individual_prompt_id
+                .map(|id| prompt_id("--individual-prompt-id", Some(&id)))
+                .transpose()?;
+            let complete = complete_prompt_id
+                .map(|id| prompt_id("--complete-prompt-id", Some(&id)))
+                .transpose()?;
+            let prompts = ctx
+                .store
+                .set_user_prompts(
+                    user,
+                    individual.as_ref().map(Option::as_deref),
+                    complete.as_ref().map(Option::as_deref),
+                )
+                .await
+                .context("could not change the prompt ids")?;
+            print_json(&json!({
+                "user_id": user,
+                "individual_prompt_id": prompts.individual_prompt_id,
+                "complete_prompt_id": prompts.complete_prompt_id,
+            }));
+        }
     }
     Ok(())
 }
@@ -146,9 +173,12 @@ async fn grant(ctx: &Ctx, user: Uuid, amount: i64) -> anyhow::Result<i64> {
         ctx.store.clone(),
         ProjectorConfig::default(),
     );
-    catch_up(&projector)
-        .await
-        .context("could not project the credit grant")?;
+    let caught_up = catch_up(&projector).await;
+    // Hand the projection back at once, so a `serve` starting now need not wait out our lease.
+    if let Err(error) = projector.release().await {
+        tracing::warn!(%error, "could not release the projector lease");
+    }
+    caught_up.context("could not project the credit grant")?;
     Ok(ctx.store.balance(user).await?)
 }
 
@@ -195,11 +225,4 @@ async fn demo_tenant(ctx: &Ctx) -> anyhow::Result<()> {
         "created": created,
     }));
     Ok(())
-}
-
-fn print_json(value: &impl serde::Serialize) {
-    match serde_json::to_string(value) {
-        Ok(line) => println!("{line}"),
-        Err(error) => eprintln!("calltrail: cannot print JSON: {error}"),
-    }
 }
