@@ -6,6 +6,7 @@
 //! - [`error`]: [`AnalysisError`], each failure as one actionable sentence.
 //! - [`responses`]: the Responses API wire format (request body, output text).
 //! - [`retry`]: backoff timing and `Retry-After` hints.
+//! - [`worker`]: the worker loop over a job queue and a result store (traits the binary implements).
 //! - `testing` (feature `test-server`): a local HTTP server speaking the Responses API, for tests.
 //!
 //! [`LeadAnalyzer`] picks OpenAI or the local analyzer; the result types
@@ -18,6 +19,7 @@ pub mod responses;
 pub mod retry;
 #[cfg(feature = "test-server")]
 pub mod testing;
+pub mod worker;
 
 pub use calltrail_core::{AnalysisInput, AnalysisKind, AnalysisMeta, LeadAnalysis};
 pub use error::AnalysisError;
@@ -25,6 +27,7 @@ pub use local::analyze_locally;
 pub use openai::{ApiKey, OpenAiClient, OpenAiConfig};
 pub use responses::ResponseFormat;
 pub use retry::Backoff;
+pub use worker::{JobContext, JobQueue, PromptIds, ResultStore, Worker, WorkerConfig};
 
 /// The analyzer a worker uses: OpenAI when a key is configured, else the local heuristic.
 #[derive(Debug, Clone)]

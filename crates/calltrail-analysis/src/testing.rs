@@ -10,7 +10,8 @@
 //! ```
 //!
 //! It binds 127.0.0.1:0, keeps connections alive like OpenAI does, answers `POST /v1/responses`
-//! with the next queued [`Behaviour`] (or the default one when the queue is empty) after the
+//! with the behaviour of the first [`MockResponses::respond_when`] rule its input matches, else
+//! the next queued [`Behaviour`] (or the default one when the queue is empty) after the
 //! configured latency, answers any other path with an OpenAI-shaped 404 without touching the
 //! queue, and records every request. It stops when dropped.
 
@@ -122,6 +123,7 @@ impl RecordedRequest {
 }
 
 struct State {
+    rules: Vec<(String, Behaviour)>,
     queue: VecDeque<Behaviour>,
     default: Behaviour,
     latency: Duration,
@@ -149,6 +151,7 @@ impl MockResponses {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State {
+            rules: Vec::new(),
             queue: VecDeque::new(),
             default: Behaviour::fixture(),
             latency: Duration::ZERO,
@@ -166,6 +169,12 @@ impl MockResponses {
     /// Queues a behaviour for the next unanswered request.
     pub fn push(&self, behaviour: Behaviour) {
         self.lock().queue.push_back(behaviour);
+    }
+
+    /// Answers every request whose input text contains `needle` with `behaviour`, ahead of
+    /// the queue (e.g. to make one call's analyses fail while others succeed).
+    pub fn respond_when(&self, needle: &str, behaviour: Behaviour) {
+        self.lock().rules.push((needle.to_owned(), behaviour));
     }
 
     /// Sets what to do when the queue is empty.
@@ -227,10 +236,18 @@ async fn serve_connection(mut stream: TcpStream, connection: usize, state: Arc<M
     let mut buf = Vec::new();
     while let Some(request) = read_request(&mut stream, &mut buf, connection).await {
         let is_responses = request.method == "POST" && request.path == "/v1/responses";
+        let text = request.input_text();
         let (behaviour, latency, number) = {
             let mut s = lock(&state);
             s.requests.push(request);
-            let behaviour = if is_responses {
+            let rule = s
+                .rules
+                .iter()
+                .find(|(needle, _)| text.contains(needle.as_str()))
+                .map(|(_, b)| b.clone());
+            let behaviour = if let (true, Some(rule)) = (is_responses, rule) {
+                rule
+            } else if is_responses {
                 s.queue.pop_front().unwrap_or_else(|| s.default.clone())
             } else {
                 Behaviour::Status(

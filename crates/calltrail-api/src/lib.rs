@@ -4,6 +4,7 @@
 //! Modules:
 //! - [`webhooks`]: `POST /v1/webhooks/{provider}/{token}`: bounded body, intake, rejected log ([`webhooks::bolna`]).
 //! - [`calls`]: `GET /v1/calls`, `/v1/calls/{execution_id}`, `/v1/calls/{execution_id}/transcript`.
+//! - [`analysis`]: `GET /v1/calls/{execution_id}/analysis`, `GET /v1/contacts/{phone}/analysis`.
 //! - [`contacts`]: `GET /v1/contacts`.
 //! - [`credits`]: `GET /v1/credits`.
 //! - [`kpis`]: `GET /v1/kpis`.
@@ -14,6 +15,7 @@
 //! - [`params`]: `limit`, `from`/`to` and `phone` parsing.
 //! - [`error`]: [`ApiError`], the one table of error codes, statuses and messages.
 
+pub mod analysis;
 pub mod auth;
 pub mod calls;
 pub mod contacts;
@@ -252,8 +254,16 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(calls::get_transcript),
         ))
         .service(resource(
+            "/v1/calls/{execution_id}/analysis",
+            web::get().to(analysis::call_analysis),
+        ))
+        .service(resource(
             "/v1/contacts",
             web::get().to(contacts::list_contacts),
+        ))
+        .service(resource(
+            "/v1/contacts/{phone}/analysis",
+            web::get().to(analysis::contact_analysis),
         ))
         .service(resource("/v1/credits", web::get().to(credits::credits)))
         .service(resource("/v1/kpis", web::get().to(kpis::kpis)));

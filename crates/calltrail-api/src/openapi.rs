@@ -26,7 +26,9 @@ use crate::webhooks::WebhookReceipt;
         crate::calls::list_calls,
         crate::calls::get_call,
         crate::calls::get_transcript,
+        crate::analysis::call_analysis,
         crate::contacts::list_contacts,
+        crate::analysis::contact_analysis,
         crate::credits::credits,
         crate::kpis::kpis,
     ),
@@ -36,6 +38,7 @@ use crate::webhooks::WebhookReceipt;
         (name = "webhooks", description = "Provider webhooks; the tenant's webhook token is in the path"),
         (name = "calls", description = "Calls, their timelines and transcripts (API key)"),
         (name = "contacts", description = "Contacts (API key)"),
+        (name = "analysis", description = "Lead analyses of calls and contacts (API key)"),
         (name = "credits", description = "Credit balance and transactions (API key)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
@@ -89,7 +92,9 @@ mod tests {
             "/v1/calls",
             "/v1/calls/{execution_id}",
             "/v1/calls/{execution_id}/transcript",
+            "/v1/calls/{execution_id}/analysis",
             "/v1/contacts",
+            "/v1/contacts/{phone}/analysis",
             "/v1/credits",
             "/v1/kpis",
         ] {
@@ -101,6 +106,7 @@ mod tests {
         );
         assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
         assert!(doc["components"]["schemas"]["CallView"].is_object());
+        assert!(doc["components"]["schemas"]["LeadAnalyticsView"].is_object());
         let webhook = &doc["paths"]["/v1/webhooks/bolna/{webhook_token}"]["post"];
         assert_eq!(
             webhook["requestBody"]["content"]["application/json"]["schema"]["type"],

@@ -1,14 +1,20 @@
 //! Lead analysis (CONTRACT §3 LeadAnalytics): what an analyzer is given, what it returns,
 //! and how the model's JSON answer is read.
 //!
-//! The model's answer is read by [`parse_model_output`] (rules in [`model_output`]).
+//! The model's answer is read by [`parse_model_output`] (rules in [`model_output`]); results
+//! are recorded as the events of [`events`].
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub mod events;
 pub mod model_output;
 
+pub use events::{
+    recorded_event_type, AnalysisEvent, AnalysisFailed, AnalysisRecorded, ANALYSIS_COMPLETE,
+    ANALYSIS_EVENT_SCHEMA_VERSION, ANALYSIS_FAILED, ANALYSIS_INDIVIDUAL,
+};
 pub use model_output::{
     is_plausible_email, normalize_datetime, parse_model_output, AnalysisParseError,
 };

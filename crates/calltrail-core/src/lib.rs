@@ -16,8 +16,9 @@ pub mod phone;
 pub mod providers;
 
 pub use analysis::{
-    parse_model_output, AnalysisInput, AnalysisKind, AnalysisMeta, AnalysisParseError, Analyzer,
-    ContactHints, LeadAnalysis, LeadStatusTag, PreviousCall,
+    parse_model_output, AnalysisEvent, AnalysisFailed, AnalysisInput, AnalysisKind, AnalysisMeta,
+    AnalysisParseError, AnalysisRecorded, Analyzer, ContactHints, LeadAnalysis, LeadStatusTag,
+    PreviousCall,
 };
 pub use event::{CallEvent, LeadType, Provider};
 pub use lifecycle::{fold, CallState, CallStatus, Charge, LifecycleStatus};

@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::commands;
-use crate::config::{BillingArgs, DatabaseArgs};
+use crate::config::{AnalysisArgs, BillingArgs, DatabaseArgs};
 
 /// calltrail — event-sourced call lifecycles from voice-AI provider webhooks.
 #[derive(Debug, Parser)]
@@ -25,13 +25,16 @@ pub struct Cli {
 pub enum Command {
     /// Apply the schema in migrations/ (idempotent).
     Migrate,
-    /// Serve HTTP, run the projector (and, later, analysis workers) in one process.
+    /// Serve HTTP, run the projector and the analysis workers in one process.
     Serve(ServeArgs),
     /// Rebuild read models from the event log, then swap them in.
     Replay(ReplayArgs),
     /// Tenancy and operations.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The lead-analysis job queue.
+    #[command(subcommand)]
+    Analysis(AnalysisCommand),
 }
 
 /// `calltrail serve`.
@@ -55,6 +58,9 @@ pub struct ServeArgs {
     /// Billing.
     #[command(flatten)]
     pub billing: BillingArgs,
+    /// Lead analysis.
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
 }
 
 /// `calltrail replay`.
@@ -121,6 +127,35 @@ pub enum AdminCommand {
     },
     /// Create the demo tenant and agent if missing; prints fresh credentials for it.
     DemoTenant,
+    /// Change a user's own OpenAI prompt ids (an empty value clears one); prints the ids in force.
+    SetPrompts {
+        /// The user id.
+        #[arg(long)]
+        user: Uuid,
+        /// Prompt id for individual analyses (pmpt_…, or "" to use the system default).
+        #[arg(long)]
+        individual_prompt_id: Option<String>,
+        /// Prompt id for complete analyses (pmpt_…, or "" to use the system default).
+        #[arg(long)]
+        complete_prompt_id: Option<String>,
+    },
+}
+
+/// `calltrail analysis …`.
+#[derive(Debug, Subcommand)]
+pub enum AnalysisCommand {
+    /// Jobs by state, the oldest pending job's age and the last errors, as one JSON object.
+    Status {
+        /// How many recent errors to show.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(0..=1000))]
+        errors: i64,
+    },
+    /// Re-queue failed analyses (all, or one call's); prints {"requeued": N}.
+    Retry {
+        /// Only this call's failed analyses.
+        #[arg(long)]
+        execution_id: Option<String>,
+    },
 }
 
 /// Runs one command.
@@ -131,5 +166,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => commands::serve(&url, args).await,
         Command::Replay(args) => commands::replay::run(&url, args).await,
         Command::Admin(command) => commands::admin::run(&url, command).await,
+        Command::Analysis(command) => commands::analysis::run(&url, command).await,
     }
 }

@@ -62,3 +62,87 @@ pub struct BillingArgs {
     #[arg(long, env = "CALLTRAIL_CREDITS_PER_MINUTE", default_value_t = 1, value_parser = clap::value_parser!(i64).range(0..))]
     pub credits_per_minute: i64,
 }
+
+/// Lead-analysis settings of `serve` (CONTRACT §2 `OPENAI_*`, plus the worker pool).
+#[derive(Debug, Clone, Args)]
+pub struct AnalysisArgs {
+    /// OpenAI API key; unset (or empty) runs the local analyzer instead.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, hide = true)]
+    pub openai_api_key: Option<Secret>,
+    /// OpenAI API base URL.
+    #[arg(long, env = "OPENAI_BASE_URL", default_value = calltrail_analysis::openai::DEFAULT_BASE_URL)]
+    pub openai_base_url: String,
+    /// System-wide prompt id for individual analyses (pmpt_…); a user's own takes precedence.
+    #[arg(long, env = "OPENAI_INDIVIDUAL_PROMPT_ID")]
+    pub openai_individual_prompt_id: Option<String>,
+    /// System-wide prompt id for complete analyses (pmpt_…); a user's own takes precedence.
+    #[arg(long, env = "OPENAI_COMPLETE_PROMPT_ID")]
+    pub openai_complete_prompt_id: Option<String>,
+    /// Model to use instead of the one stored with the prompt.
+    #[arg(long, env = "OPENAI_MODEL")]
+    pub openai_model: Option<String>,
+    /// Limit for one OpenAI request, in milliseconds.
+    #[arg(long, env = "OPENAI_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub openai_timeout_ms: u64,
+    /// Retries of one OpenAI request after the first (3 ⇒ at most 4 requests).
+    #[arg(long, env = "OPENAI_MAX_RETRIES", default_value_t = 3)]
+    pub openai_max_retries: u32,
+    /// Analysis workers in this process.
+    #[arg(long, env = "CALLTRAIL_ANALYSIS_WORKERS", default_value_t = 2)]
+    pub analysis_workers: usize,
+    /// Lease of a claimed analysis job in seconds (a dead worker's job runs again after it).
+    #[arg(long, env = "CALLTRAIL_ANALYSIS_LEASE_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub analysis_lease_secs: u64,
+    /// Attempts of an analysis job before a transient failure (rate limit, 5xx, timeout) is final.
+    #[arg(long, env = "CALLTRAIL_ANALYSIS_MAX_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub analysis_max_attempts: u32,
+}
+
+impl AnalysisArgs {
+    /// The OpenAI client settings, or `None` (local analyzer) when no key is set.
+    pub fn openai(&self) -> Option<calltrail_analysis::OpenAiConfig> {
+        let key = self
+            .openai_api_key
+            .as_ref()
+            .map(|k| k.expose().trim())
+            .filter(|k| !k.is_empty())?;
+        let mut config =
+            calltrail_analysis::OpenAiConfig::new(calltrail_analysis::ApiKey::new(key));
+        config.base_url.clone_from(&self.openai_base_url);
+        config.model = self
+            .openai_model
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned);
+        config.timeout = std::time::Duration::from_millis(self.openai_timeout_ms);
+        config.max_retries = self.openai_max_retries;
+        Some(config)
+    }
+
+    /// The system-wide prompt ids, validated (an invalid one names its variable).
+    pub fn system_prompts(&self) -> anyhow::Result<calltrail_analysis::PromptIds> {
+        Ok(calltrail_analysis::PromptIds {
+            individual: prompt_id(
+                "OPENAI_INDIVIDUAL_PROMPT_ID",
+                self.openai_individual_prompt_id.as_deref(),
+            )?,
+            complete: prompt_id(
+                "OPENAI_COMPLETE_PROMPT_ID",
+                self.openai_complete_prompt_id.as_deref(),
+            )?,
+        })
+    }
+}
+
+/// A prompt id setting: empty is unset; anything else must look like `pmpt_…`.
+pub fn prompt_id(name: &str, value: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        calltrail_analysis::responses::is_valid_prompt_id(value),
+        "{name} `{value}` is not an OpenAI prompt id (expected `pmpt_` followed by letters and digits)"
+    );
+    Ok(Some(value.to_owned()))
+}

@@ -6,3 +6,4 @@ mod local;
 mod openai;
 mod parse;
 mod support;
+mod worker;

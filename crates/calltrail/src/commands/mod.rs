@@ -1,6 +1,7 @@
 //! The commands' implementations.
 
 pub mod admin;
+pub mod analysis;
 pub mod replay;
 
 use anyhow::Context;
@@ -50,5 +51,13 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Prints one JSON line on stdout.
+pub(crate) fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string(value) {
+        Ok(line) => println!("{line}"),
+        Err(error) => eprintln!("calltrail: cannot print JSON: {error}"),
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real application on port 0 with its own database, driven over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod analysis;
 mod bad_input;
 mod crash;
 mod helpers;

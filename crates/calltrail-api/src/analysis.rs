@@ -1,0 +1,69 @@
+//! `GET /v1/calls/{execution_id}/analysis` and `GET /v1/contacts/{phone}/analysis`: a call's
+//! individual lead analysis and a contact's complete one.
+
+use actix_web::{web, HttpResponse};
+use calltrail_projections::views::LeadAnalyticsView;
+
+use crate::auth::Tenant;
+use crate::error::{ApiError, ErrorBody};
+use crate::params::parse_phone;
+use crate::AppState;
+
+/// A call's individual lead analysis.
+#[utoipa::path(
+    get,
+    path = "/v1/calls/{execution_id}/analysis",
+    tag = "analysis",
+    params(("execution_id" = String, Path, description = "The provider's execution id")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The `individual` LeadAnalytics (`execution_id` set)", body = LeadAnalyticsView),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such call for this tenant, or not analysed yet", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn call_analysis(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    execution_id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store().clone();
+    let execution_id = execution_id.into_inner();
+    let analysis = state
+        .on_db_runtime(async move { store.call_analysis(tenant.0, &execution_id).await })
+        .await?
+        .map_err(ApiError::from_store)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(analysis))
+}
+
+/// A contact's complete lead analysis, over its analysed calls.
+#[utoipa::path(
+    get,
+    path = "/v1/contacts/{phone}/analysis",
+    tag = "analysis",
+    params(("phone" = String, Path, description = "The contact's number, E.164 (URL-encode the `+` as `%2B`)")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The `complete` LeadAnalytics (`latest_execution_id` set)", body = LeadAnalyticsView),
+        (status = 400, description = "`invalid_phone`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no analysed call of this contact for this tenant", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    )
+)]
+pub async fn contact_analysis(
+    state: web::Data<AppState>,
+    tenant: Tenant,
+    phone: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let phone = parse_phone(&phone)?;
+    let store = state.store().clone();
+    let analysis = state
+        .on_db_runtime(async move { store.contact_analysis(tenant.0, phone.as_str()).await })
+        .await?
+        .map_err(ApiError::from_store)?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(analysis))
+}

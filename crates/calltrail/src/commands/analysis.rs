@@ -1,0 +1,30 @@
+//! `calltrail analysis …`: the lead-analysis job queue. Each command prints one JSON object.
+
+use anyhow::Context;
+use calltrail_projections::ReadStore;
+use serde_json::json;
+
+use crate::cli::AnalysisCommand;
+use crate::commands::print_json;
+
+/// Runs one analysis command.
+pub async fn run(url: &str, command: AnalysisCommand) -> anyhow::Result<()> {
+    let store = ReadStore::connect(url, 2)?;
+    match command {
+        AnalysisCommand::Status { errors } => {
+            let status = store
+                .analysis_queue_status(errors)
+                .await
+                .context("could not read the analysis queue")?;
+            print_json(&status);
+        }
+        AnalysisCommand::Retry { execution_id } => {
+            let requeued = store
+                .requeue_failed_analysis_jobs(execution_id.as_deref())
+                .await
+                .context("could not re-queue the failed analyses")?;
+            print_json(&json!({ "requeued": requeued }));
+        }
+    }
+    Ok(())
+}
