@@ -19,6 +19,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::analysis_fold::{self, AnalysisDecoded, TranscriptAnalysis};
+use crate::jobs::JobRequest;
+
 /// Provider name of events calltrail creates itself.
 pub const CALLTRAIL_PROVIDER: &str = "calltrail";
 /// Event type of a credit grant (`data = {"amount": N}`, N > 0).
@@ -39,7 +42,9 @@ pub enum Decoded {
         /// Credits granted (> 0).
         amount: i64,
     },
-    /// Any other event (`analysis.*`, …): only recorded in the timeline of a known call.
+    /// `analysis.individual`, `analysis.complete` or `analysis.failed`.
+    Analysis(Box<AnalysisDecoded>),
+    /// Any other event: only recorded in the timeline of a known call.
     Other,
 }
 
@@ -61,6 +66,9 @@ pub fn decode(event: &StoredEvent) -> Result<Decoded, String> {
         return Ok(Decoded::Grant {
             amount: grant.amount,
         });
+    }
+    if let Some(analysis) = analysis_fold::decode(event) {
+        return analysis;
     }
     if event.provider == CALLTRAIL_PROVIDER || event.event_type.starts_with("analysis.") {
         return Ok(Decoded::Other);
@@ -90,6 +98,8 @@ pub struct CallRecord {
     pub unknown_status: Option<String>,
     /// Position of the last event folded in.
     pub last_position: i64,
+    /// The call's analysis status (its transcript row's).
+    pub analysis: TranscriptAnalysis,
 }
 
 impl CallRecord {
@@ -138,6 +148,8 @@ pub struct TranscriptChange {
     pub content: String,
     /// Event time of the event that first carried it (used only when inserting).
     pub created_at: DateTime<Utc>,
+    /// The call's analysis status (event-derived: pending, completed or failed).
+    pub analysis: TranscriptAnalysis,
 }
 
 /// One credit transaction.
@@ -209,6 +221,10 @@ pub struct Changes {
     pub timeline: Vec<TimelineRow>,
     /// Events that could not be folded.
     pub dead_letters: Vec<DeadLetter>,
+    /// Lead analytics rows to upsert (each only over an older one).
+    pub lead_analytics: BTreeMap<analysis_fold::LeadKey, analysis_fold::LeadAnalyticsRow>,
+    /// Analysis jobs to enqueue (the live projector only; replay ignores them).
+    pub jobs: Vec<JobRequest>,
     /// Events folded (dead letters included).
     pub events: usize,
     /// The checkpoint after the batch's last event.
@@ -225,7 +241,10 @@ impl Changes {
         for (key, transcript) in later.transcripts {
             self.transcripts
                 .entry(key)
-                .and_modify(|t| t.content.clone_from(&transcript.content))
+                .and_modify(|t| {
+                    t.content.clone_from(&transcript.content);
+                    t.analysis.clone_from(&transcript.analysis);
+                })
                 .or_insert(transcript);
         }
     }
@@ -239,6 +258,7 @@ impl Changes {
             && self.credits.is_empty()
             && self.timeline.is_empty()
             && self.dead_letters.is_empty()
+            && self.lead_analytics.is_empty()
     }
 }
 
@@ -269,7 +289,9 @@ pub fn needs(batch: &DecodedBatch<'_>) -> Needs {
                 calls.push((event.tenant_id, event.stream_id.clone()));
                 users.push(event.tenant_id);
             }
-            Ok(Decoded::Other) => calls.push((event.tenant_id, event.stream_id.clone())),
+            Ok(Decoded::Other | Decoded::Analysis(_)) => {
+                calls.push((event.tenant_id, event.stream_id.clone()));
+            }
             Ok(Decoded::Grant { .. }) => users.push(event.tenant_id),
             Err(_) => {}
         }
@@ -361,6 +383,13 @@ pub fn fold_batch(
                     changes.timeline.push(timeline_row(event));
                 }
             }
+            Ok(Decoded::Analysis(analysis)) => {
+                let key = (event.tenant_id, event.stream_id.clone());
+                if snapshot.calls.contains_key(&key) {
+                    changes.timeline.push(timeline_row(event));
+                }
+                analysis_fold::fold(snapshot, &mut changes, event, analysis);
+            }
         }
     }
     changes
@@ -442,8 +471,20 @@ fn fold_call(
         }
     }
 
-    // Transcripts: upserted when the call's transcript appears or changes.
+    // Transcripts: upserted when the call's transcript appears or changes; its first
+    // appearance asks for the call's individual analysis.
     if record.state.transcript != transcript_before {
+        if transcript_before.is_none() && record.state.transcript.is_some() {
+            changes.jobs.push(analysis_fold::individual_job(
+                event,
+                record
+                    .state
+                    .phone_number
+                    .as_ref()
+                    .map(|p| p.as_str().to_owned()),
+                record.state.created_at,
+            ));
+        }
         if let Some(content) = record.state.transcript.clone() {
             changes
                 .transcripts
@@ -452,6 +493,7 @@ fn fold_call(
                 .or_insert(TranscriptChange {
                     content,
                     created_at: event.occurred_at,
+                    analysis: record.analysis.clone(),
                 });
         }
     }

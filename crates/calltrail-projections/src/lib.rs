@@ -8,6 +8,7 @@
 //! - [`fold`]: batch folding of call events into row changes (pure, no I/O).
 //! - [`replay`]: rebuilds every read table into shadow tables and swaps them in.
 //! - [`kpis`]: KPIs over a time window (`GET /v1/kpis`).
+//! - [`analysis_fold`]: folding the `analysis.*` events and writing `lead_analytics`.
 //! - [`analytics`]: lead analytics rows and the context an analysis worker needs.
 //! - [`jobs`]: the analysis job queue (claim with a lease, retry, fail, re-queue, status).
 //! - [`queries`]: read queries for the HTTP API, keyset pagination.
@@ -17,6 +18,7 @@
 //!
 //! Uses tokio-postgres through deadpool-postgres only; never runs migrations.
 
+pub mod analysis_fold;
 pub mod analytics;
 pub mod error;
 pub mod fold;

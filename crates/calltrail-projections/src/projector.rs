@@ -248,6 +248,8 @@ impl Projector {
         let started = std::time::Instant::now();
         let changes =
             apply_batch(&tx, "public", name, &events, self.config.credits_per_minute).await?;
+        // Analysis jobs are live-only state: replay folds the same events but never enqueues.
+        crate::jobs::enqueue(&tx, &changes.jobs).await?;
         let last = changes.last.unwrap_or(checkpoint);
         tx.execute(
             "UPDATE projector_checkpoints SET txid = $2, position = $3, updated_at = now()

@@ -38,7 +38,13 @@ const SWAP_LOCK_TIMEOUT: &str = "5s";
 /// Swap attempts before giving up.
 const SWAP_ATTEMPTS: u32 = 6;
 /// Tables the fold upserts into: their unique keys exist while the shadow tables fill.
-const KEYED_TABLES: &[&str] = &["calls", "contacts", "transcripts", "credit_balances"];
+const KEYED_TABLES: &[&str] = &[
+    "calls",
+    "contacts",
+    "transcripts",
+    "credit_balances",
+    "lead_analytics",
+];
 
 /// What to replay.
 #[derive(Debug, Clone)]

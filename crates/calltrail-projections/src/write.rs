@@ -14,6 +14,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use crate::analysis_fold::{write_lead_analytics, AnalysisStatus, TranscriptAnalysis};
 use crate::fold::{
     self, CallKey, CallRecord, Changes, ContactKey, ContactRecord, DecodedBatch, Snapshot,
 };
@@ -27,6 +28,7 @@ pub(crate) const READ_TABLES: &[&str] = &[
     "credit_balances",
     "credit_transactions",
     "call_events",
+    "lead_analytics",
 ];
 
 /// Loads the rows `batch` touches, folds it, and writes the changes into `schema`'s tables
@@ -72,7 +74,8 @@ pub(crate) async fn load_missing(
     // kilobytes): it is joined back here.
     let calls_sql = format!(
         "SELECT c.user_id, c.execution_id, c.state, c.contact_id, c.not_connected_counted,
-                c.call_lifecycle_status, c.last_position, t.content
+                c.call_lifecycle_status, c.last_position, t.content,
+                t.analysis_status, t.analysis_error
            FROM {schema}.calls c
            LEFT JOIN {schema}.transcripts t
              ON t.user_id = c.user_id AND t.execution_id = c.execution_id
@@ -117,6 +120,10 @@ pub(crate) async fn load_missing(
             not_connected_counted: row.try_get(4)?,
             unknown_status,
             last_position: row.try_get(6)?,
+            analysis: TranscriptAnalysis {
+                status: AnalysisStatus::parse(row.try_get::<_, Option<&str>>(8)?.unwrap_or("")),
+                error: row.try_get(9)?,
+            },
         };
         snapshot.calls.insert(key, record);
     }
@@ -181,6 +188,7 @@ pub(crate) async fn write_appends(
         write_credit_transactions(tx, schema, changes),
         write_timeline(tx, schema, changes),
         write_dead_letters(tx, projector, changes),
+        write_lead_analytics(tx, schema, changes),
     )?;
     Ok(())
 }
@@ -413,23 +421,46 @@ async fn write_transcripts(
     let mut execution_id = Vec::new();
     let mut content = Vec::new();
     let mut created_at = Vec::new();
+    let mut status = Vec::new();
+    let mut error = Vec::new();
     for ((user, execution), transcript) in &changes.transcripts {
         user_id.push(*user);
         execution_id.push(execution.as_str());
         content.push(transcript.content.as_str());
         created_at.push(transcript.created_at);
+        status.push(transcript.analysis.status.as_str());
+        error.push(transcript.analysis.error.as_deref());
     }
-    // A changed transcript keeps its analysis state: a call gets exactly one analysis.
+    // A changed transcript keeps its analysis state: a call gets exactly one analysis. Only an
+    // analysis result (completed/failed) replaces the status of an existing row; `pending` and
+    // the live-only `processing` are the job queue's to set there.
     let sql = format!(
-        "INSERT INTO {schema}.transcripts (user_id, execution_id, content, created_at, updated_at)
-         SELECT u.user_id, u.execution_id, u.content, u.created_at, now()
-           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
-             AS u(user_id, execution_id, content, created_at)
+        "INSERT INTO {schema}.transcripts AS t
+                (user_id, execution_id, content, created_at, updated_at, analysis_status,
+                 analysis_error)
+         SELECT u.user_id, u.execution_id, u.content, u.created_at, now(), u.status, u.error
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                       $6::text[])
+             AS u(user_id, execution_id, content, created_at, status, error)
          ON CONFLICT (user_id, execution_id) DO UPDATE SET
-                content = EXCLUDED.content, updated_at = EXCLUDED.updated_at"
+                content = EXCLUDED.content, updated_at = EXCLUDED.updated_at,
+                analysis_status = CASE WHEN EXCLUDED.analysis_status IN ('completed', 'failed')
+                                       THEN EXCLUDED.analysis_status ELSE t.analysis_status END,
+                analysis_error = CASE WHEN EXCLUDED.analysis_status IN ('completed', 'failed')
+                                      THEN EXCLUDED.analysis_error ELSE t.analysis_error END"
     );
-    tx.execute(&sql, &[&user_id, &execution_id, &content, &created_at])
-        .await?;
+    tx.execute(
+        &sql,
+        &[
+            &user_id,
+            &execution_id,
+            &content,
+            &created_at,
+            &status,
+            &error,
+        ],
+    )
+    .await?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod analysis;
 mod bench;
 mod projector;
 mod queries;

@@ -1,11 +1,12 @@
 //! Lead analysis end to end: webhooks in, the projector enqueues jobs, workers ask a local
 //! Responses API server (or the local analyzer), results come back as events and rows.
+//! Failures, retries and crashes are in `analysis_failures`.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use calltrail::startup::{Application, Settings};
-use calltrail_analysis::testing::{Behaviour, MockResponses, FIXTURE_TOTAL_TOKENS, MOCK_MODEL};
+use calltrail::startup::Settings;
+use calltrail_analysis::testing::{MockResponses, FIXTURE_TOTAL_TOKENS, MOCK_MODEL};
 use calltrail_analysis::{ApiKey, Backoff, OpenAiConfig, PromptIds};
 use calltrail_projections::tenancy::NewUser;
 use serde_json::{json, Value};
@@ -13,21 +14,21 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-const USER_INDIVIDUAL: &str = "pmpt_userindividual01";
-const USER_COMPLETE: &str = "pmpt_usercomplete01";
+pub(crate) const USER_INDIVIDUAL: &str = "pmpt_userindividual01";
+pub(crate) const USER_COMPLETE: &str = "pmpt_usercomplete01";
 const SYSTEM_INDIVIDUAL: &str = "pmpt_systemindividual01";
 const SYSTEM_COMPLETE: &str = "pmpt_systemcomplete01";
-const PHONE: &str = "+14155550132";
+pub(crate) const PHONE: &str = "+14155550132";
 /// Words of the fixture transcript.
 const FIRST_WORDS: &str = "Twelve reps, and the spreadsheets are falling apart.";
 const SECOND_TRANSCRIPT: &str = "assistant: Hi Rohan, following up on Thursday's demo.\nuser: The team loved it. Budget is approved, send the contract.\n";
 const SECOND_WORDS: &str = "Budget is approved, send the contract.";
 
-/// 500 ms per request, one retry, millisecond backoffs.
-fn openai(mock: &MockResponses) -> OpenAiConfig {
+/// 2 s per request (generous for a busy machine), one retry, millisecond backoffs.
+pub(crate) fn openai(mock: &MockResponses) -> OpenAiConfig {
     let mut config = OpenAiConfig::new(ApiKey::new("sk-test-analysis"));
     config.base_url = mock.base_url();
-    config.timeout = Duration::from_millis(500);
+    config.timeout = Duration::from_secs(2);
     config.max_retries = 1;
     config.backoff = Backoff {
         initial: Duration::from_millis(10),
@@ -38,7 +39,10 @@ fn openai(mock: &MockResponses) -> OpenAiConfig {
 }
 
 /// The app with its analysis workers asking `mock`.
-async fn spawn_with_mock(mock: &MockResponses, configure: impl FnOnce(&mut Settings)) -> TestApp {
+pub(crate) async fn spawn_with_mock(
+    mock: &MockResponses,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let config = openai(mock);
     spawn_app_with(|s| {
         s.worker = true;
@@ -48,7 +52,7 @@ async fn spawn_with_mock(mock: &MockResponses, configure: impl FnOnce(&mut Setti
     .await
 }
 
-async fn tenant_with_prompts(
+pub(crate) async fn tenant_with_prompts(
     app: &TestApp,
     individual: Option<&str>,
     complete: Option<&str>,
@@ -72,7 +76,7 @@ async fn tenant_with_prompts(
 
 /// Posts the answered-call fixture as call `id` of `phone`, optionally with another transcript
 /// and creation time.
-async fn post_call(
+pub(crate) async fn post_call(
     app: &TestApp,
     tenant: &Tenant,
     id: &str,
@@ -99,40 +103,56 @@ async fn post_call(
     }
 }
 
-fn encoded(phone: &str) -> String {
+pub(crate) fn encoded(phone: &str) -> String {
     phone.replace('+', "%2B")
 }
 
-async fn transcript_once(app: &TestApp, tenant: &Tenant, id: &str, status: &str) -> Value {
-    app.wait_for(
-        tenant,
-        &format!("/v1/calls/{id}/transcript"),
-        |code, body| code == 200 && body["analysis_status"] == status,
-    )
+/// Polls `GET path` until `ready` holds, failing after 60 s: analyses go through the
+/// projector, a worker, the mock and the projector again, on a machine that may be busy.
+pub(crate) async fn wait_route(
+    app: &TestApp,
+    tenant: &Tenant,
+    path: &str,
+    ready: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = app.get(tenant, path).await;
+        if ready(status, &body) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting on {path}: last {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub(crate) async fn transcript_once(
+    app: &TestApp,
+    tenant: &Tenant,
+    id: &str,
+    status: &str,
+) -> Value {
+    let path = format!("/v1/calls/{id}/transcript");
+    wait_route(app, tenant, &path, |code, body| {
+        code == 200 && body["analysis_status"] == status
+    })
     .await
 }
 
-async fn complete_once(
+pub(crate) async fn complete_once(
     app: &TestApp,
     tenant: &Tenant,
     phone: &str,
     ready: impl Fn(&Value) -> bool,
 ) -> Value {
     let path = format!("/v1/contacts/{}/analysis", encoded(phone));
-    app.wait_for(tenant, &path, |code, body| code == 200 && ready(body))
-        .await
+    wait_route(app, tenant, &path, |code, body| code == 200 && ready(body)).await
 }
 
-/// Polls until `cond` holds, failing after 20 s.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn run_cli(app: &TestApp, args: &[&str], env: &[(&str, String)]) -> Value {
+pub(crate) fn run_cli(app: &TestApp, args: &[&str], env: &[(&str, String)]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_calltrail"))
         .args(args)
         .env("DATABASE_URL", app.db.url())
@@ -320,197 +340,6 @@ async fn system_prompt_ids_apply_when_the_user_has_none() {
         prompts,
         [SYSTEM_INDIVIDUAL, SYSTEM_INDIVIDUAL, SYSTEM_COMPLETE].map(|p| Some(p.to_owned()))
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_any_prompt_id_the_analysis_fails_until_one_is_set_and_retried() {
-    let mock = MockResponses::start().await;
-    let app = spawn_with_mock(&mock, |_| {}).await;
-    let tenant = tenant_with_prompts(&app, None, None).await;
-    post_call(&app, &tenant, SUCCESS, PHONE, None, None).await;
-
-    let transcript = transcript_once(&app, &tenant, SUCCESS, "failed").await;
-    let error = transcript["analysis_error"].as_str().unwrap();
-    assert!(
-        error.contains("no OpenAI prompt id") && error.contains("OPENAI_INDIVIDUAL_PROMPT_ID"),
-        "{error}"
-    );
-    assert_eq!(
-        mock.request_count(),
-        0,
-        "nothing is sent without a prompt id"
-    );
-    let (status, _) = app
-        .get(&tenant, &format!("/v1/calls/{SUCCESS}/analysis"))
-        .await;
-    assert_eq!(status, 404);
-    let failed = app
-        .sql_count("SELECT count(*) FROM events WHERE event_type = 'analysis.failed'")
-        .await;
-    assert_eq!(failed, 1);
-
-    let status = run_cli(&app, &["analysis", "status"], &[]);
-    assert_eq!(status["counts"]["failed"], 1, "{status}");
-    assert_eq!(status["counts"]["pending"], 0, "{status}");
-    assert!(status["last_errors"][0]["error"]
-        .as_str()
-        .is_some_and(|e| e.contains("OPENAI_INDIVIDUAL_PROMPT_ID")));
-
-    // An operator sets the user's prompt id and re-runs the failed analysis.
-    let user = tenant.user_id.to_string();
-    let set = run_cli(
-        &app,
-        &[
-            "admin",
-            "set-prompts",
-            "--user",
-            &user,
-            "--individual-prompt-id",
-            USER_INDIVIDUAL,
-        ],
-        &[],
-    );
-    assert_eq!(set["individual_prompt_id"], USER_INDIVIDUAL);
-    assert_eq!(set["complete_prompt_id"], Value::Null);
-    let retried = run_cli(&app, &["analysis", "retry", "--execution-id", SUCCESS], &[]);
-    assert_eq!(retried["requeued"], 1);
-    transcript_once(&app, &tenant, SUCCESS, "completed").await;
-    complete_once(&app, &tenant, PHONE, |_| true).await;
-    assert_eq!(mock.requests()[0].prompt_id(), Some(USER_INDIVIDUAL));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rate_limited_request_is_retried_and_completes() {
-    let mock = MockResponses::start().await;
-    mock.push(Behaviour::RateLimited {
-        retry_after_secs: Some(1),
-    });
-    let app = spawn_with_mock(&mock, |_| {}).await;
-    let tenant = tenant_with_prompts(&app, Some(USER_INDIVIDUAL), Some(USER_COMPLETE)).await;
-    post_call(&app, &tenant, SUCCESS, PHONE, None, None).await;
-    transcript_once(&app, &tenant, SUCCESS, "completed").await;
-    assert_eq!(mock.request_count(), 2, "the 429, then the success");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_hanging_past_the_timeout_is_retried() {
-    let mock = MockResponses::start().await;
-    mock.push(Behaviour::Hang(Duration::from_secs(5)));
-    let app = spawn_with_mock(&mock, |_| {}).await;
-    let tenant = tenant_with_prompts(&app, Some(USER_INDIVIDUAL), Some(USER_COMPLETE)).await;
-    post_call(&app, &tenant, SUCCESS, PHONE, None, None).await;
-    transcript_once(&app, &tenant, SUCCESS, "completed").await;
-    assert_eq!(mock.request_count(), 2, "the hung request, then the retry");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn persistent_server_errors_fail_after_bounded_attempts_without_blocking_others() {
-    let mock = MockResponses::start().await;
-    mock.respond_when("ALWAYS-500", Behaviour::ServerError);
-    let app = spawn_with_mock(&mock, |s| {
-        s.analysis.max_attempts = 3;
-        s.analysis.retry_initial = Duration::from_millis(200);
-    })
-    .await;
-    let tenant = tenant_with_prompts(&app, Some(USER_INDIVIDUAL), Some(USER_COMPLETE)).await;
-    let broken = "assistant: Hello?\nuser: ALWAYS-500 please call me back.\n";
-    post_call(&app, &tenant, "broken", "+14155550100", Some(broken), None).await;
-    for i in 0..3 {
-        let id = format!("healthy-{i}");
-        post_call(&app, &tenant, &id, &format!("+1415555020{i}"), None, None).await;
-    }
-    for i in 0..3 {
-        transcript_once(&app, &tenant, &format!("healthy-{i}"), "completed").await;
-    }
-    let failed = transcript_once(&app, &tenant, "broken", "failed").await;
-    let error = failed["analysis_error"].as_str().unwrap();
-    assert!(
-        error.contains("server error (500)") && error.contains("gave up after 3 attempts"),
-        "{error}"
-    );
-    let broken_requests = mock
-        .requests()
-        .iter()
-        .filter(|r| r.input_text().contains("ALWAYS-500"))
-        .count();
-    assert_eq!(broken_requests, 6, "3 job attempts × (1 request + 1 retry)");
-    let attempts = app
-        .sql_count("SELECT attempts::int8 FROM analysis_jobs WHERE execution_id = 'broken'")
-        .await;
-    assert_eq!(attempts, 3);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn output_that_is_not_json_fails_with_the_reason() {
-    let mock = MockResponses::start().await;
-    mock.push(Behaviour::NotJson);
-    let app = spawn_with_mock(&mock, |_| {}).await;
-    let tenant = tenant_with_prompts(&app, Some(USER_INDIVIDUAL), Some(USER_COMPLETE)).await;
-    post_call(&app, &tenant, SUCCESS, PHONE, None, None).await;
-    let transcript = transcript_once(&app, &tenant, SUCCESS, "failed").await;
-    let error = transcript["analysis_error"].as_str().unwrap();
-    assert!(error.starts_with("model output is not JSON"), "{error}");
-    assert_eq!(
-        mock.request_count(),
-        1,
-        "a bad answer is not paid for twice"
-    );
-}
-
-fn serve_child(app: &TestApp, mock: &MockResponses) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_calltrail"))
-        .args(["serve", "--no-projector"])
-        .env("DATABASE_URL", app.db.url())
-        .env("CALLTRAIL_BIND", "127.0.0.1:0")
-        .env("OPENAI_API_KEY", "sk-test-analysis")
-        .env("OPENAI_BASE_URL", mock.base_url())
-        .env("CALLTRAIL_ANALYSIS_WORKERS", "1")
-        .env("CALLTRAIL_ANALYSIS_LEASE_SECS", "2")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("calltrail serve starts")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_worker_s_job_runs_again_and_is_recorded_once() {
-    let mock = MockResponses::start().await;
-    mock.push(Behaviour::Hang(Duration::from_secs(60)));
-    let app = spawn_app_with(|s| s.worker = false).await;
-    let tenant = tenant_with_prompts(&app, Some(USER_INDIVIDUAL), Some(USER_COMPLETE)).await;
-    let mut child = serve_child(&app, &mock);
-    post_call(&app, &tenant, SUCCESS, PHONE, None, None).await;
-    eventually("the worker's request reaches the model", || {
-        mock.request_count() == 1
-    })
-    .await;
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
-
-    // A new worker takes the job over once the dead one's lease has run out.
-    let mut settings = Settings::for_tests(app.db.url());
-    settings.projector = false;
-    settings.worker = true;
-    settings.openai = Some(openai(&mock));
-    let worker = Application::build(settings).await.unwrap();
-    let stop = worker.shutdown_token();
-    let running = tokio::spawn(worker.run_until_stopped());
-    transcript_once(&app, &tenant, SUCCESS, "completed").await;
-    complete_once(&app, &tenant, PHONE, |_| true).await;
-    assert_eq!(mock.request_count(), 2, "the killed request and the re-run");
-    let recorded = app
-        .sql_count(&format!(
-            "SELECT count(*) FROM events WHERE stream_id = '{SUCCESS}' AND event_type LIKE 'analysis.%'"
-        ))
-        .await;
-    assert_eq!(recorded, 2, "one individual and one complete event");
-    let attempts = app
-        .sql_count("SELECT attempts::int8 FROM analysis_jobs WHERE kind = 'individual'")
-        .await;
-    assert_eq!(attempts, 2);
-    stop.cancel();
-    running.await.unwrap().unwrap();
 }
 
 /// The analysis routes and transcripts of `calls`, the complete analyses of `phones`, and

@@ -122,23 +122,8 @@ async fn every_acknowledged_webhook_survives_a_sigkill() {
         missing.first()
     );
 
-    // ... and the restarted server projects all of them.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let timeline: i64 = sqlx::query_scalar("SELECT count(*) FROM call_events")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        if usize::try_from(timeline).unwrap() >= stored.len() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {timeline} of {} events projected",
-            stored.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // ... and the restarted server projects all of them (once the killed one's lease runs out).
+    app.wait_until_projected().await;
     let projected: i64 = sqlx::query_scalar("SELECT count(DISTINCT execution_id) FROM calls")
         .fetch_one(&pool)
         .await

@@ -175,7 +175,7 @@ impl TestApp {
     /// Waits until the projector has applied every event in the log.
     pub async fn wait_until_projected(&self) {
         let pool = sqlx::PgPool::connect(self.db.url()).await.unwrap();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let pending: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM events e WHERE NOT EXISTS (

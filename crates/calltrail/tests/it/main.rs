@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod analysis;
+mod analysis_failures;
 mod bad_input;
 mod crash;
 mod helpers;
