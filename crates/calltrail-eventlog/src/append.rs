@@ -366,6 +366,21 @@ SELECT pos, pl::jsonb, d::jsonb, h, m::jsonb
 
 type Key = (Uuid, String, String, String);
 
+/// One bind array: `value(i)` for each event index.
+fn column<T>(indices: &[usize], value: impl Fn(usize) -> T) -> Vec<T> {
+    indices.iter().map(|&i| value(i)).collect()
+}
+
+/// The natural key a RETURNING or lookup row carries.
+fn row_key(row: &sqlx::postgres::PgRow) -> Result<Key, sqlx::Error> {
+    Ok((
+        row.try_get("tenant_id")?,
+        row.try_get("provider")?,
+        row.try_get("stream_id")?,
+        row.try_get("event_type")?,
+    ))
+}
+
 fn owned_key(event: &NewEvent) -> Key {
     let (t, p, s, e) = event.key();
     (t, p.to_owned(), s.to_owned(), e.to_owned())
@@ -403,77 +418,22 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
 
     let mut tx = pool.begin().await?;
     let rows = sqlx::query(INSERT_BATCH)
-        .bind(
-            unique
-                .iter()
-                .map(|&i| events[i].tenant_id)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            unique
-                .iter()
-                .map(|&i| events[i].provider.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            unique
-                .iter()
-                .map(|&i| events[i].stream_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            unique
-                .iter()
-                .map(|&i| events[i].event_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            unique
-                .iter()
-                .map(|&i| events[i].schema_version)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            unique
-                .iter()
-                .map(|&i| events[i].occurred_at)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            unique
-                .iter()
-                .map(|&i| events[i].data.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            unique
-                .iter()
-                .map(|&i| events[i].payload.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            unique
-                .iter()
-                .map(|&i| hashes[i].as_slice())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            unique
-                .iter()
-                .map(|&i| events[i].metadata.as_str())
-                .collect::<Vec<_>>(),
-        )
+        .bind(column(&unique, |i| events[i].tenant_id))
+        .bind(column(&unique, |i| events[i].provider.as_str()))
+        .bind(column(&unique, |i| events[i].stream_id.as_str()))
+        .bind(column(&unique, |i| events[i].event_type.as_str()))
+        .bind(column(&unique, |i| events[i].schema_version))
+        .bind(column(&unique, |i| events[i].occurred_at))
+        .bind(column(&unique, |i| events[i].data.as_str()))
+        .bind(column(&unique, |i| events[i].payload.as_deref()))
+        .bind(column(&unique, |i| hashes[i].as_slice()))
+        .bind(column(&unique, |i| events[i].metadata.as_str()))
         .fetch_all(&mut *tx)
         .await?;
 
     let mut appended: HashMap<Key, i64> = HashMap::with_capacity(rows.len());
     for row in &rows {
-        let key = (
-            row.try_get("tenant_id")?,
-            row.try_get("provider")?,
-            row.try_get("stream_id")?,
-            row.try_get("event_type")?,
-        );
+        let key = row_key(row)?;
         appended.insert(key, row.try_get("position")?);
     }
 
@@ -486,39 +446,14 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
     let mut existing: HashMap<Key, (i64, Vec<u8>)> = HashMap::with_capacity(missing.len());
     if !missing.is_empty() {
         let rows = sqlx::query(EXISTING)
-            .bind(
-                missing
-                    .iter()
-                    .map(|&i| events[i].tenant_id)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                missing
-                    .iter()
-                    .map(|&i| events[i].provider.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                missing
-                    .iter()
-                    .map(|&i| events[i].stream_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                missing
-                    .iter()
-                    .map(|&i| events[i].event_type.as_str())
-                    .collect::<Vec<_>>(),
-            )
+            .bind(column(&missing, |i| events[i].tenant_id))
+            .bind(column(&missing, |i| events[i].provider.as_str()))
+            .bind(column(&missing, |i| events[i].stream_id.as_str()))
+            .bind(column(&missing, |i| events[i].event_type.as_str()))
             .fetch_all(&mut *tx)
             .await?;
         for row in &rows {
-            let key = (
-                row.try_get("tenant_id")?,
-                row.try_get("provider")?,
-                row.try_get("stream_id")?,
-                row.try_get("event_type")?,
-            );
+            let key = row_key(row)?;
             existing.insert(
                 key,
                 (row.try_get("position")?, row.try_get("payload_hash")?),

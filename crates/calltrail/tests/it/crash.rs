@@ -1,6 +1,6 @@
 //! SIGKILL right after a burst of concurrent webhooks: every acknowledged one survives.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,27 +8,6 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use crate::helpers::*;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve(url: &str, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_calltrail"))
-        // No analysis workers: they would keep appending analysis events while the drill compares.
-        .args(["serve", "--no-worker"])
-        .env("DATABASE_URL", url)
-        .env("CALLTRAIL_BIND", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("calltrail serve starts")
-}
 
 async fn wait_ready(client: &reqwest::Client, port: u16) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -224,3 +224,26 @@ impl Drop for TestApp {
         self.shutdown.cancel();
     }
 }
+
+/// A free local port (for a child `calltrail serve`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `calltrail serve --no-worker` as a child process on `port` (analysis workers would keep
+/// appending analysis events while a drill compares read tables).
+pub fn serve(url: &str, port: u16) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .args(["serve", "--no-worker"])
+        .env("DATABASE_URL", url)
+        .env("CALLTRAIL_BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("calltrail serve starts")
+}

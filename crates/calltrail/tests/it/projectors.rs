@@ -1,32 +1,12 @@
 //! Two projector processes: exactly one projects at a time; when it dies the other takes over,
 //! and the result equals a full replay.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve(url: &str, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_calltrail"))
-        .args(["serve", "--no-worker"])
-        .env("DATABASE_URL", url)
-        .env("CALLTRAIL_BIND", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("calltrail serve starts")
-}
 
 /// A metric's value from a process's /metrics.
 async fn metric(client: &reqwest::Client, port: u16, name: &str) -> Option<f64> {
