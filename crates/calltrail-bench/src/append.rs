@@ -9,6 +9,7 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::report::Row;
+use crate::workload::{call_id, phone, CallKind, Workload};
 
 /// A realistic ~2 KB Bolna `completed` payload with a unique id.
 fn payload(i: usize) -> String {
@@ -53,7 +54,10 @@ pub async fn appender(events: usize, concurrency: usize) -> anyhow::Result<Row> 
                 }
                 let t = Instant::now();
                 let outcome = appender.append(event(tenant, i)).await?;
-                anyhow::ensure!(matches!(outcome, AppendOutcome::Appended { .. }), "unexpected {outcome:?}");
+                anyhow::ensure!(
+                    matches!(outcome, AppendOutcome::Appended { .. }),
+                    "unexpected {outcome:?}"
+                );
                 latencies.push(t.elapsed());
             }
         }));
@@ -64,10 +68,21 @@ pub async fn appender(events: usize, concurrency: usize) -> anyhow::Result<Row> 
     }
     let wall = started.elapsed();
     appender.shutdown().await;
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&sqlx::PgPool::connect(db.url()).await?).await?;
-    anyhow::ensure!(usize::try_from(stored)? == events, "{stored} stored for {events} acknowledged");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&sqlx::PgPool::connect(db.url()).await?)
+        .await?;
+    anyhow::ensure!(
+        usize::try_from(stored)? == events,
+        "{stored} stored for {events} acknowledged"
+    );
     log.close().await;
-    Ok(Row::new("append", format!("c={concurrency}"), events, wall, latencies))
+    Ok(Row::new(
+        "append",
+        format!("c={concurrency}"),
+        events,
+        wall,
+        latencies,
+    ))
 }
 
 /// The same events by plain SQL, `batch` rows per transaction, one connection.
@@ -95,5 +110,113 @@ pub async fn raw(events: usize, batch: usize) -> anyhow::Result<Row> {
     }
     let wall = started.elapsed();
     pool.close().await;
-    Ok(Row::new("raw", format!("batch={batch}"), events, wall, Vec::new()))
+    Ok(Row::new(
+        "raw",
+        format!("batch={batch}"),
+        events,
+        wall,
+        Vec::new(),
+    ))
+}
+
+/// Rows like the ones a webhook becomes: the lifecycle workload's payloads, normalized `data`
+/// and metadata, for tenant-less plain SQL.
+struct LifecycleRows {
+    streams: Vec<String>,
+    types: Vec<String>,
+    occurred: Vec<chrono::DateTime<Utc>>,
+    data: Vec<String>,
+    payloads: Vec<String>,
+    metadata: Vec<String>,
+}
+
+fn lifecycle_rows(events: usize) -> anyhow::Result<LifecycleRows> {
+    let workload = Workload::new()?;
+    let mut rows = LifecycleRows {
+        streams: Vec::with_capacity(events),
+        types: Vec::with_capacity(events),
+        occurred: Vec::with_capacity(events),
+        data: Vec::with_capacity(events),
+        payloads: Vec::with_capacity(events),
+        metadata: Vec::with_capacity(events),
+    };
+    let mut call = 0_u64;
+    while rows.streams.len() < events {
+        let (id, number) = (call_id("raw", call), phone(call));
+        for step in workload.steps(CallKind::of_call(call)) {
+            let payload = step.payload.render(&id, &number);
+            rows.metadata.push(
+                serde_json::json!({
+                    "received_at": Utc::now(),
+                    "content_type": "application/json",
+                    "user_agent": "calltrail-bench",
+                    "body_bytes": payload.len(),
+                })
+                .to_string(),
+            );
+            rows.streams.push(id.clone());
+            rows.types.push(step.status.clone());
+            rows.occurred.push(step.occurred_at);
+            rows.data.push(step.data.render(&id, &number));
+            rows.payloads.push(payload);
+        }
+        call += 1;
+    }
+    Ok(rows)
+}
+
+/// PostgreSQL's own ceiling for the rows ingest writes: the lifecycle workload (payload,
+/// normalized `data`, metadata, sha256 computed by the server) inserted by plain SQL with
+/// `batch` rows per transaction on one connection. Rows are built before the clock starts.
+pub async fn raw_lifecycle(events: usize, batch: usize) -> anyhow::Result<Row> {
+    let rows = lifecycle_rows(events)?;
+    let db = TestDb::new().await;
+    let pool = sqlx::PgPool::connect(db.url()).await?;
+    let tenant = Uuid::new_v4();
+    let batch = batch.max(1);
+    let sampler = crate::proc::Sampler::start(None, Some(db.name().to_owned()));
+    let started = Instant::now();
+    let mut i = 0;
+    while i < events {
+        let end = (i + batch).min(events);
+        sqlx::query(
+            "INSERT INTO events (tenant_id, provider, stream_id, event_type, schema_version, occurred_at,
+                                 data, payload, payload_hash, metadata)
+             SELECT $1, 'bolna', s, e, 1, o, d::jsonb, p::jsonb, sha256(convert_to(p, 'UTF8')), m::jsonb
+               FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
+                    AS u(s, e, o, d, p, m)",
+        )
+        .bind(tenant)
+        .bind(&rows.streams[i..end])
+        .bind(&rows.types[i..end])
+        .bind(&rows.occurred[i..end])
+        .bind(&rows.data[i..end])
+        .bind(&rows.payloads[i..end])
+        .bind(&rows.metadata[i..end])
+        .execute(&pool)
+        .await?;
+        i = end;
+    }
+    let wall = started.elapsed();
+    let samples = sampler.finish().await;
+    pool.close().await;
+    let per_row_us = |seconds: f64| {
+        let rows = u32::try_from(events).map_or(f64::from(u32::MAX), f64::from);
+        crate::report::round3(seconds * 1e6 / rows.max(1.0))
+    };
+    Ok(Row::new(
+        "raw",
+        format!("lifecycle batch={batch}"),
+        events,
+        wall,
+        Vec::new(),
+    )
+    .detail(
+        "postgres_cpu_us_per_row",
+        per_row_us(samples.postgres_cpu_s),
+    )
+    .detail(
+        "machine_cores_busy",
+        crate::report::round3(samples.machine_cores_busy),
+    ))
 }

@@ -2,44 +2,92 @@
 //! `target/bench/report.json` (or `$CALLTRAIL_BENCH_DIR/report.json`). Numbers, never a verdict:
 //! it does not fail because the machine is slow.
 //!
-//! Scenarios:
+//! Scenarios (all by default, in this order; pick with `--scenario a,b`):
 //! - `append`: N events from C concurrent tasks straight through the group-commit appender.
 //! - `raw`: the same events inserted by plain SQL, one row per transaction and 100-row
-//!   batches: the ceiling PostgreSQL itself sustains here.
+//!   batches: the ceiling PostgreSQL itself sustains here; plus the same for the lifecycle rows
+//!   ingest writes (`lifecycle batch=…`), the ceiling the `ratio` column divides by.
+//! - `ingest`: webhooks over HTTP into the release `calltrail serve` (child process) from the
+//!   load generator (`calltrail-bench loadgen`, another child process), at 16, 64 and 256
+//!   connections without the projector, then 64 with it; every acknowledged webhook checked.
+//! - `replay`: a log of 1,000,000 events written with binary COPY, rebuilt by `calltrail replay`.
 
 mod append;
+mod ingest;
+mod loadgen;
+mod proc;
+mod replay;
 mod report;
+mod server;
+mod workload;
 
 use std::time::Duration;
 
 use anyhow::Context;
+
+use crate::loadgen::ClientKind;
+
+/// Connections of the ingest run with the projector live.
+const PROJECTOR_CONNECTIONS: usize = 64;
 
 /// Parsed `--key value` arguments.
 struct Args {
     scenarios: Vec<String>,
     events: usize,
     concurrency: Vec<usize>,
+    webhooks: usize,
+    connections: Vec<usize>,
+    replay_events: usize,
+    client: ClientKind,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args { scenarios: vec!["append".into(), "raw".into()], events: 20_000, concurrency: vec![1, 16, 64] };
-    let mut it = std::env::args().skip(1);
+const USAGE: &str = "\
+calltrail-bench [--scenario append,raw,ingest,replay] [--events N] [--concurrency 1,16,64]
+                [--webhooks N] [--connections 16,64,256] [--client raw|reqwest] [--replay-events N]
+calltrail-bench loadgen …   (the load generator; started by the ingest scenario)";
+
+fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<usize>> {
+    value
+        .split(',')
+        .map(|c| {
+            c.trim()
+                .parse()
+                .with_context(|| format!("{flag} takes numbers like 16,64"))
+        })
+        .collect()
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
+    let mut args = Args {
+        scenarios: ["append", "raw", "ingest", "replay"]
+            .map(str::to_owned)
+            .to_vec(),
+        events: 20_000,
+        concurrency: vec![1, 16, 64],
+        webhooks: 30_000,
+        connections: vec![16, 64, 256],
+        replay_events: 1_000_000,
+        client: ClientKind::Raw,
+    };
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--scenario" => args.scenarios = value()?.split(',').map(str::to_owned).collect(),
             "--events" => args.events = value()?.parse().context("--events takes a number")?,
-            "--concurrency" => {
-                args.concurrency = value()?
-                    .split(',')
-                    .map(|c| c.parse().context("--concurrency takes numbers like 1,16,64"))
-                    .collect::<anyhow::Result<_>>()?;
+            "--concurrency" => args.concurrency = numbers(&flag, &value()?)?,
+            "--webhooks" => {
+                args.webhooks = value()?.parse().context("--webhooks takes a number")?
             }
+            "--connections" => args.connections = numbers(&flag, &value()?)?,
+            "--replay-events" => {
+                args.replay_events = value()?.parse().context("--replay-events takes a number")?
+            }
+            "--client" => args.client = value()?.parse()?,
             "--help" | "-h" => {
-                println!("calltrail-bench [--scenario append,raw] [--events N] [--concurrency 1,16,64]");
+                println!("{USAGE}");
                 std::process::exit(0);
             }
-            other => anyhow::bail!("unknown argument {other}"),
+            other => anyhow::bail!("unknown argument {other}\n{USAGE}"),
         }
     }
     Ok(args)
@@ -47,8 +95,21 @@ fn parse_args() -> anyhow::Result<Args> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let mut argv = std::env::args().skip(1).peekable();
+    if argv.peek().map(String::as_str) == Some("loadgen") {
+        argv.next();
+        return loadgen::run(loadgen::LoadgenArgs::parse(argv)?).await;
+    }
+    let args = parse_args(argv)?;
     let mut report = report::Report::default();
+    let needs_ceiling = args
+        .scenarios
+        .iter()
+        .any(|s| s == "ingest" || s == "replay");
+    if needs_ceiling && !args.scenarios.iter().any(|s| s == "raw") {
+        // The ratios need PostgreSQL's batched ceiling measured in the same run.
+        report.push(append::raw_lifecycle(args.events, 100).await?);
+    }
     for scenario in &args.scenarios {
         match scenario.as_str() {
             "append" => {
@@ -59,12 +120,49 @@ async fn main() -> anyhow::Result<()> {
             "raw" => {
                 report.push(append::raw(args.events.min(10_000), 1).await?);
                 report.push(append::raw(args.events, 100).await?);
+                report.push(append::raw_lifecycle(args.events.min(10_000), 1).await?);
+                report.push(append::raw_lifecycle(args.events, 100).await?);
             }
-            other => anyhow::bail!("unknown scenario {other} (known: append, raw)"),
+            "ingest" => {
+                let level = |connections, projector| ingest::Level {
+                    connections,
+                    webhooks: args.webhooks,
+                    projector,
+                    client: args.client,
+                };
+                for &c in &args.connections {
+                    report.push(ingest::level(level(c, false)).await?);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                report.push(ingest::level(level(PROJECTOR_CONNECTIONS, true)).await?);
+            }
+            "replay" => replay::run(args.replay_events, &mut report).await?,
+            other => anyhow::bail!("unknown scenario {other} (known: append, raw, ingest, replay)"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    set_ratios(&mut report);
     report.print();
     report.write()?;
     Ok(())
+}
+
+/// Ingest and replay rates as a fraction of PostgreSQL's own batched insert rate of the same
+/// rows (`raw`, `lifecycle batch=100`).
+fn set_ratios(report: &mut report::Report) {
+    let ceiling = report
+        .rows()
+        .iter()
+        .find(|r| r.scenario == "raw" && r.params == "lifecycle batch=100")
+        .map(|r| r.per_second);
+    let Some(ceiling) = ceiling.filter(|c| *c > 0.0) else {
+        return;
+    };
+    for row in report.rows_mut() {
+        let measured = row.scenario == "ingest"
+            || (row.scenario == "replay" && row.params.starts_with("events="));
+        if measured {
+            row.ratio = Some(report::round3(row.per_second / ceiling));
+        }
+    }
 }
