@@ -115,18 +115,8 @@ pub(crate) async fn wait_route(
     path: &str,
     ready: impl Fn(u16, &Value) -> bool,
 ) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let (status, body) = app.get(tenant, path).await;
-        if ready(status, &body) {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting on {path}: last {status} {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    app.wait_for_within(Duration::from_secs(60), tenant, path, ready)
+        .await
 }
 
 pub(crate) async fn transcript_once(

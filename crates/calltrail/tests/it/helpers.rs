@@ -151,14 +151,26 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// Polls `GET path` until `ready` holds for its body, or fails after the deadline.
+    /// Polls `GET path` until `ready` holds for its body, or fails after 15 s.
     pub async fn wait_for(
         &self,
         tenant: &Tenant,
         path: &str,
         ready: impl Fn(u16, &Value) -> bool,
     ) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        self.wait_for_within(Duration::from_secs(15), tenant, path, ready)
+            .await
+    }
+
+    /// Polls `GET path` until `ready` holds for its body, or fails after `limit`.
+    pub async fn wait_for_within(
+        &self,
+        limit: Duration,
+        tenant: &Tenant,
+        path: &str,
+        ready: impl Fn(u16, &Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let (status, body) = self.get(tenant, path).await;
             if ready(status, &body) {
