@@ -7,11 +7,14 @@
 //! - `raw`: the same events inserted by plain SQL, one row per transaction and 100-row
 //!   batches: the ceiling PostgreSQL itself sustains here; plus the same for the lifecycle rows
 //!   ingest writes (`lifecycle batch=…`), the ceiling the `ratio` column divides by.
+//! - `analysis`: answered calls analysed by the workers against a local Responses API server
+//!   with 200 ms latency, at 4 and 16 workers: analyses/s and drain time.
 //! - `ingest`: webhooks over HTTP into the release `calltrail serve` (child process) from the
 //!   load generator (`calltrail-bench loadgen`, another child process), at 16, 64 and 256
 //!   connections without the projector, then 64 with it; every acknowledged webhook checked.
 //! - `replay`: a log of 1,000,000 events written with binary COPY, rebuilt by `calltrail replay`.
 
+mod analysis;
 mod append;
 mod ingest;
 mod loadgen;
@@ -38,12 +41,14 @@ struct Args {
     webhooks: usize,
     connections: Vec<usize>,
     replay_events: usize,
+    analysis_calls: usize,
     client: ClientKind,
 }
 
 const USAGE: &str = "\
-calltrail-bench [--scenario append,raw,ingest,replay] [--events N] [--concurrency 1,16,64]
+calltrail-bench [--scenario append,raw,ingest,replay,analysis] [--events N] [--concurrency 1,16,64]
                 [--webhooks N] [--connections 16,64,256] [--client raw|reqwest] [--replay-events N]
+                [--analysis-calls N]
 calltrail-bench loadgen …   (the load generator; started by the ingest scenario)";
 
 fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<usize>> {
@@ -59,7 +64,7 @@ fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<usize>> {
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut args = Args {
-        scenarios: ["append", "raw", "ingest", "replay"]
+        scenarios: ["append", "raw", "ingest", "replay", "analysis"]
             .map(str::to_owned)
             .to_vec(),
         events: 20_000,
@@ -67,6 +72,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
         webhooks: 30_000,
         connections: vec![16, 64, 256],
         replay_events: 1_000_000,
+        analysis_calls: 2_000,
         client: ClientKind::Raw,
     };
     while let Some(flag) = it.next() {
@@ -81,6 +87,11 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
             "--connections" => args.connections = numbers(&flag, &value()?)?,
             "--replay-events" => {
                 args.replay_events = value()?.parse().context("--replay-events takes a number")?
+            }
+            "--analysis-calls" => {
+                args.analysis_calls = value()?
+                    .parse()
+                    .context("--analysis-calls takes a number")?
             }
             "--client" => args.client = value()?.parse()?,
             "--help" | "-h" => {
@@ -137,7 +148,17 @@ async fn main() -> anyhow::Result<()> {
                 report.push(ingest::level(level(PROJECTOR_CONNECTIONS, true)).await?);
             }
             "replay" => replay::run(args.replay_events, &mut report).await?,
-            other => anyhow::bail!("unknown scenario {other} (known: append, raw, ingest, replay)"),
+            "analysis" => {
+                for workers in [4, 16] {
+                    report.push(
+                        analysis::run(args.analysis_calls, workers, Duration::from_millis(200))
+                            .await?,
+                    );
+                }
+            }
+            other => anyhow::bail!(
+                "unknown scenario {other} (known: append, raw, ingest, replay, analysis)"
+            ),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -90,14 +90,28 @@ impl Server {
     /// Starts `serve` (with or without its projector) on a free loopback port, its output in
     /// `log`, and waits until `/readyz` answers 200 (at most 60 s).
     pub async fn start(database_url: &str, projector: bool, log: &Path) -> anyhow::Result<Server> {
+        Self::start_with(database_url, projector, &[], log).await
+    }
+
+    /// Like [`Server::start`]; with `worker_env` non-empty the analysis workers run too, with
+    /// those environment variables (`OPENAI_*`, `CALLTRAIL_ANALYSIS_WORKERS`).
+    pub async fn start_with(
+        database_url: &str,
+        projector: bool,
+        worker_env: &[(&str, String)],
+        log: &Path,
+    ) -> anyhow::Result<Server> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let out = std::fs::File::create(log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let mut command = calltrail(database_url)?;
-        command
-            .arg("serve")
-            .arg("--no-worker")
-            .env("CALLTRAIL_BIND", addr.to_string());
+        command.arg("serve").env("CALLTRAIL_BIND", addr.to_string());
+        if worker_env.is_empty() {
+            command.arg("--no-worker");
+        }
+        for (key, value) in worker_env {
+            command.env(key, value);
+        }
         if !projector {
             command.arg("--no-projector");
         }
