@@ -25,11 +25,11 @@ pub async fn run(calls: usize, workers: usize, latency: Duration) -> anyhow::Res
         ("OPENAI_BASE_URL", mock.base_url()),
         (
             "OPENAI_INDIVIDUAL_PROMPT_ID",
-            "pmpt_bench_individual".to_owned(),
+            "pmpt_benchindividual".to_owned(),
         ),
         (
             "OPENAI_COMPLETE_PROMPT_ID",
-            "pmpt_bench_complete".to_owned(),
+            "pmpt_benchcomplete".to_owned(),
         ),
         ("CALLTRAIL_ANALYSIS_WORKERS", workers.to_string()),
     ];
