@@ -27,10 +27,7 @@ pub async fn run(calls: usize, workers: usize, latency: Duration) -> anyhow::Res
             "OPENAI_INDIVIDUAL_PROMPT_ID",
             "pmpt_benchindividual".to_owned(),
         ),
-        (
-            "OPENAI_COMPLETE_PROMPT_ID",
-            "pmpt_benchcomplete".to_owned(),
-        ),
+        ("OPENAI_COMPLETE_PROMPT_ID", "pmpt_benchcomplete".to_owned()),
         ("CALLTRAIL_ANALYSIS_WORKERS", workers.to_string()),
     ];
     let server = Server::start_with(
