@@ -28,12 +28,10 @@ pub async fn call_analysis(
     tenant: Tenant,
     execution_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let store = state.store().clone();
     let execution_id = execution_id.into_inner();
     let analysis = state
-        .on_db_runtime(async move { store.call_analysis(tenant.0, &execution_id).await })
+        .read(|store| async move { store.call_analysis(tenant.0, &execution_id).await })
         .await?
-        .map_err(ApiError::from_store)?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(analysis))
 }
@@ -59,11 +57,9 @@ pub async fn contact_analysis(
     phone: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let phone = parse_phone(&phone)?;
-    let store = state.store().clone();
     let analysis = state
-        .on_db_runtime(async move { store.contact_analysis(tenant.0, phone.as_str()).await })
+        .read(|store| async move { store.contact_analysis(tenant.0, phone.as_str()).await })
         .await?
-        .map_err(ApiError::from_store)?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(analysis))
 }

@@ -79,15 +79,13 @@ pub async fn list_calls(
 ) -> Result<HttpResponse, ApiError> {
     let (limit, filter) = query.parse()?;
     let cursor = non_empty(query.cursor.as_deref()).map(str::to_owned);
-    let store = state.store().clone();
     let page = state
-        .on_db_runtime(async move {
+        .read(|store| async move {
             store
                 .list_calls(tenant.0, &filter, cursor.as_deref(), limit)
                 .await
         })
-        .await?
-        .map_err(ApiError::from_store)?;
+        .await?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -110,12 +108,10 @@ pub async fn get_call(
     tenant: Tenant,
     execution_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let store = state.store().clone();
     let execution_id = execution_id.into_inner();
     let call = state
-        .on_db_runtime(async move { store.get_call(tenant.0, &execution_id).await })
+        .read(|store| async move { store.get_call(tenant.0, &execution_id).await })
         .await?
-        .map_err(ApiError::from_store)?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(call))
 }
@@ -139,12 +135,10 @@ pub async fn get_transcript(
     tenant: Tenant,
     execution_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let store = state.store().clone();
     let execution_id = execution_id.into_inner();
     let transcript = state
-        .on_db_runtime(async move { store.get_transcript(tenant.0, &execution_id).await })
+        .read(|store| async move { store.get_transcript(tenant.0, &execution_id).await })
         .await?
-        .map_err(ApiError::from_store)?
         .ok_or(ApiError::NotFound)?;
     Ok(HttpResponse::Ok().json(transcript))
 }

@@ -41,14 +41,12 @@ pub async fn list_contacts(
 ) -> Result<HttpResponse, ApiError> {
     let limit = parse_limit(query.limit.as_deref())?;
     let cursor = non_empty(query.cursor.as_deref()).map(str::to_owned);
-    let store = state.store().clone();
     let page = state
-        .on_db_runtime(async move {
+        .read(|store| async move {
             store
                 .list_contacts(tenant.0, cursor.as_deref(), limit)
                 .await
         })
-        .await?
-        .map_err(ApiError::from_store)?;
+        .await?;
     Ok(HttpResponse::Ok().json(page))
 }

@@ -20,10 +20,8 @@ use crate::AppState;
     )
 )]
 pub async fn credits(state: web::Data<AppState>, tenant: Tenant) -> Result<HttpResponse, ApiError> {
-    let store = state.store().clone();
     let credits = state
-        .on_db_runtime(async move { store.credits(tenant.0).await })
-        .await?
-        .map_err(ApiError::from_store)?;
+        .read(|store| async move { store.credits(tenant.0).await })
+        .await?;
     Ok(HttpResponse::Ok().json(credits))
 }

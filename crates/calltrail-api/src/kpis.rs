@@ -42,10 +42,8 @@ pub async fn kpis(
 ) -> Result<HttpResponse, ApiError> {
     let from = parse_optional_time("from", non_empty(query.from.as_deref()))?;
     let to = parse_optional_time("to", non_empty(query.to.as_deref()))?;
-    let store = state.store().clone();
     let kpis = state
-        .on_db_runtime(async move { store.kpis(tenant.0, from, to).await })
-        .await?
-        .map_err(ApiError::from_store)?;
+        .read(|store| async move { store.kpis(tenant.0, from, to).await })
+        .await?;
     Ok(HttpResponse::Ok().json(kpis))
 }

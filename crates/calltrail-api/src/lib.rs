@@ -165,6 +165,18 @@ impl AppState {
     }
 
     /// Runs a database future on the runtime that owns the pools (see [`AppState::new`]).
+    /// Runs a read-side query on the database runtime, mapping its errors to the API's.
+    pub(crate) async fn read<T, F, Fut>(&self, query: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(ReadStore) -> Fut,
+        Fut: Future<Output = Result<T, calltrail_projections::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.on_db_runtime(query(self.store.clone()))
+            .await?
+            .map_err(ApiError::from_store)
+    }
+
     pub(crate) async fn on_db_runtime<F>(&self, future: F) -> Result<F::Output, ApiError>
     where
         F: Future + Send + 'static,

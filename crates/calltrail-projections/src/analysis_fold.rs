@@ -261,41 +261,16 @@ pub(crate) async fn write_lead_analytics(
     let rows = serde_json::to_value(rows)
         .map_err(|e| Error::Invalid(format!("lead analytics rows cannot be serialized: {e}")))?;
     // Every column but the key.
-    const UPDATED: [&str; 31] = [
+    let updated = [
         "execution_id",
         "phone_number",
         "previous_calls_analyzed",
         "analysis_timestamp",
-        "total_score",
-        "intent_level",
-        "intent_score",
-        "urgency_level",
-        "urgency_score",
-        "budget_constraint",
-        "budget_score",
-        "fit_alignment",
-        "fit_score",
-        "engagement_health",
-        "engagement_score",
-        "lead_status_tag",
-        "reasoning",
-        "company_name",
-        "extracted_name",
-        "extracted_email",
-        "smart_notification",
-        "cta_pricing_clicked",
-        "cta_demo_clicked",
-        "cta_followup_clicked",
-        "cta_sample_clicked",
-        "cta_escalated_to_human",
-        "demo_book_datetime",
-        "analyzer",
-        "model",
-        "tokens_used",
-        "position",
-    ];
-    let set = UPDATED
-        .iter()
+    ]
+    .into_iter()
+    .chain(crate::analytics::ANALYSIS_COLUMNS)
+    .chain(["position"]);
+    let set = updated
         .map(|c| format!("{c} = EXCLUDED.{c}"))
         .collect::<Vec<_>>()
         .join(", ");

@@ -14,14 +14,8 @@ use uuid::Uuid;
 use crate::views::LeadAnalyticsView;
 use crate::{Error, ReadStore, UserPrompts};
 
-/// The columns of a [`LeadAnalyticsView`], in the order [`lead_view`] reads them.
-const LEAD_COLUMNS: [&str; 32] = [
-    "analysis_type",
-    "execution_id",
-    "user_id",
-    "phone_number",
-    "previous_calls_analyzed",
-    "analysis_timestamp",
+/// The analysis result columns of `lead_analytics`, shared by reads and the fold's upsert.
+pub(crate) const ANALYSIS_COLUMNS: [&str; 26] = [
     "total_score",
     "intent_level",
     "intent_score",
@@ -49,6 +43,20 @@ const LEAD_COLUMNS: [&str; 32] = [
     "model",
     "tokens_used",
 ];
+
+/// The columns of a [`LeadAnalyticsView`], in the order [`lead_view`] reads them.
+fn lead_columns() -> impl Iterator<Item = &'static str> {
+    [
+        "analysis_type",
+        "execution_id",
+        "user_id",
+        "phone_number",
+        "previous_calls_analyzed",
+        "analysis_timestamp",
+    ]
+    .into_iter()
+    .chain(ANALYSIS_COLUMNS)
+}
 
 /// What a worker needs to analyse one call.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +112,7 @@ impl ReadStore {
         let sql = format!(
             "SELECT {} FROM lead_analytics
               WHERE user_id = $1 AND analysis_type = $2 AND key = $3",
-            LEAD_COLUMNS.join(", ")
+            lead_columns().collect::<Vec<_>>().join(", ")
         );
         let row = client
             .query_opt(&sql, &[&tenant, &kind.as_str(), &key])
@@ -170,7 +178,7 @@ impl ReadStore {
         let Some(phone) = phone_number else {
             return Ok(Some(context));
         };
-        let columns: Vec<String> = LEAD_COLUMNS.iter().map(|c| format!("la.{c}")).collect();
+        let columns: Vec<String> = lead_columns().map(|c| format!("la.{c}")).collect();
         let sql = format!(
             "SELECT c.execution_id, c.created_at, c.duration_seconds, t.content,
                     count(*) OVER (), {}
@@ -213,7 +221,7 @@ fn seconds(duration: i64) -> Option<f64> {
         .map(f64::from)
 }
 
-/// Reads a [`LeadAnalyticsView`] from `row`, its columns starting at `at` in [`LEAD_COLUMNS`] order.
+/// Reads a [`LeadAnalyticsView`] from `row`, its columns starting at `at` in [`lead_columns`] order.
 fn lead_view(r: &Row, at: usize) -> Result<LeadAnalyticsView, Error> {
     let analysis_type: String = r.try_get(at)?;
     let execution_id: String = r.try_get(at + 1)?;
