@@ -25,6 +25,13 @@ pub const READ_MODELS: &str = "read_models";
 /// Every projection calltrail knows (the names `calltrail replay --projection` accepts).
 pub const PROJECTIONS: &[&str] = &[READ_MODELS];
 
+/// The fail point between a batch's writes (read tables, jobs, checkpoint) and its `COMMIT`:
+/// armed, it aborts the process there (drill 3). Exists only with the `failpoints` feature.
+pub const FAILPOINT_BEFORE_COMMIT: &str = "projector-before-commit";
+
+/// Whether this build has fail points (the `failpoints` feature: test builds only).
+pub const FAILPOINTS_BUILT: bool = cfg!(feature = "failpoints");
+
 /// Longest pause between retries after a failed batch.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -257,6 +264,15 @@ impl Projector {
             &[&name, &last.txid, &last.position],
         )
         .await?;
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!(FAILPOINT_BEFORE_COMMIT, |_| {
+            tracing::error!(
+                projector = name,
+                events = events.len(),
+                "fail point {FAILPOINT_BEFORE_COMMIT}: aborting the process before COMMIT"
+            );
+            std::process::abort()
+        });
         tx.commit().await?;
 
         let outcome = BatchOutcome {
@@ -287,6 +303,42 @@ impl Projector {
         );
         Ok(outcome)
     }
+}
+
+/// Arms fail points from a `FAILPOINTS`-style list, `name=actions;…` in fail-rs syntax (e.g.
+/// `projector-before-commit=2*off->return`: the third batch aborts before its commit), and
+/// returns the names armed. Only [`FAILPOINT_BEFORE_COMMIT`] is known; any other name is refused.
+/// Builds without the `failpoints` feature refuse every list: nothing can be armed there.
+pub fn arm_failpoints(list: &str) -> Result<Vec<String>, Error> {
+    let mut armed = Vec::new();
+    for entry in list.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((name, actions)) = entry.split_once('=') else {
+            return Err(Error::Invalid(format!(
+                "fail point {entry:?}: expected name=actions"
+            )));
+        };
+        let name = name.trim();
+        if name != FAILPOINT_BEFORE_COMMIT {
+            return Err(Error::Invalid(format!(
+                "unknown fail point {name:?} (known: {FAILPOINT_BEFORE_COMMIT})"
+            )));
+        }
+        arm(name, actions.trim())?;
+        armed.push(name.to_owned());
+    }
+    Ok(armed)
+}
+
+#[cfg(feature = "failpoints")]
+fn arm(name: &str, actions: &str) -> Result<(), Error> {
+    fail::cfg(name, actions).map_err(|e| Error::Invalid(format!("fail point {name}: {e}")))
+}
+
+#[cfg(not(feature = "failpoints"))]
+fn arm(name: &str, _actions: &str) -> Result<(), Error> {
+    Err(Error::Invalid(format!(
+        "fail point {name}: this build has no fail points (feature `failpoints` is off)"
+    )))
 }
 
 async fn sleep_or_cancel(duration: Duration, shutdown: &CancellationToken) {

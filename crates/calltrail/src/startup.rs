@@ -7,7 +7,7 @@ use anyhow::Context;
 use calltrail_analysis::{LeadAnalyzer, OpenAiConfig, Worker, WorkerConfig};
 use calltrail_api::{ApiConfig, AppState};
 use calltrail_eventlog::{Appender, AppenderConfig, ConnectOptions, EventLog};
-use calltrail_projections::projector::{Projector, ProjectorConfig};
+use calltrail_projections::projector::{self, Projector, ProjectorConfig};
 use calltrail_projections::ReadStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -149,6 +149,9 @@ impl Application {
             Duration::from_secs(5),
             shutdown.clone(),
         ));
+        if settings.projector {
+            arm_failpoints()?;
+        }
         let projector = settings.projector.then(|| {
             let projector = Projector::new(
                 log.clone(),
@@ -235,6 +238,26 @@ impl Application {
         tracing::info!("calltrail stopped");
         Ok(())
     }
+}
+
+/// Arms the projector's fail points listed in `FAILPOINTS` (drill 3). Only test builds have
+/// fail points; any other build ignores the variable with a warning, so nothing can fire there.
+fn arm_failpoints() -> anyhow::Result<()> {
+    let Some(list) = std::env::var_os("FAILPOINTS") else {
+        return Ok(());
+    };
+    if !projector::FAILPOINTS_BUILT {
+        tracing::warn!("FAILPOINTS is set, but this build has no fail points; ignored");
+        return Ok(());
+    }
+    let list = list.to_str().context("FAILPOINTS is not UTF-8")?;
+    let armed = projector::arm_failpoints(list).context("FAILPOINTS")?;
+    tracing::warn!(
+        ?armed,
+        failpoints = list,
+        "fail points armed: this process will fail on purpose"
+    );
+    Ok(())
 }
 
 /// Starts `settings.analysis_workers` analysis workers (OpenAI or the local analyzer).

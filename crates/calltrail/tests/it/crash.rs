@@ -1,6 +1,7 @@
-//! SIGKILL right after a burst of concurrent webhooks: every acknowledged one survives.
+//! Crashes: SIGKILL right after a burst of concurrent webhooks (every acknowledged one
+//! survives), a graceful stop under load, and a projector process that dies between a batch's
+//! writes and its commit (drill 3: nothing of the batch is visible, the restart catches up).
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,26 +9,6 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use crate::helpers::*;
-
-async fn wait_ready(client: &reqwest::Client, port: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(response) = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-        {
-            if response.status().is_success() {
-                return;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the server did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_webhook_survives_a_sigkill() {
@@ -111,44 +92,10 @@ async fn every_acknowledged_webhook_survives_a_sigkill() {
     assert!(usize::try_from(projected).unwrap() >= calls.len());
 
     // The projector was killed mid-stream too: what it built after the restart equals a full replay.
-    let read_tables = "SELECT ARRAY[(SELECT string_agg(concat_ws('|', execution_id, call_lifecycle_status, status,
-                               duration_seconds, credits_used, contact_id, completed_at), ',' ORDER BY execution_id) FROM calls),
-                     (SELECT string_agg(concat_ws('|', phone_number, not_connected, auto_created_from_call_id), ',' ORDER BY phone_number) FROM contacts),
-                     (SELECT string_agg(concat_ws('|', amount, balance_after, call_id), ',' ORDER BY position) FROM credit_transactions),
-                     (SELECT count(*)::text FROM call_events)]";
     child.kill().unwrap();
     child.wait().unwrap();
-    let live: Vec<String> = sqlx::query_scalar(read_tables)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_calltrail"))
-        .arg("replay")
-        .env("DATABASE_URL", app.db.url())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let replayed: Vec<String> = sqlx::query_scalar(read_tables)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    for (table, (live, replayed)) in ["calls", "contacts", "credit_transactions", "call_events"]
-        .iter()
-        .zip(live.iter().zip(&replayed))
-    {
-        if live != replayed {
-            let first = live
-                .split(',')
-                .zip(replayed.split(','))
-                .find(|(a, b)| a != b);
-            panic!("{table} after a crash differs from a full replay: first difference {first:?}");
-        }
-    }
     pool.close().await;
+    assert_read_tables_equal_replay(app.db.url(), "after a SIGKILL").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,4 +163,124 @@ async fn a_graceful_shutdown_loses_no_acknowledged_webhook() {
         "every 202 before shutdown is committed"
     );
     pool.close().await;
+}
+
+/// The projector's checkpoint: `(txid, position)`.
+async fn checkpoint(pool: &sqlx::PgPool) -> (i64, i64) {
+    sqlx::query_as("SELECT txid, position FROM projector_checkpoints WHERE name = 'read_models'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Posts `bodies` for each call id, in order, and expects each to be accepted.
+async fn post_calls(app: &TestApp, token: &str, ids: &[String], bodies: &[Vec<u8>]) -> usize {
+    let mut posted = 0;
+    for id in ids {
+        for body in bodies {
+            let (status, answer) = app
+                .post_bolna_json(token, &with_fields(body, &[("id", json!(id))]))
+                .await;
+            assert_eq!(status, 202, "{answer}");
+            posted += 1;
+        }
+    }
+    posted
+}
+
+/// Drill 3: a projector process aborts at the fail point between a batch's writes (read
+/// tables, analysis jobs, checkpoint) and its COMMIT. Nothing of that batch is visible; the
+/// restarted projector folds it again, and the read tables equal a full replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projector_killed_between_its_writes_and_its_commit_leaves_nothing_half_written() {
+    use std::os::unix::process::ExitStatusExt;
+
+    // Webhooks go to the in-process app (HTTP only, it stays up); the projector is a child.
+    let app = spawn_app_with(|s| s.projector = false).await;
+    let tenant = app.create_tenant().await;
+    let token = tenant.webhook_token.clone();
+    let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
+    let success = scenario("success");
+    let first: Vec<String> = (0..20).map(|i| format!("fp-first-{i}")).collect();
+    let second: Vec<String> = (0..20).map(|i| format!("fp-second-{i}")).collect();
+
+    // Batch 1 (committed): 20 calls, initiated and ringing.
+    let wave1 = post_calls(&app, &token, &first, &success[..2]).await;
+    let port = free_port();
+    let mut projector = serve_command(app.db.url(), port)
+        .env("FAILPOINTS", "projector-before-commit=1*off->return")
+        .env("RUST_LOG", "error")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    app.wait_until_projected().await;
+    let committed = checkpoint(&pool).await;
+
+    // Batch 2 (dies before COMMIT): the rest of those calls and 20 whole new ones. Holding the
+    // checkpoint row keeps the projector standing by until all of it is in the log, so the
+    // batch that dies is exactly this wave.
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM projector_checkpoints WHERE name = 'read_models' FOR UPDATE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let wave2 = post_calls(&app, &token, &first, &success[2..]).await
+        + post_calls(&app, &token, &second, &success).await;
+    hold.rollback().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = projector.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the projector did not reach its fail point"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut projector.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(6),
+        "the projector died by SIGABRT at the fail point, not a clean exit: {status:?}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("projector-before-commit")
+            && stderr.contains(&format!("\"events\":{wave2}")),
+        "it aborted in the batch of the whole second wave ({wave2} events): {stderr}"
+    );
+
+    // Nothing of the dead batch is visible: checkpoint and read tables are as batch 1 left them.
+    assert_eq!(checkpoint(&pool).await, committed);
+    let (calls, completed, charges): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM calls),
+                (SELECT count(*) FROM calls WHERE call_lifecycle_status = 'completed'),
+                (SELECT count(*) FROM credit_transactions)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((calls, completed, charges), (20, 0, 0));
+    assert_eq!(
+        app.sql_count("SELECT count(*) FROM call_events").await,
+        i64::try_from(wave1).unwrap()
+    );
+
+    // Restarted without the fail point, it takes over once the dead process's lease ends.
+    let mut projector = serve(app.db.url(), port);
+    app.wait_until_projected().await;
+    let (calls, completed): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE call_lifecycle_status = 'completed') FROM calls",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((calls, completed), (40, 40));
+    projector.kill().unwrap();
+    projector.wait().unwrap();
+    pool.close().await;
+    let compared =
+        assert_read_tables_equal_replay(app.db.url(), "after a projector crash mid-batch").await;
+    assert_eq!(compared, 40);
 }

@@ -249,13 +249,118 @@ pub fn free_port() -> u16 {
 /// `calltrail serve --no-worker` as a child process on `port` (analysis workers would keep
 /// appending analysis events while a drill compares read tables).
 pub fn serve(url: &str, port: u16) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+    serve_command(url, port)
+        .spawn()
+        .expect("calltrail serve starts")
+}
+
+/// The command behind [`serve`], to add flags or environment before spawning it.
+pub fn serve_command(url: &str, port: u16) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"));
+    command
         .args(["serve", "--no-worker"])
         .env("DATABASE_URL", url)
         .env("CALLTRAIL_BIND", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
+        .env_remove("FAILPOINTS")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("calltrail serve starts")
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+/// Polls a child server's `/readyz` until it answers 200, or fails after 20 s.
+pub async fn wait_ready(client: &reqwest::Client, port: u16) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+        {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server on port {port} did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every read table as comparable text, in a stable order, without the processing-time columns
+/// (`updated_at`) that a replay does not reproduce.
+const READ_TABLES: &str = "SELECT ARRAY[
+    (SELECT string_agg(concat_ws('|', user_id, execution_id, agent_id, contact_id, phone_number,
+            call_lifecycle_status, status, duration_seconds, credits_used, hangup_by, hangup_reason,
+            call_answered_at, completed_at, created_at, not_connected_counted, last_position),
+            ',' ORDER BY user_id, execution_id) FROM calls),
+    (SELECT string_agg(concat_ws('|', id, phone_number, name, email, company, not_connected,
+            auto_created_from_call_id, created_at), ',' ORDER BY id) FROM contacts),
+    (SELECT string_agg(concat_ws('|', user_id, execution_id, md5(content), analysis_status,
+            analysis_error, created_at), ',' ORDER BY user_id, execution_id) FROM transcripts),
+    (SELECT string_agg(concat_ws('|', user_id, balance), ',' ORDER BY user_id) FROM credit_balances),
+    (SELECT string_agg(concat_ws('|', kind, amount, balance_after, call_id, created_at, position),
+            ',' ORDER BY position) FROM credit_transactions),
+    (SELECT string_agg(concat_ws('|', execution_id, event_type, occurred_at, position),
+            ',' ORDER BY position) FROM call_events),
+    (SELECT string_agg(concat_ws('|', analysis_type, key, execution_id, position, total_score,
+            lead_status_tag), ',' ORDER BY user_id, analysis_type, key) FROM lead_analytics)]";
+const READ_TABLE_NAMES: [&str; 7] = [
+    "calls",
+    "contacts",
+    "transcripts",
+    "credit_balances",
+    "credit_transactions",
+    "call_events",
+    "lead_analytics",
+];
+
+/// Takes the read tables as the live projector left them, runs `calltrail replay`, and fails
+/// with the first differing row unless the rebuilt tables are identical. Stop every projector
+/// on the database first. Returns the number of calls compared.
+pub async fn assert_read_tables_equal_replay(url: &str, what: &str) -> usize {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let live: Vec<Option<String>> = sqlx::query_scalar(READ_TABLES)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .arg("replay")
+        .env("DATABASE_URL", url)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let replayed: Vec<Option<String>> = sqlx::query_scalar(READ_TABLES)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let calls: i64 = sqlx::query_scalar("SELECT count(*) FROM calls")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    for (table, (live, replayed)) in READ_TABLE_NAMES.iter().zip(live.iter().zip(&replayed)) {
+        if live != replayed {
+            let (live, replayed) = (
+                live.as_deref().unwrap_or(""),
+                replayed.as_deref().unwrap_or(""),
+            );
+            let first = live
+                .split(',')
+                .zip(replayed.split(','))
+                .find(|(a, b)| a != b);
+            panic!(
+                "{table} {what} differs from a full replay ({} vs {} rows): first difference {first:?}",
+                live.split(',').count(),
+                replayed.split(',').count()
+            );
+        }
+    }
+    usize::try_from(calls).unwrap()
 }
