@@ -164,9 +164,20 @@ async fn metrics_count_requests_by_route_pattern() {
         panic!("test state could not be built");
     };
     let service = test::init_service(app(web::Data::new(state))).await;
-    for uri in ["/healthz", "/v1/calls/abc", "/v1/calls/def"] {
+    for uri in [
+        "/healthz",
+        "/v1/calls/abc",
+        "/v1/calls/def",
+        "/no/such/path/0",
+        "/no/such/path/1",
+    ] {
         test::call_service(&service, TestRequest::get().uri(uri).to_request()).await;
     }
+    let odd = TestRequest::default()
+        .method(actix_web::http::Method::from_bytes(b"BREW").unwrap_or_default())
+        .uri("/healthz")
+        .to_request();
+    test::call_service(&service, odd).await;
     let req = TestRequest::post()
         .uri("/v1/webhooks/bolna/t")
         .set_payload(vec![b'x'; 100])
@@ -176,6 +187,16 @@ async fn metrics_count_requests_by_route_pattern() {
     assert_eq!(res.status(), StatusCode::OK);
     let text = String::from_utf8(test::read_body(res).await.to_vec()).unwrap_or_default();
     assert!(text.contains(r#"route="/healthz""#), "{text}");
+    // Raw paths and invented methods never become label values.
+    assert!(
+        text.contains(r#"method="GET",route="unmatched",status="404"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"method="OTHER",route="/healthz",status="405"} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains("/no/such/path"), "{text}");
     assert!(
         text.contains(r#"route="/v1/calls/{execution_id}",status="401"} 2"#),
         "{text}"

@@ -240,7 +240,11 @@ pub fn app(
 /// Every route. Order matters: the Bolna webhook is matched before the catch-all provider
 /// route. Each path is one resource, so a known path with another method answers 405.
 fn routes(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str, route: Route| web::resource(path).route(route);
+    let resource = |path: &'static str, route: Route| {
+        web::resource(path)
+            .app_data(metrics::RouteLabel(path))
+            .route(route)
+    };
     cfg.service(resource("/healthz", web::get().to(health::healthz)))
         .service(resource("/readyz", web::get().to(health::readyz)))
         .service(resource("/metrics", web::get().to(metrics::metrics)))

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -20,11 +21,19 @@ use crate::AppState;
 /// Labels of the HTTP request metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
+    method: &'static str,
     /// The matched route pattern (`/v1/calls/{execution_id}`), never the raw path.
-    route: String,
+    route: &'static str,
     status: u16,
 }
+
+/// A resource's route pattern, stored as its resource data so that [`track`] labels a request
+/// without matching the route a second time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RouteLabel(pub &'static str);
+
+/// Label of requests no resource matched (404s of unknown paths).
+const UNMATCHED: &str = "unmatched";
 
 /// Labels of the webhook outcome counter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -150,14 +159,35 @@ impl Metrics {
             .inc();
     }
 
-    fn observe_request(&self, method: &str, route: String, status: u16, seconds: f64) {
+    fn observe_request(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: u16,
+        seconds: f64,
+    ) {
         let labels = RequestLabels {
-            method: method.to_owned(),
+            method,
             route,
             status,
         };
         self.inner.requests.get_or_create(&labels).inc();
         self.inner.latency.get_or_create(&labels).observe(seconds);
+    }
+}
+
+/// The method as a label: the standard ones by name, anything else as `OTHER` (a client must
+/// not be able to mint label values).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
     }
 }
 
@@ -175,7 +205,7 @@ where
     let metrics = req
         .app_data::<web::Data<AppState>>()
         .map(|state| state.metrics().clone());
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let response = next.call(req);
     async move {
         let result = response.await;
@@ -183,17 +213,14 @@ where
             let (route, status) = match &result {
                 Ok(res) => (
                     res.request()
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".to_owned()),
+                        .app_data::<RouteLabel>()
+                        .map_or(UNMATCHED, |label| label.0),
                     res.status().as_u16(),
                 ),
-                Err(err) => (
-                    "unmatched".to_owned(),
-                    err.as_response_error().status_code().as_u16(),
-                ),
+                Err(err) => (UNMATCHED, err.as_response_error().status_code().as_u16()),
             };
             let seconds = started.elapsed().as_secs_f64();
-            metrics.observe_request(method.as_str(), route, status, seconds);
+            metrics.observe_request(method, route, status, seconds);
         }
         result
     }

@@ -3,11 +3,12 @@
 //! Webhooks and `GET /executions/{id}` share one shape (PROVIDERS.md §1). Only `id` and `status`
 //! are required; every other field is optional and lenient: `null`, a missing key, a number sent as
 //! a string (`"28"`), or an unparseable value never fails the payload, it just reads as `None`.
-//! Unknown keys are kept in `extra` fields. Timestamps without a zone are UTC.
+//! Unknown keys are skipped here: the body itself is what the log keeps (`events.payload`), so
+//! nothing a provider sends is lost. Timestamps without a zone are UTC.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::lenient;
 pub use super::lenient::parse_timestamp;
@@ -80,9 +81,6 @@ pub struct BolnaPayload {
     /// Data passed in when the call was placed (recipient data, phone).
     #[serde(default, deserialize_with = "lenient::object")]
     pub context_details: Option<ContextDetails>,
-    /// Every other key, kept as sent.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 /// `telephony_data` of a Bolna payload.
@@ -130,9 +128,6 @@ pub struct TelephonyData {
     /// Callee's carrier.
     #[serde(default, deserialize_with = "lenient::string")]
     pub to_number_carrier: Option<String>,
-    /// Every other key, kept as sent.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 /// `context_details` of a Bolna payload.
@@ -144,9 +139,6 @@ pub struct ContextDetails {
     /// The recipient's number.
     #[serde(default, deserialize_with = "lenient::string")]
     pub recipient_phone_number: Option<String>,
-    /// Every other key, kept as sent.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 /// `context_details.recipient_data`: free-form, with a few keys calltrail reads.
@@ -161,14 +153,27 @@ pub struct RecipientData {
     /// Contact company.
     #[serde(default, deserialize_with = "lenient::string")]
     pub company: Option<String>,
-    /// Every other key, kept as sent.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 /// Parses a webhook body. Fails only when it is not JSON, not an object, or lacks `id`/`status`.
 pub fn parse(body: &[u8]) -> Result<BolnaPayload, PayloadError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    // Fast path: straight from the bytes into the struct. Only an object can become a payload
+    // (serde would also accept an array for a struct), and any error that is not about the
+    // JSON text itself (a missing `id`, a duplicate key, …) is settled by the precise path.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        match serde_json::from_slice::<BolnaPayload>(body) {
+            Ok(payload) => return Ok(payload),
+            Err(e) if !e.is_data() => return Err(PayloadError::MalformedJson(e.to_string())),
+            Err(_) => {}
+        }
+    }
+    parse_precisely(body)
+}
+
+/// The slower path of [`parse`], through a `Value`: names the missing field, and lets the last
+/// of duplicate keys win as PostgreSQL's `jsonb` does.
+fn parse_precisely(body: &[u8]) -> Result<BolnaPayload, PayloadError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| PayloadError::MalformedJson(e.to_string()))?;
     let Value::Object(map) = value else {

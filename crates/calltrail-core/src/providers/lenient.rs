@@ -5,7 +5,11 @@
 //! `required_*` helpers can fail, and only for the fields without which a payload is useless.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::de::{DeserializeOwned, Error as _};
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -66,14 +70,64 @@ pub(crate) fn timestamp<'de, D: Deserializer<'de>>(
     })
 }
 
-/// A nested object of a lenient type; a non-object is `None`.
-pub(crate) fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+/// A nested object of a lenient type; a non-object is `None`. Read straight from the input
+/// (no intermediate `Value`); `T`'s fields are all lenient, so an object always reads.
+pub(crate) fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<T>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        value @ Value::Object(_) => T::deserialize(value).ok(),
-        _ => None,
-    })
+    d.deserialize_any(ObjectOrNone(PhantomData))
+}
+
+/// Visitor of [`object`]: a map becomes `Some(T)`, anything else is consumed and `None`.
+struct ObjectOrNone<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOrNone<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(Some)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
 }
 
 /// Any JSON value; `null` is `None`.
@@ -124,6 +178,11 @@ pub fn parse_timestamp(input: &str) -> Option<DateTime<Utc>> {
     let s = input.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
+    }
+    // Bolna's own form (`2025-10-08T09:15:36.771340`), by chrono's prebuilt parser: much
+    // cheaper than interpreting the format strings below.
+    if let Ok(t) = s.parse::<NaiveDateTime>() {
+        return Some(t.and_utc());
     }
     for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
         if let Ok(t) = DateTime::parse_from_str(s, format) {

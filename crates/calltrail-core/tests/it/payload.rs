@@ -316,3 +316,35 @@ fn payloads_round_trip_through_serde() {
         serde_json::from_value::<bolna::BolnaPayload>(json!({"id": "", "status": "x"})).is_err()
     );
 }
+
+#[test]
+fn duplicate_keys_read_as_the_last_one_like_jsonb() {
+    let payload = bolna::parse(
+        br#"{"id":"first","status":"ringing","id":"second",
+            "telephony_data":{"to_number":"+15550001","to_number":"+919876543210","call_type":"outbound"}}"#,
+    )
+    .unwrap();
+    assert_eq!(payload.execution_id(), "second");
+    assert_eq!(
+        payload.phone_number().map(|p| p.as_str().to_owned()),
+        Some("+919876543210".to_owned())
+    );
+}
+
+#[test]
+fn odd_nested_values_read_as_absent_not_as_errors() {
+    let payload = parse_json(json!({
+        "id": "x", "status": "completed",
+        "telephony_data": [1, {"a": 2}],
+        "context_details": "none",
+        "agent_id": {"nested": true},
+    }))
+    .unwrap();
+    assert_eq!(payload.telephony_data, None);
+    assert_eq!(payload.context_details, None);
+    assert_eq!(payload.agent_id(), None);
+    assert_eq!(
+        bolna::parse(b"  [\"id\", \"status\"]").err(),
+        Some(PayloadError::NotAnObject)
+    );
+}
