@@ -240,6 +240,52 @@ impl Application {
     }
 }
 
+/// Descriptors a process needs besides its HTTP connections (pools, listener, logs, NOTIFY).
+const OTHER_OPEN_FILES: u64 = 256;
+
+/// Linux's default ceiling for any process (`fs.nr_open`): a hard limit of "unlimited" is
+/// capped here, since asking for more fails.
+const NR_OPEN: u64 = 1 << 20;
+
+/// Raises the soft limit on open files to the hard one, as servers commonly do at start-up:
+/// every connection holds a descriptor, and the usual default soft limit (1,024) would refuse
+/// connections long before the HTTP server's `max_connections`. Logs what it got, and warns
+/// when that is less than `http_workers × max_connections` needs. Returns the soft limit now
+/// in force (`None` when it cannot be read).
+pub fn raise_open_files_limit(http_workers: usize) -> Option<u64> {
+    let (soft, hard) = match rlimit::Resource::NOFILE.get() {
+        Ok(limits) => limits,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the open files limit (RLIMIT_NOFILE)");
+            return None;
+        }
+    };
+    let now = match rlimit::increase_nofile_limit(hard.min(NR_OPEN)) {
+        Ok(now) => now,
+        Err(error) => {
+            tracing::warn!(%error, soft, hard, "cannot raise the open files limit (RLIMIT_NOFILE)");
+            soft
+        }
+    };
+    let connections = u64::try_from(http_workers.max(1))
+        .unwrap_or(u64::MAX)
+        .saturating_mul(u64::try_from(ApiConfig::default().max_connections).unwrap_or(u64::MAX));
+    let needed = connections.saturating_add(OTHER_OPEN_FILES);
+    if now < needed {
+        tracing::warn!(
+            open_files = now,
+            was = soft,
+            hard,
+            needed,
+            "the open files limit is below what the HTTP server's connection limit needs; \
+             raise the hard limit (LimitNOFILE=, ulimit -Hn) to serve that many connections"
+        );
+    } else {
+        tracing::info!(open_files = now, was = soft, hard, "open files limit");
+    }
+    Some(now)
+}
+
 /// Arms the projector's fail points listed in `FAILPOINTS` (drill 3). Only test builds have
 /// fail points; any other build ignores the variable with a warning, so nothing can fire there.
 fn arm_failpoints() -> anyhow::Result<()> {

@@ -22,6 +22,7 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
 /// `calltrail serve`: runs until SIGTERM or ctrl-c, then shuts down gracefully.
 pub async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::from_serve_args(url, &args)?;
+    crate::startup::raise_open_files_limit(settings.http_workers);
     let app = Application::build(settings).await?;
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {

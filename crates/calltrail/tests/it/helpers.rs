@@ -257,6 +257,25 @@ pub fn serve(url: &str, port: u16) -> std::process::Child {
 /// The command behind [`serve`], to add flags or environment before spawning it.
 pub fn serve_command(url: &str, port: u16) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"));
+    configure_serve(&mut command, url, port);
+    command
+}
+
+/// [`serve_command`] started with a soft open-files limit of `soft` (through `sh -c ulimit`),
+/// as under a default login shell or service manager; the child's pid is the server's.
+pub fn serve_command_with_open_files(url: &str, port: u16, soft: u64) -> std::process::Command {
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            r#"ulimit -S -n {soft} 2>/dev/null; exec "$0" "$@""#
+        ))
+        .arg(env!("CARGO_BIN_EXE_calltrail"));
+    configure_serve(&mut command, url, port);
+    command
+}
+
+fn configure_serve(command: &mut std::process::Command, url: &str, port: u16) {
     command
         .args(["serve", "--no-worker"])
         .env("DATABASE_URL", url)
@@ -265,7 +284,6 @@ pub fn serve_command(url: &str, port: u16) -> std::process::Command {
         .env_remove("FAILPOINTS")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    command
 }
 
 /// Polls a child server's `/readyz` until it answers 200, or fails after 20 s.
