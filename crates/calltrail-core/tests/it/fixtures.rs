@@ -237,6 +237,8 @@ fn completed_fixture_keeps_the_fields_we_do_not_model() {
         .recipient_data
         .as_ref()
         .unwrap();
+    assert_eq!(recipient.lead_name.as_deref(), Some("Rohan Mehta"));
+    assert_eq!(recipient.company.as_deref(), Some("Acme Logistics"));
 }
 
 #[test]
