@@ -9,6 +9,7 @@ mod helpers;
 mod hostile;
 mod kpis;
 mod lifecycle;
+mod logs;
 mod outage;
 mod projectors;
 mod reads;
