@@ -23,7 +23,8 @@ async fn every_acknowledged_webhook_survives_a_sigkill() {
     let success = scenario("success");
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let mut senders = Vec::new();
-    for worker in 0..32 {
+    // 64 connections, as in the issue's drill.
+    for worker in 0..64 {
         let (client, token, acked, success) = (
             client.clone(),
             tenant.webhook_token.clone(),
@@ -66,6 +67,7 @@ async fn every_acknowledged_webhook_survives_a_sigkill() {
     let acked = acked.lock().await.clone();
     assert!(!acked.is_empty());
 
+    let restarted = std::time::Instant::now();
     let mut child = serve(app.db.url(), port);
     wait_ready(&client, port).await;
     let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
@@ -90,6 +92,14 @@ async fn every_acknowledged_webhook_survives_a_sigkill() {
         .unwrap();
     let calls: std::collections::HashSet<_> = acked.iter().map(|(id, _)| id.clone()).collect();
     assert!(usize::try_from(projected).unwrap() >= calls.len());
+    eprintln!(
+        "crash drill: SIGKILL after {} acknowledged webhooks ({} in the log, so {} were written \
+         but not acknowledged); all projected {:?} after the restart",
+        acked.len(),
+        stored.len(),
+        stored.len() - acked.len(),
+        restarted.elapsed()
+    );
 
     // The projector was killed mid-stream too: what it built after the restart equals a full replay.
     child.kill().unwrap();
@@ -268,8 +278,15 @@ async fn a_projector_killed_between_its_writes_and_its_commit_leaves_nothing_hal
     );
 
     // Restarted without the fail point, it takes over once the dead process's lease ends.
+    let restarted = std::time::Instant::now();
     let mut projector = serve(app.db.url(), port);
     app.wait_until_projected().await;
+    eprintln!(
+        "projector crash drill: batch 1 ({wave1} events) committed; batch 2 ({wave2} events) \
+         written, then SIGABRT before COMMIT, nothing of it visible; the restarted projector \
+         caught up {:?} after its start",
+        restarted.elapsed()
+    );
     let (calls, completed): (i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE call_lifecycle_status = 'completed') FROM calls",
     )
