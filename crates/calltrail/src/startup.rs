@@ -124,7 +124,7 @@ impl Application {
             observer: Some(crate::ops::append_observer(&metrics)),
             ..AppenderConfig::default()
         });
-        let listener = TcpListener::bind(settings.bind)
+        let listener = listen(settings.bind)
             .with_context(|| format!("cannot listen on {} (CALLTRAIL_BIND)", settings.bind))?;
         let port = listener.local_addr()?.port();
         let state = AppState::new(
@@ -238,6 +238,27 @@ impl Application {
         tracing::info!("calltrail stopped");
         Ok(())
     }
+}
+
+/// Connections the kernel queues for the server before it accepts them: actix's own default.
+/// The standard library's `bind` asks for 128, and in a burst of new connections (a load
+/// balancer's pool, a provider's retry storm) the kernel then drops SYNs, which costs each
+/// client a one-second retransmit. The kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 2048;
+
+/// A listening socket on `address` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as
+/// `TcpListener::bind` sets it).
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Descriptors a process needs besides its HTTP connections (pools, listener, logs, NOTIFY).
