@@ -6,7 +6,7 @@ use calltrail_projections::views::LeadAnalyticsView;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
-use crate::params::parse_phone;
+use crate::params::{parse_execution_id, parse_phone};
 use crate::AppState;
 
 /// A call's individual lead analysis.
@@ -14,7 +14,7 @@ use crate::AppState;
     get,
     path = "/v1/calls/{execution_id}/analysis",
     tag = "analysis",
-    params(("execution_id" = String, Path, description = "The provider's execution id")),
+    params(("execution_id" = String, Path, description = "The provider's execution id", example = "b3f1c2d4-7a8e-4c61-9f25-3e0d8a6b51c7")),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The `individual` LeadAnalytics (`execution_id` set)", body = LeadAnalyticsView),
@@ -28,7 +28,7 @@ pub async fn call_analysis(
     tenant: Tenant,
     execution_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let execution_id = execution_id.into_inner();
+    let execution_id = parse_execution_id(execution_id.into_inner())?;
     let analysis = state
         .read(|store| async move { store.call_analysis(tenant.0, &execution_id).await })
         .await?
@@ -41,7 +41,7 @@ pub async fn call_analysis(
     get,
     path = "/v1/contacts/{phone}/analysis",
     tag = "analysis",
-    params(("phone" = String, Path, description = "The contact's number, E.164 (URL-encode the `+` as `%2B`)")),
+    params(("phone" = String, Path, description = "The contact's number, international (`+` or `00` and 8–15 digits; spaces, `-`, `.`, `(`, `)` are ignored), e.g. `+14155550132` or `%2B14155550132`")),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The `complete` LeadAnalytics (`latest_execution_id` set)", body = LeadAnalyticsView),

@@ -158,6 +158,11 @@ impl AppState {
         provider: &str,
         agent_id: &str,
     ) -> Result<Option<Uuid>, ApiError> {
+        if agent_id.contains('\0') {
+            // PostgreSQL text cannot hold U+0000, so no agent with such an id was registered
+            // (and asking would fail): the webhook goes on and is refused for its content.
+            return Ok(None);
+        }
         let cache = &self.tenancy().agents;
         let key = (provider.to_owned(), agent_id.to_owned());
         if let Some(owner) = cache.get(&key) {

@@ -7,7 +7,9 @@ use serde::Deserialize;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
-use crate::params::{non_empty, parse_limit, parse_optional_time, parse_phone};
+use crate::params::{
+    non_empty, parse_execution_id, parse_limit, parse_optional_time, parse_phone, text_filter,
+};
 use crate::AppState;
 
 /// Query of `GET /v1/calls` (every value is validated by hand, so errors carry our codes).
@@ -17,21 +19,26 @@ pub struct CallsQuery {
     /// Page size, 1–100 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page, unchanged: an opaque value this API issued (any
+    /// other answers 400 `invalid_cursor`).
     pub cursor: Option<String>,
     /// `completed`, `failed`, `cancelled` or `in_progress`.
+    #[param(pattern = r"^[^\u0000]*$")]
     pub status: Option<String>,
     /// Provider lifecycle status, e.g. `no-answer`.
+    #[param(pattern = r"^[^\u0000]*$")]
     pub lifecycle_status: Option<String>,
-    /// The contact's number, E.164 (URL-encode the `+`).
+    /// The contact's number, international (`+` or `00` and 8–15 digits; spaces, `-`, `.`,
+    /// `(`, `)` are ignored). URL-encode the `+`: a leading space is read as one.
     pub phone: Option<String>,
     /// The provider's agent id.
+    #[param(pattern = r"^[^\u0000]*$")]
     pub agent_id: Option<String>,
-    /// Calls created at or after this time (RFC 3339 or `YYYY-MM-DD`).
-    #[param(value_type = Option<String>, example = "2024-05-01")]
+    /// Calls created at or after this time (RFC 3339, or `YYYY-MM-DD` for midnight UTC; a
+    /// date-time without a zone is UTC).
     pub from: Option<String>,
-    /// Calls created before this time (RFC 3339 or `YYYY-MM-DD`).
-    #[param(value_type = Option<String>, example = "2024-05-02T00:00:00Z")]
+    /// Calls created before this time (RFC 3339, or `YYYY-MM-DD` for midnight UTC; a
+    /// date-time without a zone is UTC).
     pub to: Option<String>,
 }
 
@@ -39,10 +46,9 @@ impl CallsQuery {
     /// The validated page size and filter.
     pub(crate) fn parse(&self) -> Result<(i64, CallFilter), ApiError> {
         let limit = parse_limit(self.limit.as_deref())?;
-        let owned = |v: &Option<String>| non_empty(v.as_deref()).map(str::to_owned);
         let filter = CallFilter {
-            status: owned(&self.status),
-            lifecycle_status: owned(&self.lifecycle_status),
+            status: text_filter("status", self.status.as_deref())?,
+            lifecycle_status: text_filter("lifecycle_status", self.lifecycle_status.as_deref())?,
             phone: self
                 .phone
                 .as_deref()
@@ -50,7 +56,7 @@ impl CallsQuery {
                 .map(parse_phone)
                 .transpose()?
                 .map(|p| p.as_str().to_owned()),
-            agent_id: owned(&self.agent_id),
+            agent_id: text_filter("agent_id", self.agent_id.as_deref())?,
             from: parse_optional_time("from", non_empty(self.from.as_deref()))?,
             to: parse_optional_time("to", non_empty(self.to.as_deref()))?,
         };
@@ -67,7 +73,7 @@ impl CallsQuery {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "A page of calls", body = Page<CallView>),
-        (status = 400, description = "`invalid_limit`, `invalid_time`, `invalid_phone`, `invalid_cursor` or `invalid_query`", body = ErrorBody),
+        (status = 400, description = "`invalid_limit`, `invalid_time`, `invalid_phone`, `invalid_cursor` or `invalid_query` (a repeated parameter, U+0000 in a filter)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
@@ -94,7 +100,7 @@ pub async fn list_calls(
     get,
     path = "/v1/calls/{execution_id}",
     tag = "calls",
-    params(("execution_id" = String, Path, description = "The provider's execution id")),
+    params(("execution_id" = String, Path, description = "The provider's execution id", example = "b3f1c2d4-7a8e-4c61-9f25-3e0d8a6b51c7")),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The call and its events ordered by `occurred_at`", body = CallDetail),
@@ -108,7 +114,7 @@ pub async fn get_call(
     tenant: Tenant,
     execution_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let execution_id = execution_id.into_inner();
+    let execution_id = parse_execution_id(execution_id.into_inner())?;
     let call = state
         .read(|store| async move { store.get_call(tenant.0, &execution_id).await })
         .await?
@@ -121,7 +127,7 @@ pub async fn get_call(
     get,
     path = "/v1/calls/{execution_id}/transcript",
     tag = "calls",
-    params(("execution_id" = String, Path, description = "The provider's execution id")),
+    params(("execution_id" = String, Path, description = "The provider's execution id", example = "b3f1c2d4-7a8e-4c61-9f25-3e0d8a6b51c7")),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The transcript", body = TranscriptView),
@@ -135,7 +141,7 @@ pub async fn get_transcript(
     tenant: Tenant,
     execution_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let execution_id = execution_id.into_inner();
+    let execution_id = parse_execution_id(execution_id.into_inner())?;
     let transcript = state
         .read(|store| async move { store.get_transcript(tenant.0, &execution_id).await })
         .await?

@@ -16,7 +16,8 @@ pub struct ContactsQuery {
     /// Page size, 1–100 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page, unchanged: an opaque value this API issued (any
+    /// other answers 400 `invalid_cursor`).
     pub cursor: Option<String>,
 }
 

@@ -270,3 +270,13 @@ async fn the_server_runs_on_a_listener_and_stops_on_its_handle() {
     let ended = tokio::time::timeout(Duration::from_secs(5), running).await;
     assert!(matches!(ended, Ok(Ok(Ok(())))));
 }
+
+#[actix_web::test]
+async fn an_agent_id_with_nul_is_nobody_s_without_asking_the_database() {
+    let Some(state) = state(64) else {
+        panic!("test state could not be built");
+    };
+    // The database is down: an answer at all shows it was not asked.
+    let owner = state.agent_owner("bolna", "a\0b").await;
+    assert!(matches!(owner, Ok(None)), "{owner:?}");
+}

@@ -13,11 +13,11 @@ use crate::AppState;
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct KpisQuery {
-    /// Calls created at or after this time (RFC 3339 or `YYYY-MM-DD`); unbounded when absent.
-    #[param(value_type = Option<String>, example = "2024-05-01")]
+    /// Calls created at or after this time (RFC 3339, or `YYYY-MM-DD` for midnight UTC; a
+    /// date-time without a zone is UTC); unbounded when absent.
     pub from: Option<String>,
-    /// Calls created before this time (RFC 3339 or `YYYY-MM-DD`); unbounded when absent.
-    #[param(value_type = Option<String>, example = "2024-06-01")]
+    /// Calls created before this time (RFC 3339, or `YYYY-MM-DD` for midnight UTC; a
+    /// date-time without a zone is UTC); unbounded when absent.
     pub to: Option<String>,
 }
 
@@ -30,7 +30,7 @@ pub struct KpisQuery {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "KPIs over the window", body = KpisView),
-        (status = 400, description = "`invalid_time`", body = ErrorBody),
+        (status = 400, description = "`invalid_time` or `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )

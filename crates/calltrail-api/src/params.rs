@@ -1,6 +1,9 @@
-//! Query-parameter parsing shared by the list routes: `limit`, `from`/`to`, `phone`.
+//! Query-parameter parsing shared by the list routes: `limit`, `from`/`to`, `phone`, and the
+//! OpenAPI schemas that describe exactly what these parsers accept.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
+use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::error::ApiError;
 use calltrail_core::PhoneNumber;
@@ -26,24 +29,47 @@ pub fn parse_limit(raw: Option<&str>) -> Result<i64, ApiError> {
 ///
 /// A `+` offset sent without URL-encoding arrives as a space (`…T10:00:00 05:30`); that is
 /// read as the `+` it was meant to be.
+///
+/// An instant that falls outside years 0000–9999 once converted to UTC
+/// (`9999-12-31T23:00:00-05:00`) is moved to the nearest end of that range, so that the bound
+/// echoed in an answer is RFC 3339 too; it selects the same calls.
 pub fn parse_time(param: &'static str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
     let text = raw.trim();
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|at| at.and_utc())
+        })
+        .or_else(|_| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(|day| day.and_time(NaiveTime::MIN).and_utc())
+        })
+        .ok()
+        .or_else(|| {
+            let space = text.rfind(' ').filter(|&i| i > "YYYY-MM-DDTHH:MM".len())?;
+            let repaired = format!("{}+{}", &text[..space], &text[space + 1..]);
+            DateTime::parse_from_rfc3339(&repaired)
+                .ok()
+                .map(|at| at.with_timezone(&Utc))
+        });
+    match parsed {
+        Some(at) => Ok(at.clamp(earliest_rfc3339(), latest_rfc3339())),
+        None => Err(ApiError::InvalidTime { param }),
     }
-    if let Ok(at) = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Ok(at.and_utc());
-    }
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(day.and_time(NaiveTime::MIN).and_utc());
-    }
-    if let Some(space) = text.rfind(' ').filter(|&i| i > "YYYY-MM-DDTHH:MM".len()) {
-        let repaired = format!("{}+{}", &text[..space], &text[space + 1..]);
-        if let Ok(at) = DateTime::parse_from_rfc3339(&repaired) {
-            return Ok(at.with_timezone(&Utc));
-        }
-    }
-    Err(ApiError::InvalidTime { param })
+}
+
+/// `0000-01-01T00:00:00Z`, the earliest instant RFC 3339 can write.
+fn earliest_rfc3339() -> DateTime<Utc> {
+    NaiveDate::from_yo_opt(0, 1).map_or(DateTime::<Utc>::MIN_UTC, |day| {
+        day.and_time(NaiveTime::MIN).and_utc()
+    })
+}
+
+/// `9999-12-31T23:59:59.999999999Z`, the latest instant RFC 3339 can write.
+fn latest_rfc3339() -> DateTime<Utc> {
+    NaiveDate::from_yo_opt(10_000, 1).map_or(DateTime::<Utc>::MAX_UTC, |day| {
+        day.and_time(NaiveTime::MIN).and_utc() - TimeDelta::nanoseconds(1)
+    })
 }
 
 /// Parses an optional time parameter.
@@ -71,9 +97,78 @@ pub fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
     }
 }
 
+/// A call id from the path. An id holding U+0000 answers `not_found`: the event log cannot
+/// store that character, so no call has such an id (and the read store cannot be asked).
+pub fn parse_execution_id(raw: String) -> Result<String, ApiError> {
+    if raw.contains('\0') {
+        return Err(ApiError::NotFound);
+    }
+    Ok(raw)
+}
+
+/// A free-text filter (`status`, `agent_id`, …): blank is absent; U+0000, which PostgreSQL
+/// cannot compare, is `invalid_query`.
+pub fn text_filter(param: &'static str, raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    match non_empty(raw) {
+        Some(value) if value.contains('\0') => Err(ApiError::InvalidQuery(format!(
+            "`{param}` contains the character U+0000"
+        ))),
+        value => Ok(value.map(str::to_owned)),
+    }
+}
+
 /// Treats an empty parameter (`?status=`) as absent.
 pub fn non_empty(raw: Option<&str>) -> Option<&str> {
     raw.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Whitespace as `char::is_whitespace` (and so `str::trim`) knows it, as the inside of a regex
+/// character class: spelled out, because `\s` is a different set in ECMA-262, Python and Rust.
+pub(crate) const WHITESPACE: &str =
+    r"\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// The ECMA-262 regex of what [`parse_phone`] accepts: `+` or `00`, then 8–15 digits of which
+/// the first is not 0, with separators (whitespace, `-`, `.`, `(`, `)`) anywhere; or a space
+/// (an unencoded `+`) and such digits. With `blank_is_absent`, also a blank value.
+fn phone_pattern(blank_is_absent: bool) -> String {
+    let separator = format!("[{WHITESPACE}().-]");
+    let digits = format!("[1-9](?:{separator}*[0-9]){{7,14}}{separator}*");
+    let international = format!(r"{separator}*(?:\+|0{separator}*0){separator}*{digits}");
+    let restored_plus = format!(" [{WHITESPACE}]*{digits}");
+    let blank = if blank_is_absent {
+        format!("|[{WHITESPACE}]*")
+    } else {
+        String::new()
+    };
+    format!("^(?:{international}|{restored_plus}{blank})$")
+}
+
+/// Schema of a `phone` parameter: an international number ([`parse_phone`]); in the query,
+/// where a blank value means absent, also a blank value.
+pub fn phone_schema(blank_is_absent: bool) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(phone_pattern(blank_is_absent)))
+        .examples(["+14155550132"])
+        .into()
+}
+
+/// Schema of `from`/`to`: an RFC 3339 date-time, a date `YYYY-MM-DD`, or blank (= absent).
+pub fn time_schema() -> RefOr<Schema> {
+    let string = |format: KnownFormat| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    AnyOfBuilder::new()
+        .item(string(KnownFormat::DateTime).examples(["2024-05-01T10:00:00+05:30"]))
+        .item(string(KnownFormat::Date).examples(["2024-05-01"]))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!("^[{WHITESPACE}]*$"))),
+        )
+        .into()
 }
 
 #[cfg(test)]
@@ -132,6 +227,70 @@ mod tests {
             }
         }
         assert!(parse_optional_time("from", None).is_ok_and(|t| t.is_none()));
+    }
+
+    #[test]
+    fn time_outside_what_rfc3339_can_write_is_moved_to_its_ends() {
+        let latest = parse_time("to", "9999-12-31T23:00:00-05:00").ok();
+        assert_eq!(latest, Some(latest_rfc3339()));
+        assert_eq!(
+            latest.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            Some("9999-12-31T23:59:59.999999999Z".to_owned())
+        );
+        let earliest = parse_time("from", "0000-01-01T01:00:00+05:00").ok();
+        assert_eq!(earliest, Some(earliest_rfc3339()));
+        assert_eq!(
+            earliest.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            Some("0000-01-01T00:00:00Z".to_owned())
+        );
+        // Inside the range nothing moves, up to the last day.
+        let utc = |y, mo, d, h, mi| Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).single();
+        assert_eq!(
+            parse_time("to", "9999-12-31T10:00:00-05:00").ok(),
+            utc(9999, 12, 31, 15, 0)
+        );
+        assert_eq!(parse_time("from", "0000-01-01").ok(), utc(0, 1, 1, 0, 0));
+    }
+
+    #[test]
+    fn ids_and_filters_with_nul_never_reach_the_database() {
+        assert!(matches!(
+            parse_execution_id("a\0b".to_owned()),
+            Err(ApiError::NotFound)
+        ));
+        assert_eq!(
+            parse_execution_id("e1".to_owned()).ok().as_deref(),
+            Some("e1")
+        );
+        match text_filter("status", Some("a\0")) {
+            Err(err @ ApiError::InvalidQuery(_)) => {
+                assert_eq!(err.code(), "invalid_query");
+                assert!(err.message().contains("`status`"), "{}", err.message());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            text_filter("status", Some(" completed "))
+                .ok()
+                .flatten()
+                .as_deref(),
+            Some("completed")
+        );
+        assert!(text_filter("status", Some("  ")).is_ok_and(|v| v.is_none()));
+        assert!(text_filter("status", None).is_ok_and(|v| v.is_none()));
+    }
+
+    #[test]
+    fn the_phone_pattern_spells_out_the_separators_and_the_blank_case() {
+        let query = phone_pattern(true);
+        let path = phone_pattern(false);
+        assert!(
+            query.starts_with("^(?:") && query.ends_with(")$"),
+            "{query}"
+        );
+        assert!(query.contains(&format!("|[{WHITESPACE}]*)$")));
+        assert!(!path.contains(&format!("|[{WHITESPACE}]*)$")));
+        assert!(path.contains("{7,14}") && !path.contains(r"\s"));
     }
 
     #[test]

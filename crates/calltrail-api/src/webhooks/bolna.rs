@@ -8,11 +8,15 @@ use calltrail_core::providers::bolna;
 use calltrail_core::Provider;
 use calltrail_eventlog::{NewEvent, RejectedWebhook};
 use chrono::{DateTime, Utc};
+use utoipa::openapi::schema::{AdditionalProperties, AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{read_body, redact_headers, IntakeBackend, ReceivedBody, WebhookReceipt};
 use crate::error::{ApiError, ErrorBody};
 use crate::metrics::WebhookOutcome;
+use crate::params::WHITESPACE;
 use crate::AppState;
 
 const PROVIDER: Provider = Provider::Bolna;
@@ -31,17 +35,67 @@ pub(crate) struct Delivery<'a> {
     pub received_at: DateTime<Utc>,
 }
 
+/// The documented shape of a Bolna webhook body. Only for the OpenAPI document: the handler
+/// reads the raw bytes with `bolna::parse`, which needs `id` and `status` and reads every other
+/// field leniently (a value of an unexpected type is ignored, never refused). U+0000 is refused
+/// anywhere in the body (400 `invalid_payload`), as PostgreSQL cannot store it; the patterns
+/// below say so for `id` and `status`, the description for the rest.
+#[derive(Debug)]
+pub struct BolnaWebhookBody;
+
+impl utoipa::PartialSchema for BolnaWebhookBody {
+    fn schema() -> RefOr<Schema> {
+        // Not blank (at least one character that `str::trim` keeps), and no U+0000.
+        let not_blank = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(format!(
+                    r"^[^\u0000]*[^\u0000{WHITESPACE}][^\u0000]*$"
+                )))
+        };
+        let id = AnyOfBuilder::new()
+            .item(not_blank())
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .description(Some(
+                "The execution id: a string that is not blank (trimmed), or a number (stringified)",
+            ));
+        let status = not_blank().description(Some(
+            "The lifecycle status, e.g. `ringing`; a status calltrail does not know is still recorded",
+        ));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("id", id)
+            .property("status", status)
+            .required("id")
+            .required("status")
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .description(Some(
+                "Every other key is optional, read leniently and kept as sent. No string or key \
+                 may contain U+0000, which PostgreSQL cannot store (400 `invalid_payload`).",
+            ))
+            .examples([serde_json::json!({
+                "id": "b3f1c2d4-7a8e-4c61-9f25-3e0d8a6b51c7",
+                "agent_id": "9e2a4f70-5c13-4b8e-a1d6-72f04c3b9e18",
+                "status": "ringing",
+                "updated_at": "2025-10-08T09:15:02.118734",
+            })])
+            .into()
+    }
+}
+
+impl ToSchema for BolnaWebhookBody {}
+
 /// Receives a Bolna execution webhook.
 #[utoipa::path(
     post,
     path = "/v1/webhooks/bolna/{webhook_token}",
     tag = "webhooks",
     params(("webhook_token" = String, Path, description = "The tenant's webhook token (from `calltrail admin create-user`)")),
-    request_body(content = Object, description = "A Bolna execution payload; `id` and `status` are required", content_type = "application/json"),
+    request_body(content = inline(BolnaWebhookBody), description = "A Bolna execution payload; `id` and `status` are required", content_type = "application/json"),
     responses(
         (status = 202, description = "Committed as a new event", body = WebhookReceipt),
         (status = 200, description = "This `(id, status)` was already recorded", body = WebhookReceipt),
-        (status = 400, description = "`invalid_payload` (kept in the rejected log)", body = ErrorBody),
+        (status = 400, description = "`invalid_payload`: not JSON, not an object, no usable `id` or `status`, or U+0000 in a string (which PostgreSQL cannot store); `invalid_body`: the body could not be read. Kept in the rejected log", body = ErrorBody),
         (status = 401, description = "`unknown_webhook_token` (kept in the rejected log)", body = ErrorBody),
         (status = 403, description = "`agent_of_another_tenant` (kept in the rejected log)", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body did not arrive in time", body = ErrorBody),
