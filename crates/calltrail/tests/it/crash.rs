@@ -234,21 +234,37 @@ async fn a_projector_killed_between_its_writes_and_its_commit_leaves_nothing_hal
     // A projector with the fail point armed dies in its first batch, after writing it. (Its
     // batch is usually the whole wave; it can be less when another transaction on the
     // server holds the log's read horizon back, which is fine: any batch must vanish.)
-    let mut projector = serve_command(app.db.url(), port)
-        .env("FAILPOINTS", "projector-before-commit=return")
-        .env("RUST_LOG", "error")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut projector = Server::spawn(
+        serve_command(app.db.url(), port)
+            .env("FAILPOINTS", "projector-before-commit=return")
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped()),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = projector.try_wait().unwrap() {
             break status;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the projector did not reach its fail point"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            projector.kill().unwrap();
+            projector.wait().unwrap();
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut projector.stderr.take().unwrap(), &mut stderr)
+                .unwrap();
+            let state: (String, i64, Option<f64>) = sqlx::query_as(
+                "SELECT (SELECT row_to_json(c)::text FROM projector_checkpoints c),
+                        (SELECT count(*) FROM events),
+                        (SELECT extract(epoch FROM max(now() - xact_start))::float8
+                           FROM pg_stat_activity WHERE backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            panic!(
+                "the projector did not reach its fail point in 30 s; checkpoint, events, \
+                 oldest transaction on the server (s): {state:?}; its log:\n{stderr}"
+            );
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
     let mut stderr = String::new();

@@ -246,12 +246,43 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A child `calltrail` process that is killed when dropped, so a failed test leaves no server
+/// behind retrying a dropped database. Derefs to the [`std::process::Child`].
+pub struct Server(pub std::process::Child);
+
+impl Server {
+    /// Spawns `command`.
+    pub fn spawn(command: &mut std::process::Command) -> Self {
+        Self(command.spawn().expect("calltrail starts"))
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `calltrail serve --no-worker` as a child process on `port` (analysis workers would keep
 /// appending analysis events while a drill compares read tables).
-pub fn serve(url: &str, port: u16) -> std::process::Child {
-    serve_command(url, port)
-        .spawn()
-        .expect("calltrail serve starts")
+pub fn serve(url: &str, port: u16) -> Server {
+    Server::spawn(&mut serve_command(url, port))
 }
 
 /// The command behind [`serve`], to add flags or environment before spawning it.

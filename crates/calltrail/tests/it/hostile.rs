@@ -54,9 +54,11 @@ async fn a_thousand_idle_connections_and_a_byte_by_byte_body_do_not_starve_other
     let tenant = app.create_tenant().await;
     let client = reqwest::Client::new();
     let port = free_port();
-    let mut server = serve_command_with_open_files(app.db.url(), port, 1_024)
-        .spawn()
-        .unwrap();
+    let mut server = Server::spawn(&mut serve_command_with_open_files(
+        app.db.url(),
+        port,
+        1_024,
+    ));
     let pid = server.id();
     wait_ready(&client, port).await;
 

@@ -40,21 +40,21 @@ async fn every_log_line_about_a_call_carries_its_execution_id() {
     let path = std::env::temp_dir().join(format!("calltrail-logs-{}.jsonl", uuid::Uuid::new_v4()));
     let port = free_port();
     // The whole service in one process: HTTP, projector and one analysis worker (local analyzer).
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
-        .arg("serve")
-        .env("DATABASE_URL", app.db.url())
-        .env("CALLTRAIL_BIND", format!("127.0.0.1:{port}"))
-        .env("CALLTRAIL_ANALYSIS_WORKERS", "1")
-        .env(
-            "RUST_LOG",
-            "info,calltrail=debug,calltrail_api=debug,calltrail_analysis=debug",
-        )
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("FAILPOINTS")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&path).unwrap())
-        .spawn()
-        .unwrap();
+    let mut server = Server::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+            .arg("serve")
+            .env("DATABASE_URL", app.db.url())
+            .env("CALLTRAIL_BIND", format!("127.0.0.1:{port}"))
+            .env("CALLTRAIL_ANALYSIS_WORKERS", "1")
+            .env(
+                "RUST_LOG",
+                "info,calltrail=debug,calltrail_api=debug,calltrail_analysis=debug",
+            )
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("FAILPOINTS")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&path).unwrap()),
+    );
     let client = reqwest::Client::new();
     wait_ready(&client, port).await;
 
