@@ -39,7 +39,11 @@ const COPY_EVENTS: &str =
 
 /// Generates the log, replays it, and checks the rebuilt read models.
 pub async fn run(events: usize, report: &mut Report) -> anyhow::Result<()> {
-    let db = TestDb::new().await;
+    let mut db = TestDb::new().await;
+    // CALLTRAIL_BENCH_KEEP=1 keeps the generated log, to run `calltrail replay` on it again.
+    if std::env::var_os("CALLTRAIL_BENCH_KEEP").is_some() {
+        db.keep();
+    }
     let tenant = server::create_user(db.url()).await?;
     let run = Uuid::new_v4()
         .simple()

@@ -249,6 +249,21 @@ impl Changes {
         }
     }
 
+    /// Takes out what is written with every batch (credit transactions, timeline rows, dead
+    /// letters, lead analytics, jobs, counts), leaving the keyed row changes.
+    pub fn take_appends(&mut self) -> Changes {
+        Changes {
+            credits: std::mem::take(&mut self.credits),
+            timeline: std::mem::take(&mut self.timeline),
+            dead_letters: std::mem::take(&mut self.dead_letters),
+            lead_analytics: std::mem::take(&mut self.lead_analytics),
+            jobs: std::mem::take(&mut self.jobs),
+            events: self.events,
+            last: self.last,
+            ..Changes::default()
+        }
+    }
+
     /// True when no row needs writing.
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
@@ -406,7 +421,11 @@ fn fold_call(
     let key = (user_id, event.stream_id.clone());
     let record = snapshot.calls.entry(key.clone()).or_default();
     let charged_before = record.state.charge.is_some();
-    let transcript_before = record.state.transcript.clone();
+    // Only an event that carries a transcript can change it: the copy is made only then.
+    let transcript_before = call
+        .transcript
+        .is_some()
+        .then(|| record.state.transcript.clone());
 
     record.state.apply(call, credits_per_minute);
     record.last_position = event.position;
@@ -473,7 +492,9 @@ fn fold_call(
 
     // Transcripts: upserted when the call's transcript appears or changes; its first
     // appearance asks for the call's individual analysis.
-    if record.state.transcript != transcript_before {
+    if let Some(transcript_before) =
+        transcript_before.filter(|before| *before != record.state.transcript)
+    {
         if transcript_before.is_none() && record.state.transcript.is_some() {
             changes.jobs.push(analysis_fold::individual_job(
                 event,

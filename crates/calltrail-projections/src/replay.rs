@@ -4,13 +4,15 @@
 //! 2. Capture the horizon: the last event readable now. Everything up to it is committed.
 //! 3. Create empty copies of the read tables in schema `calltrail_replay`
 //!    (`LIKE public.x INCLUDING ALL EXCLUDING INDEXES`, plus the unique keys upserts need).
-//! 4. Page through the log up to the horizon (reading the next page while folding this one)
-//!    and fold each page with the live projector's own code (`fold::fold_batch`, `write`).
-//!    Calls, contacts and balances stay in memory across pages (a bounded write-back cache), so
-//!    a call is usually written once; timeline and credit rows are inserted page by page. Each
-//!    page is one short transaction: a long write transaction would hold every gap-safe reader
-//!    of the log back.
-//! 5. Build the remaining indexes under the live tables' own names, `ANALYZE`.
+//! 4. Page through the log up to the horizon and fold each page with the live projector's own
+//!    code (`fold::fold_batch`, `write`), in three stages that run at once: a reader task
+//!    reads the next pages, this task decodes and folds, and a writer task on a connection of
+//!    its own writes each page in one short transaction (a long write transaction would hold
+//!    every gap-safe reader of the log back). Calls, contacts and balances stay in memory
+//!    across pages (a bounded write-back cache), so a call is usually written once; timeline
+//!    and credit rows are written page by page. A call evicted from the cache and touched
+//!    again is loaded back through the writer, after every write queued before it.
+//! 5. Build the remaining indexes under the live tables' own names, two at a time, `ANALYZE`.
 //! 6. In one short transaction: lock the live checkpoint row, drop the live tables, move the
 //!    shadow tables into `public`, set the checkpoint to the horizon, drop the shadow schema.
 //!
@@ -18,15 +20,21 @@
 //! table; the live projector waits on its checkpoint row during the swap and then continues
 //! from the horizon into the new tables.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use calltrail_eventlog::{Checkpoint, EventLog, StoredEvent};
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-use crate::fold::{self, Changes, Snapshot};
+use crate::fold::{
+    self, CallKey, CallRecord, Changes, ContactKey, ContactRecord, DecodedBatch, Snapshot,
+};
 use crate::projector::{PROJECTIONS, READ_MODELS};
-use crate::write::{load_missing, write_appends, write_rows, READ_TABLES};
+use crate::write::{load_calls, load_contacts, write_appends, write_rows, READ_TABLES};
 use crate::{Error, ReadStore};
 
 /// Schema the shadow tables are built in.
@@ -101,7 +109,7 @@ pub async fn replay(
     if !locked {
         return Err(Error::ReplayRunning);
     }
-    let result = rebuild(&mut session, log, &opts, &projections, &progress).await;
+    let result = rebuild(&mut session, log, store, &opts, &projections, &progress).await;
     // Dropping the session ends it and releases the lock anyway; this is for tidiness.
     if let Err(error) = session
         .execute("SELECT pg_advisory_unlock($1)", &[&REPLAY_LOCK_KEY])
@@ -163,6 +171,7 @@ fn tables_of(projection: &str) -> &'static [&'static str] {
 async fn rebuild(
     session: &mut Client,
     log: &EventLog,
+    store: &ReadStore,
     opts: &ReplayOptions,
     projections: &[&'static str],
     progress: &impl Fn(u64, u64),
@@ -185,60 +194,22 @@ async fn rebuild(
 
     let indexes = create_shadow(session, &tables).await?;
 
-    // A write-back cache: calls, contacts and balances stay in memory across pages and are
-    // written once (when the cache is full, and at the end); the append-only rows of each page
-    // are written at once. Each page is one short transaction.
-    let mut snapshot = Snapshot::default();
-    let mut pending = Changes::default();
-    let mut written_back = false;
-    let mut done: u64 = 0;
-    if let Some(horizon) = horizon {
-        let page = opts.batch_size.max(1);
-        let limit = i64::try_from(page).unwrap_or(i64::MAX);
-        let mut events = up_to(log.read_after(Checkpoint::START, limit).await?, horizon);
-        while !events.is_empty() {
-            let full = events.len() == page;
-            let last = events
-                .last()
-                .map_or(Checkpoint::START, StoredEvent::checkpoint);
-            // Read the next page while this one is folded and written.
-            let next = async {
-                if full && last < horizon {
-                    log.read_after(last, limit).await.map(|e| up_to(e, horizon))
-                } else {
-                    Ok(Vec::new())
-                }
-            };
-            let write = async {
-                let batch = fold::decode_batch(&events);
-                let tx = session.transaction().await?;
-                if written_back {
-                    load_missing(&tx, REPLAY_SCHEMA, &batch, &mut snapshot).await?;
-                }
-                let changes = fold::fold_batch(&mut snapshot, &batch, opts.credits_per_minute);
-                write_appends(&tx, REPLAY_SCHEMA, READ_MODELS, &changes).await?;
-                pending.absorb(changes);
-                if snapshot.calls.len() >= opts.cached_calls.max(1) {
-                    write_rows(&tx, REPLAY_SCHEMA, &snapshot, &pending).await?;
-                    pending = Changes::default();
-                    evict_older_half(&mut snapshot);
-                    written_back = true;
-                }
-                tx.commit().await?;
-                Ok::<_, Error>(())
-            };
-            let (written, next) = tokio::join!(write, next);
-            written?;
-            done += u64::try_from(events.len()).unwrap_or(0);
-            progress(done, total.max(done));
-            events = next?;
-        }
-    }
-    let tx = session.transaction().await?;
-    write_rows(&tx, REPLAY_SCHEMA, &snapshot, &pending).await?;
-    tx.commit().await?;
-    drop(snapshot);
-    finish_shadow(session, &tables, &indexes).await?;
+    // Three stages at once: a reader task pages through the log, this task decodes and folds
+    // (CPU), and a writer task on a connection of its own sends each page's rows in one short
+    // transaction. Calls, contacts and balances stay in memory across pages (a write-back
+    // cache) and are written when the cache is full and at the end.
+    let (pages, reader) = spawn_reader(log.clone(), horizon, opts.batch_size.max(1));
+    let writer = Writer::spawn(store.dedicated_connection().await?);
+    let folded = fold_pages(pages, &writer, opts, total, progress).await;
+    // Whatever happened, stop the other stages and collect their own errors first: a stage
+    // that failed is the cause, the others only saw its channel close.
+    reader.abort();
+    let written = writer.finish().await;
+    let (done, second) = match (written, folded) {
+        (Err(error), _) | (Ok(_), Err(error)) => return Err(error),
+        (Ok(writer_session), Ok(done)) => (done, writer_session),
+    };
+    finish_shadow([&*session, &second], &tables, &indexes).await?;
 
     swap(
         session,
@@ -250,19 +221,317 @@ async fn rebuild(
     Ok(done)
 }
 
-/// Drops the calls least recently touched (the older half by log position) and every contact
-/// from the cache, once their rows are written; balances stay (one per user).
-fn evict_older_half(snapshot: &mut Snapshot) {
-    let mut positions: Vec<i64> = snapshot.calls.values().map(|c| c.last_position).collect();
+/// Pages of the log up to `horizon`, read ahead by a task of their own (two pages queued).
+fn spawn_reader(
+    log: EventLog,
+    horizon: Option<Checkpoint>,
+    page: usize,
+) -> (
+    mpsc::Receiver<Result<Vec<StoredEvent>, Error>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (sender, pages) = mpsc::channel(2);
+    let task = tokio::spawn(async move {
+        let Some(horizon) = horizon else {
+            return;
+        };
+        let limit = i64::try_from(page).unwrap_or(i64::MAX);
+        let mut after = Checkpoint::START;
+        loop {
+            let read = log.read_after(after, limit).await;
+            let events = match read {
+                Ok(events) => events,
+                Err(error) => {
+                    // The receiver reports it; if it is gone, there is nobody to tell.
+                    let _ = sender.send(Err(error.into())).await;
+                    return;
+                }
+            };
+            let full = events.len() == page;
+            let Some(last) = events.last().map(StoredEvent::checkpoint) else {
+                return;
+            };
+            let events = up_to(events, horizon);
+            let more = full && last < horizon;
+            if events.is_empty() || sender.send(Ok(events)).await.is_err() || !more {
+                return;
+            }
+            after = last;
+        }
+    });
+    (pages, task)
+}
+
+/// Folds the pages in log order, sends each page's rows to the writer, and returns the number
+/// of events folded.
+async fn fold_pages(
+    mut pages: mpsc::Receiver<Result<Vec<StoredEvent>, Error>>,
+    writer: &Writer,
+    opts: &ReplayOptions,
+    total: u64,
+    progress: &impl Fn(u64, u64),
+) -> Result<u64, Error> {
+    let mut cache = Cache::default();
+    let mut done: u64 = 0;
+    while let Some(events) = pages.recv().await {
+        let events = events?;
+        let batch = fold::decode_batch(&events);
+        cache.load_written(&batch, writer).await?;
+        let mut changes = fold::fold_batch(&mut cache.snapshot, &batch, opts.credits_per_minute);
+        let appends = Box::new(changes.take_appends());
+        cache.pending.absorb(changes);
+        let rows = (cache.snapshot.calls.len() >= opts.cached_calls.max(1))
+            .then(|| cache.write_back(true));
+        writer.send(WriterJob::Write { appends, rows }).await?;
+        done += u64::try_from(events.len()).unwrap_or(0);
+        progress(done, total.max(done));
+    }
+    tracing::info!(
+        events = done,
+        loads = cache.loads,
+        written_calls = cache.written_calls.len(),
+        "log folded"
+    );
+    let rows = cache.write_back(false);
+    writer
+        .send(WriterJob::Write {
+            appends: Box::default(),
+            rows: Some(rows),
+        })
+        .await?;
+    Ok(done)
+}
+
+/// The write-back cache of replay: the snapshot the fold advances, the keyed row changes not
+/// written yet, and which keys were ever written (only those can have a row to load again).
+#[derive(Default)]
+struct Cache {
+    snapshot: Snapshot,
+    pending: Changes,
+    written_calls: HashSet<u64>,
+    written_contacts: HashSet<u64>,
+    /// Loads asked of the writer (each waits for the writes queued before it).
+    loads: u64,
+}
+
+impl Cache {
+    /// Loads (through the writer, after every write before it) the calls and contacts this
+    /// batch touches that were written back and evicted.
+    async fn load_written(
+        &mut self,
+        batch: &DecodedBatch<'_>,
+        writer: &Writer,
+    ) -> Result<(), Error> {
+        if self.written_calls.is_empty() {
+            return Ok(());
+        }
+        let calls: Vec<CallKey> = fold::needs(batch)
+            .calls
+            .into_iter()
+            .filter(|key| {
+                !self.snapshot.calls.contains_key(key) && self.written_calls.contains(&digest(key))
+            })
+            .collect();
+        if !calls.is_empty() {
+            self.loads += 1;
+            let loaded = writer.load_calls(calls).await?;
+            self.snapshot.calls.extend(loaded);
+        }
+        let contacts: Vec<ContactKey> = fold::contact_needs(batch, &self.snapshot.calls)
+            .into_iter()
+            .filter(|key| {
+                !self.snapshot.contacts.contains_key(key)
+                    && self.written_contacts.contains(&digest(key))
+            })
+            .collect();
+        if !contacts.is_empty() {
+            self.loads += 1;
+            let loaded = writer.load_contacts(contacts).await?;
+            self.snapshot.contacts.extend(loaded);
+        }
+        Ok(())
+    }
+
+    /// Takes the pending keyed rows out for writing (with their records) and, when `evict`,
+    /// drops the calls least recently touched (the older half by log position), and the
+    /// contacts once there are [`CONTACTS_PER_CACHED_CALL`] times as many as calls. Balances
+    /// stay (one per user).
+    fn write_back(&mut self, evict: bool) -> Box<RowsToWrite> {
+        let changes = std::mem::take(&mut self.pending);
+        let mut rows = Snapshot {
+            balances: self.snapshot.balances.clone(),
+            ..Snapshot::default()
+        };
+        if evict {
+            let evicted = evict_older_half(&mut self.snapshot.calls);
+            rows.calls.extend(
+                evicted
+                    .into_iter()
+                    .filter(|(key, _)| changes.calls.contains(key)),
+            );
+            if self.snapshot.contacts.len()
+                >= self
+                    .snapshot
+                    .calls
+                    .len()
+                    .saturating_mul(CONTACTS_PER_CACHED_CALL)
+            {
+                rows.contacts = std::mem::take(&mut self.snapshot.contacts);
+            }
+        }
+        for key in &changes.calls {
+            if !rows.calls.contains_key(key) {
+                if let Some(record) = self.snapshot.calls.get_mut(key) {
+                    rows.calls
+                        .insert(key.clone(), copy_without_transcript(record));
+                }
+            }
+            self.written_calls.insert(digest(key));
+        }
+        rows.contacts
+            .retain(|key, _| changes.contacts.contains(key));
+        for key in &changes.contacts {
+            if !rows.contacts.contains_key(key) {
+                if let Some(contact) = self.snapshot.contacts.get(key) {
+                    rows.contacts.insert(key.clone(), contact.clone());
+                }
+            }
+            self.written_contacts.insert(digest(key));
+        }
+        Box::new(RowsToWrite {
+            snapshot: rows,
+            changes,
+        })
+    }
+}
+
+/// A copy of a call's record for writing its row: without the transcript, which the row
+/// leaves out (it is the transcripts row's content, written from the changes).
+fn copy_without_transcript(record: &mut CallRecord) -> CallRecord {
+    let transcript = record.state.transcript.take();
+    let copy = record.clone();
+    record.state.transcript = transcript;
+    copy
+}
+
+/// A key's digest, for the sets of written keys (a collision only costs a needless load).
+fn digest<K: Hash>(key: &K) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Keyed rows to upsert: the records of the changed keys.
+struct RowsToWrite {
+    snapshot: Snapshot,
+    changes: Changes,
+}
+
+/// What the writer does, in the order it is asked.
+enum WriterJob {
+    /// One transaction: a page's append-only rows, and keyed rows written back.
+    Write {
+        appends: Box<Changes>,
+        rows: Option<Box<RowsToWrite>>,
+    },
+    /// The stored rows of these calls.
+    LoadCalls(
+        Vec<CallKey>,
+        oneshot::Sender<Result<Vec<(CallKey, CallRecord)>, Error>>,
+    ),
+    /// The stored rows of these contacts.
+    LoadContacts(
+        Vec<ContactKey>,
+        oneshot::Sender<Result<Vec<(ContactKey, ContactRecord)>, Error>>,
+    ),
+}
+
+/// The writer stage: a task with a connection of its own that runs jobs one after another.
+struct Writer {
+    jobs: mpsc::Sender<WriterJob>,
+    task: tokio::task::JoinHandle<Result<Client, Error>>,
+}
+
+impl Writer {
+    fn spawn(mut client: Client) -> Writer {
+        // Two jobs queued: the fold of the next page overlaps the writes of this one, and
+        // memory stays bounded when PostgreSQL is the slower stage.
+        let (jobs, mut queue) = mpsc::channel::<WriterJob>(2);
+        let task = tokio::spawn(async move {
+            while let Some(job) = queue.recv().await {
+                match job {
+                    WriterJob::Write { appends, rows } => {
+                        let tx = client.transaction().await?;
+                        write_appends(&tx, REPLAY_SCHEMA, READ_MODELS, &appends).await?;
+                        if let Some(rows) = rows {
+                            write_rows(&tx, REPLAY_SCHEMA, &rows.snapshot, &rows.changes).await?;
+                        }
+                        tx.commit().await?;
+                    }
+                    WriterJob::LoadCalls(keys, reply) => {
+                        let _ = reply.send(load_calls(&client, REPLAY_SCHEMA, &keys).await);
+                    }
+                    WriterJob::LoadContacts(keys, reply) => {
+                        let _ = reply.send(load_contacts(&client, REPLAY_SCHEMA, &keys).await);
+                    }
+                }
+            }
+            Ok(client)
+        });
+        Writer { jobs, task }
+    }
+
+    /// Queues a job; fails when the writer has stopped (its own error is reported by
+    /// [`Writer::finish`]).
+    async fn send(&self, job: WriterJob) -> Result<(), Error> {
+        self.jobs.send(job).await.map_err(|_| writer_stopped())
+    }
+
+    async fn load_calls(&self, keys: Vec<CallKey>) -> Result<Vec<(CallKey, CallRecord)>, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(WriterJob::LoadCalls(keys, reply)).await?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    async fn load_contacts(
+        &self,
+        keys: Vec<ContactKey>,
+    ) -> Result<Vec<(ContactKey, ContactRecord)>, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(WriterJob::LoadContacts(keys, reply)).await?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    /// Waits until every queued job is done; the writer's connection, or its first error.
+    async fn finish(self) -> Result<Client, Error> {
+        drop(self.jobs);
+        self.task
+            .await
+            .map_err(|e| Error::Invalid(format!("the replay writer stopped: {e}")))?
+    }
+}
+
+fn writer_stopped() -> Error {
+    Error::Invalid("the replay writer stopped".to_owned())
+}
+
+/// Contacts kept per cached call before the contact cache is emptied: contacts are small, and
+/// every one evicted and met again costs a load that stalls the pipeline.
+const CONTACTS_PER_CACHED_CALL: usize = 4;
+
+/// Removes and returns the calls least recently touched (the older half by log position).
+fn evict_older_half(calls: &mut HashMap<CallKey, CallRecord>) -> HashMap<CallKey, CallRecord> {
+    let mut positions: Vec<i64> = calls.values().map(|c| c.last_position).collect();
     let middle = positions.len() / 2;
     let threshold = match positions.get(middle) {
         Some(_) => *positions.select_nth_unstable(middle).1,
         None => i64::MAX,
     };
-    snapshot
-        .calls
-        .retain(|_, call| call.last_position >= threshold);
-    snapshot.contacts.clear();
+    let (kept, evicted) = std::mem::take(calls)
+        .into_iter()
+        .partition(|(_, call)| call.last_position >= threshold);
+    *calls = kept;
+    evicted
 }
 
 /// An index or constraint of a live table, as DDL for its shadow table.
@@ -321,31 +590,47 @@ async fn create_shadow(session: &Client, tables: &[&str]) -> Result<Vec<IndexDdl
     Ok(later)
 }
 
-/// Builds the remaining indexes and refreshes the planner statistics of the shadow tables.
+/// Builds the remaining indexes, two at a time (one per connection), and refreshes the
+/// planner statistics of the shadow tables.
 async fn finish_shadow(
-    session: &Client,
+    sessions: [&Client; 2],
     tables: &[&str],
     indexes: &[IndexDdl],
 ) -> Result<(), Error> {
     let started = Instant::now();
-    session
-        .batch_execute("SET maintenance_work_mem = '256MB'")
-        .await?;
-    for index in indexes {
-        tracing::debug!(table = %index.table, ddl = %index.ddl, "building index");
-        session.batch_execute(&index.ddl).await?;
-    }
+    let next = AtomicUsize::new(0);
+    let [first, second] = sessions;
+    tokio::try_join!(
+        build_indexes(first, indexes, &next),
+        build_indexes(second, indexes, &next)
+    )?;
     let analyze: Vec<String> = tables
         .iter()
         .map(|t| format!("{REPLAY_SCHEMA}.{t}"))
         .collect();
-    session
+    first
         .batch_execute(&format!("ANALYZE {}", analyze.join(", ")))
         .await?;
     tracing::info!(
         seconds = started.elapsed().as_secs_f64(),
         "shadow indexes built"
     );
+    Ok(())
+}
+
+/// Builds indexes from the shared list until none is left (`next`: the next one to take).
+async fn build_indexes(
+    client: &Client,
+    indexes: &[IndexDdl],
+    next: &AtomicUsize,
+) -> Result<(), Error> {
+    client
+        .batch_execute("SET maintenance_work_mem = '256MB'")
+        .await?;
+    while let Some(index) = indexes.get(next.fetch_add(1, Ordering::Relaxed)) {
+        tracing::debug!(table = %index.table, ddl = %index.ddl, "building index");
+        client.batch_execute(&index.ddl).await?;
+    }
     Ok(())
 }
 

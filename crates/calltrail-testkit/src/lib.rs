@@ -20,6 +20,8 @@ pub struct TestDb {
     name: String,
     url: String,
     admin: PgConnectOptions,
+    /// Set by [`TestDb::keep`]: not dropped.
+    kept: bool,
 }
 
 /// The server tests run against.
@@ -76,7 +78,12 @@ impl TestDb {
             .expect("CREATE DATABASE");
         conn.close().await.ok();
         let url = with_database(&server, &name);
-        TestDb { name, url, admin }
+        TestDb {
+            name,
+            url,
+            admin,
+            kept: false,
+        }
     }
 
     /// Connection URL of this database.
@@ -88,10 +95,20 @@ impl TestDb {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Leaves the database in place when this handle is dropped (a benchmark's data set kept
+    /// to measure a step again); `scripts/test` drops leftovers older than ten minutes.
+    pub fn keep(&mut self) {
+        self.kept = true;
+    }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if self.kept {
+            eprintln!("test database kept: {}", self.url);
+            return;
+        }
         let admin = self.admin.clone();
         let name = self.name.clone();
         // Drop may run inside a tokio runtime: do the async work on a thread of its own.
