@@ -86,8 +86,10 @@ pub struct CallEvent {
     /// The lifecycle status this webhook reports, exactly as sent.
     pub status: LifecycleStatus,
     /// Event time: the payload's own timestamp, else the receive time.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub occurred_at: DateTime<Utc>,
     /// When the provider says the call was created, if it says.
+    #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub call_created_at: Option<DateTime<Utc>>,
     /// The provider's agent id.
     pub agent_id: Option<String>,

@@ -14,6 +14,7 @@ pub mod event;
 pub mod lifecycle;
 pub mod phone;
 pub mod providers;
+pub mod timestamp;
 
 pub use analysis::{
     parse_model_output, AnalysisEvent, AnalysisFailed, AnalysisInput, AnalysisKind, AnalysisMeta,

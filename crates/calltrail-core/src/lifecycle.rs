@@ -136,14 +136,19 @@ pub struct CallState {
     /// Contact company passed through by the provider.
     pub contact_company: Option<String>,
     /// `ringing` event time.
+    #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub ringing_started_at: Option<DateTime<Utc>>,
     /// `in-progress` event time.
+    #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub call_answered_at: Option<DateTime<Utc>>,
     /// `call-disconnected` event time.
+    #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub call_disconnected_at: Option<DateTime<Utc>>,
     /// `completed` event time.
+    #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub completed_at: Option<DateTime<Utc>>,
     /// Provider's creation time, else the earliest event time.
+    #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub created_at: Option<DateTime<Utc>>,
     /// Set once, by the first charging event applied.
     pub charge: Option<Charge>,
@@ -160,6 +165,7 @@ pub struct Precedence {
     /// [`LifecycleStatus::rank`] of the event's status (`None` for an unknown status).
     pub rank: Option<u8>,
     /// The event's time.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub occurred_at: DateTime<Utc>,
     /// The event's status.
     pub status: LifecycleStatus,
@@ -218,8 +224,10 @@ pub struct Provenance {
     /// Event that set `contact_company`.
     pub contact_company: Option<Precedence>,
     /// Earliest `call_created_at` seen.
+    #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub earliest_call_created_at: Option<DateTime<Utc>>,
     /// Earliest `occurred_at` seen.
+    #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub earliest_occurred_at: Option<DateTime<Utc>>,
 }
 

@@ -352,7 +352,8 @@ impl Cache {
         Ok(())
     }
 
-    /// Takes the pending keyed rows out for writing (with their records) and, when `evict`,
+    /// Takes the pending keyed rows out for writing (with their records, transcripts left
+    /// out: the row does not store them) and, when `evict`,
     /// drops the calls least recently touched (the older half by log position), and the
     /// contacts once there are [`CONTACTS_PER_CACHED_CALL`] times as many as calls. Balances
     /// stay (one per user).
@@ -367,7 +368,11 @@ impl Cache {
             rows.calls.extend(
                 evicted
                     .into_iter()
-                    .filter(|(key, _)| changes.calls.contains(key)),
+                    .filter(|(key, _)| changes.calls.contains(key))
+                    .map(|(key, mut record)| {
+                        record.state.transcript = None;
+                        (key, record)
+                    }),
             );
             if self.snapshot.contacts.len()
                 >= self

@@ -628,10 +628,14 @@ async fn write_timeline(
 /// The state as stored in `calls.state`: without the transcript, which is the transcripts
 /// row's content (always written with it) and is joined back on load.
 fn stored_state(state: &CallState) -> Result<String, Error> {
-    let mut stored = state.clone();
-    stored.transcript = None;
-    serde_json::to_string(&stored)
-        .map_err(|e| Error::Invalid(format!("call state cannot be serialized: {e}")))
+    let encoded = if state.transcript.is_none() {
+        serde_json::to_string(state)
+    } else {
+        let mut stored = state.clone();
+        stored.transcript = None;
+        serde_json::to_string(&stored)
+    };
+    encoded.map_err(|e| Error::Invalid(format!("call state cannot be serialized: {e}")))
 }
 
 /// Dead letters always go to `public.dead_letters` (replay does not swap it), once per event.
