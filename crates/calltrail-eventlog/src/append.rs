@@ -338,9 +338,10 @@ fn is_retryable(error: &sqlx::Error) -> bool {
     matches!(sqlstate(error).as_deref(), Some("40P01" | "40001")) || is_connection_error(error)
 }
 
-/// Class 22: the database refused the event's content (e.g. `\u0000` in JSON).
+/// The database refused the event's content: class 22 (e.g. `\u0000` in JSON), or 54000 (a
+/// value too large for its index, such as a megabyte-long execution id). Retrying cannot help.
 fn is_data_error(error: &sqlx::Error) -> bool {
-    sqlstate(error).is_some_and(|code| code.starts_with("22"))
+    sqlstate(error).is_some_and(|code| code.starts_with("22") || code == "54000")
 }
 
 const INSERT_BATCH: &str = "\

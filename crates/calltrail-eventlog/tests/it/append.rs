@@ -247,6 +247,25 @@ async fn an_event_the_database_refuses_fails_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_too_large_for_the_index_is_refused_as_content_not_as_an_outage() {
+    let db = TestDb::new().await;
+    let log = log(&db).await;
+    let appender = log.appender(config());
+    // Random text barely compresses, so the index entry stays far over a btree page.
+    let huge: String = (0..12_000)
+        .map(|_| Uuid::new_v4().simple().to_string())
+        .collect();
+    let refused = appender
+        .append(event(Uuid::new_v4(), &huge, "completed", "{}"))
+        .await;
+    assert!(
+        matches!(refused, Err(calltrail_eventlog::Error::InvalidEvent(_))),
+        "{refused:?}"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM events").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_writes_what_was_queued() {
     let db = TestDb::new().await;
     let log = log(&db).await;
