@@ -4,7 +4,7 @@
 //! field cannot cost us the whole webhook. Numbers sent as strings (`"28"`) are accepted. Only the
 //! `required_*` helpers can fail, and only for the fields without which a payload is useless.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -175,7 +175,11 @@ pub(crate) fn status_from(value: &Value) -> Option<LifecycleStatus> {
 /// `+0530`-style offset, and a zone-less date-time with optional fractional seconds
 /// (`2025-10-08T09:15:36.771340`).
 pub fn parse_timestamp(input: &str) -> Option<DateTime<Utc>> {
-    let s = input.trim();
+    // Outside years 0000-9999 (in UTC) a time has no RFC 3339 form to show it in.
+    parse_any_timestamp(input.trim()).filter(|t| (0..=9999).contains(&t.year()))
+}
+
+fn parse_any_timestamp(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }

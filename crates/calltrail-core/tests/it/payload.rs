@@ -239,6 +239,13 @@ fn timestamps_with_and_without_zone() {
         Some(utc("2024-01-23T01:14:37"))
     );
     assert_eq!(parse_timestamp("2024-01-23"), None);
+    // No RFC 3339 form exists for these in UTC, so they read as absent.
+    assert_eq!(parse_timestamp("+10000-01-01T00:00:00"), None);
+    assert_eq!(parse_timestamp("9999-12-31T23:00:00-05:00"), None);
+    assert_eq!(
+        parse_timestamp("9999-12-31T23:59:59Z"),
+        Some(utc("9999-12-31T23:59:59"))
+    );
     assert_eq!(parse_timestamp("not a time"), None);
     assert_eq!(parse_timestamp(""), None);
 }
