@@ -652,7 +652,7 @@ async fn write_dead_letters(
             projector,
             position = dead.position,
             event_type = %dead.event_type,
-            stream_id = %dead.stream_id,
+            execution_id = %dead.stream_id,
             error = %dead.error,
             "event cannot be folded; recorded as a dead letter"
         );

@@ -8,6 +8,7 @@ use calltrail_core::providers::bolna;
 use calltrail_core::Provider;
 use calltrail_eventlog::{NewEvent, RejectedWebhook};
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 use utoipa::openapi::schema::{AdditionalProperties, AnyOfBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
@@ -145,28 +146,31 @@ pub(crate) async fn intake<B: IntakeBackend>(
         headers,
         received_at,
     } = delivery;
-    let rejected = move |tenant_id: Option<Uuid>, error: ApiError, body: Vec<u8>| {
-        reject(backend, headers, tenant_id, error, body)
+    let rejected = move |tenant_id: Option<Uuid>,
+                         execution_id: Option<String>,
+                         error: ApiError,
+                         body: Vec<u8>| {
+        reject(backend, headers, tenant_id, execution_id, error, body)
     };
 
     let tenant = backend.tenant_by_token(token).await;
     if let Some(problem) = problem {
         // The body is incomplete: refuse it whatever the token (the tenant is noted when known).
-        return Err(rejected(tenant.ok().flatten(), problem, bytes).await);
+        return Err(rejected(tenant.ok().flatten(), None, problem, bytes).await);
     }
     let Some(tenant) = tenant? else {
-        return Err(rejected(None, ApiError::UnknownWebhookToken, bytes).await);
+        return Err(rejected(None, None, ApiError::UnknownWebhookToken, bytes).await);
     };
     let payload = match bolna::parse(&bytes) {
         Ok(payload) => payload,
-        Err(err) => return Err(rejected(Some(tenant), err.into(), bytes).await),
+        Err(err) => return Err(rejected(Some(tenant), None, err.into(), bytes).await),
     };
     let execution_id = payload.execution_id().to_owned();
     if let Some(agent_id) = payload.agent_id() {
         if let Some(owner) = backend.agent_owner(PROVIDER.as_str(), agent_id).await? {
             if owner != tenant {
                 let error = ApiError::AgentOfAnotherTenant(agent_id.to_owned());
-                return Err(rejected(Some(tenant), error, bytes).await);
+                return Err(rejected(Some(tenant), Some(execution_id.clone()), error, bytes).await);
             }
         }
     }
@@ -180,7 +184,7 @@ pub(crate) async fn intake<B: IntakeBackend>(
         Ok(text) => text.to_owned(),
         Err(err) => {
             let error = ApiError::PayloadRefused(format!("the body is not UTF-8 ({err})"));
-            return Err(rejected(Some(tenant), error, bytes).await);
+            return Err(rejected(Some(tenant), Some(execution_id.clone()), error, bytes).await);
         }
     };
     let new_event = NewEvent {
@@ -218,7 +222,7 @@ pub(crate) async fn intake<B: IntakeBackend>(
         Err(err) => match ApiError::from_log(err) {
             refused @ ApiError::PayloadRefused(_) => {
                 tracing::info!(%execution_id, "the event log refused a webhook's content");
-                Err(rejected(Some(tenant), refused, bytes).await)
+                Err(rejected(Some(tenant), Some(execution_id.clone()), refused, bytes).await)
             }
             other => Err(other),
         },
@@ -227,6 +231,24 @@ pub(crate) async fn intake<B: IntakeBackend>(
 
 /// Keeps a refused request in the rejected log and hands the error back.
 async fn reject<B: IntakeBackend>(
+    backend: &B,
+    headers: &HeaderMap,
+    tenant_id: Option<Uuid>,
+    execution_id: Option<String>,
+    error: ApiError,
+    body: Vec<u8>,
+) -> ApiError {
+    // Every line about a call carries its id: this one's, and the rejected log's if it fails.
+    let span = tracing::info_span!("webhook_rejected", execution_id = tracing::field::Empty);
+    if let Some(execution_id) = execution_id {
+        span.record("execution_id", execution_id.as_str());
+    }
+    keep_rejected(backend, headers, tenant_id, error, body)
+        .instrument(span)
+        .await
+}
+
+async fn keep_rejected<B: IntakeBackend>(
     backend: &B,
     headers: &HeaderMap,
     tenant_id: Option<Uuid>,
