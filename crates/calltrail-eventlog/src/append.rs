@@ -130,7 +130,7 @@ impl Default for AppenderConfig {
         Self {
             max_batch: 256,
             linger: Duration::ZERO,
-            max_in_flight: 2,
+            max_in_flight: 4,
             queue_capacity: 16_384,
             batch_timeout: Duration::from_secs(5),
             observer: None,
