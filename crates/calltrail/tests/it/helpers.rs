@@ -319,7 +319,12 @@ fn configure_serve(command: &mut std::process::Command, url: &str, port: u16) {
 
 /// Polls a child server's `/readyz` until it answers 200, or fails after 20 s.
 pub async fn wait_ready(client: &reqwest::Client, port: u16) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    wait_ready_within(client, port, Duration::from_secs(20)).await;
+}
+
+/// Polls a child server's `/readyz` until it answers 200, or fails after `limit`.
+pub async fn wait_ready_within(client: &reqwest::Client, port: u16, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Ok(response) = client
             .get(format!("http://127.0.0.1:{port}/readyz"))
@@ -332,7 +337,7 @@ pub async fn wait_ready(client: &reqwest::Client, port: u16) {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the server on port {port} did not become ready"
+            "the server on port {port} did not become ready within {limit:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

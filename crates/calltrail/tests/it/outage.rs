@@ -215,18 +215,7 @@ async fn a_real_postgresql_restart_under_load_loses_nothing_and_recovers_by_itse
     pg_ctl(&["-l", &log, "-w", "start"]);
     let outage = down_at.elapsed();
     // Ready again by itself.
-    let ready_by = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = client.get(format!("{base}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        assert!(
-            Instant::now() < ready_by,
-            "not ready 30 s after the restart"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready_within(&client, port, Duration::from_secs(30)).await;
     let ready_after = down_at.elapsed();
     stop.cancel();
     let mut lifecycles = 0;
