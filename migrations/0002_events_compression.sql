@@ -1,5 +1,5 @@
 -- Keep 2 KB webhook payloads inline and compressed with lz4 instead of TOASTed out of line
--- (measured +23% single-row and +38% batched appends, EVENTLOG.md §9). Servers built
+-- (measured +23% single-row and +38% batched appends, docs/EVENTLOG.md §9). Servers built
 -- without lz4 keep the default pglz: the DO block tolerates that.
 DO $$
 BEGIN

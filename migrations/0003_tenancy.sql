@@ -1,5 +1,5 @@
 -- Tenancy: users (tenants), their provider agents, API keys and webhook tokens.
--- Plain configuration, not events (DESIGN.md "The log is the truth"): `calltrail replay`
+-- Plain configuration, not events (docs/DESIGN.md "The log is the truth"): `calltrail replay`
 -- never touches these tables, so foreign keys between them are fine here (unlike the
 -- read tables of 0004, which replay swaps).
 

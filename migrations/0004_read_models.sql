@@ -1,4 +1,4 @@
--- Read models: disposable tables the projector folds the event log into (DESIGN.md).
+-- Read models: disposable tables the projector folds the event log into (docs/DESIGN.md).
 --
 -- `calltrail replay` rebuilds them as `CREATE TABLE calltrail_replay.x (LIKE public.x INCLUDING ALL)`
 -- and swaps them in with `ALTER TABLE … SET SCHEMA public`, so:
@@ -122,7 +122,7 @@ CREATE INDEX ON call_events (user_id, execution_id, occurred_at, position);
 
 -- Where each projector is in the log. Not a read model: replay never swaps it, it only sets
 -- the row to the horizon it rebuilt up to. A projector locks its row FOR UPDATE inside each
--- batch transaction, which makes it the one active projector (EVENTLOG.md §4).
+-- batch transaction, which makes it the one active projector (docs/EVENTLOG.md §4).
 CREATE TABLE projector_checkpoints (
     name        text        PRIMARY KEY,
     txid        bigint      NOT NULL DEFAULT 0,
@@ -130,7 +130,7 @@ CREATE TABLE projector_checkpoints (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- Events a projector could not fold (EVENTLOG.md §6). Not swapped by replay; a replay meeting
+-- Events a projector could not fold (docs/EVENTLOG.md §6). Not swapped by replay; a replay meeting
 -- the same bad event again finds its row already here.
 CREATE TABLE dead_letters (
     id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

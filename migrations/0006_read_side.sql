@@ -15,7 +15,7 @@ EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
 END
 $$;
 
--- One active projector per projection between batches too (EVENTLOG.md §4). Each batch still
+-- One active projector per projection between batches too (docs/EVENTLOG.md §4). Each batch still
 -- locks its checkpoint row FOR UPDATE SKIP LOCKED; the row also names the process that holds
 -- the projection and until when. Others stand by while the lease is live and take over once it
 -- runs out (a crashed process's lease simply expires: nothing is orphaned). Times are the

@@ -1,4 +1,4 @@
-//! The Responses API wire format (PROVIDERS.md §7): the request body we send and the parts of
+//! The Responses API wire format (docs/PROVIDERS.md §7): the request body we send and the parts of
 //! the response and error bodies we read. Pure functions, no I/O.
 
 use std::fmt::Write as _;

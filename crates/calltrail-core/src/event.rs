@@ -9,37 +9,7 @@ use crate::phone::PhoneNumber;
 /// Version of the normalized [`CallEvent`] shape stored in the log's `data` column.
 pub const CALL_EVENT_SCHEMA_VERSION: i32 = 1;
 
-/// A voice-AI provider that sends webhooks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Provider {
-    /// Bolna (bolna.ai).
-    Bolna,
-}
-
-impl Provider {
-    /// The provider's name as used in URLs and the event log.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Bolna => "bolna",
-        }
-    }
-}
-
-impl std::str::FromStr for Provider {
-    type Err = UnknownProvider;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "bolna" => Ok(Provider::Bolna),
-            other => Err(UnknownProvider(other.to_owned())),
-        }
-    }
-}
-
-/// A provider name calltrail does not know.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("unknown provider `{0}`")]
-pub struct UnknownProvider(pub String);
+pub use crate::providers::{Provider, UnknownProvider};
 
 /// Direction of a call from the business's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

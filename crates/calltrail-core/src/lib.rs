@@ -21,7 +21,8 @@ pub use analysis::{
     AnalysisParseError, AnalysisRecorded, Analyzer, ContactHints, LeadAnalysis, LeadStatusTag,
     PreviousCall,
 };
-pub use event::{CallEvent, LeadType, Provider};
+pub use event::{CallEvent, LeadType};
 pub use lifecycle::{fold, CallState, CallStatus, Charge, LifecycleStatus};
 pub use phone::{PhoneNumber, PhoneNumberError};
 pub use providers::PayloadError;
+pub use providers::{Provider, WebhookProvider};

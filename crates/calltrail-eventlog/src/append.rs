@@ -1,4 +1,4 @@
-//! Group-commit appends (EVENTLOG.md §2, DESIGN "Ack = durable").
+//! Group-commit appends (docs/EVENTLOG.md §2, DESIGN "Ack = durable").
 //!
 //! Callers hand a [`NewEvent`] to the [`Appender`] and await its outcome. A background task
 //! gathers concurrent events (up to `max_batch`, waiting at most `linger` for more), writes them

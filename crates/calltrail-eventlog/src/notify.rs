@@ -1,5 +1,5 @@
 //! Wake-ups for log followers: LISTEN/NOTIFY as a hint, polling as the guarantee
-//! (EVENTLOG.md §5). A lost notification delays a reader by one poll interval, never more.
+//! (docs/EVENTLOG.md §5). A lost notification delays a reader by one poll interval, never more.
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ pub struct Wakeups {
     listen: bool,
     poll_interval: Duration,
     /// Quick re-checks left after a notification: a committed event may not be readable yet
-    /// while an older transaction anywhere on the cluster is still running (EVENTLOG.md §1).
+    /// while an older transaction anywhere on the cluster is still running (docs/EVENTLOG.md §1).
     rechecks: u32,
 }
 

@@ -1,5 +1,5 @@
 //! Gap-safe reads: events in `(txid, position)` order, only from transactions that no
-//! running transaction can still precede (EVENTLOG.md §1).
+//! running transaction can still precede (docs/EVENTLOG.md §1).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! The live projector: follows the log gap-safely and folds it into the read tables, one
-//! transaction per batch that also moves its checkpoint (EVENTLOG.md §3).
+//! transaction per batch that also moves its checkpoint (docs/EVENTLOG.md §3).
 //!
-//! One active projector per projection (EVENTLOG.md §4): each batch locks the projector's
+//! One active projector per projection (docs/EVENTLOG.md §4): each batch locks the projector's
 //! checkpoint row `FOR UPDATE SKIP LOCKED`, and the row carries a lease (`owner`,
 //! `lease_until`, the database's clock) that the active process renews with its batches and
 //! its idle polls. Another process stands by while the row is locked or the lease is live and

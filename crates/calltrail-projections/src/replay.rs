@@ -1,4 +1,4 @@
-//! Replay into shadow tables, then swap (EVENTLOG.md §7).
+//! Replay into shadow tables, then swap (docs/EVENTLOG.md §7).
 //!
 //! 1. Take a session advisory lock on a connection of its own: one replay at a time.
 //! 2. Capture the horizon: the last event readable now. Everything up to it is committed.

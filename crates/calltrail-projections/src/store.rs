@@ -39,7 +39,7 @@ impl ReadStore {
             config.application_name("calltrail-read");
         }
         // A session stuck inside a transaction holds every gap-safe reader of the log back
-        // (EVENTLOG.md §1): let the server end it.
+        // (docs/EVENTLOG.md §1): let the server end it.
         config.options("-c idle_in_transaction_session_timeout=30000");
         let manager = Manager::from_config(
             config.clone(),

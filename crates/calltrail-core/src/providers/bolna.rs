@@ -1,6 +1,6 @@
 //! Bolna execution payloads: tolerant serde types, [`parse`], and normalization into a [`CallEvent`].
 //!
-//! Webhooks and `GET /executions/{id}` share one shape (PROVIDERS.md §1). Only `id` and `status`
+//! Webhooks and `GET /executions/{id}` share one shape (docs/PROVIDERS.md §1). Only `id` and `status`
 //! are required; every other field is optional and lenient: `null`, a missing key, a number sent as
 //! a string (`"28"`), or an unparseable value never fails the payload, it just reads as `None`.
 //! Unknown keys are skipped here: the body itself is what the log keeps (`events.payload`), so
@@ -13,6 +13,9 @@ use serde_json::Value;
 use super::lenient;
 pub use super::lenient::parse_timestamp;
 pub use super::PayloadError;
+use super::{
+    BodyVerifier, Parsed, ProviderEvent, SignatureError, Unsigned, VerifyRequest, WebhookProvider,
+};
 use crate::event::{CallEvent, LeadType, Provider};
 use crate::lifecycle::LifecycleStatus;
 use crate::phone::PhoneNumber;
@@ -278,6 +281,33 @@ impl BolnaPayload {
 
     fn telephony(&self) -> Option<&TelephonyData> {
         self.telephony_data.as_ref()
+    }
+}
+
+/// Bolna's webhooks: unsigned (Bolna documents only an IP allowlist), JSON execution payloads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bolna;
+
+impl WebhookProvider for Bolna {
+    fn provider(&self) -> Provider {
+        Provider::Bolna
+    }
+
+    fn verifier(
+        &self,
+        _request: &VerifyRequest<'_>,
+    ) -> Result<Box<dyn BodyVerifier>, SignatureError> {
+        Ok(Box::new(Unsigned))
+    }
+
+    fn parse(&self, body: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, PayloadError> {
+        let payload = parse(body)?;
+        let event = payload.normalize(received_at);
+        Ok(Parsed::Event(Box::new(ProviderEvent {
+            event_type: event.status.as_str().to_owned(),
+            event,
+            payload: super::json_text(body)?,
+        })))
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 use calltrail_core::providers::bolna;
 use calltrail_core::{CallEvent, LeadType, LifecycleStatus, PhoneNumber, Provider};
 
-use crate::support::{fixtures_dir, json_files, read, shared_fixtures_dir, utc};
+use crate::support::{fixtures_dir, json_files, read, utc};
 
 /// The per-call constants of a scenario.
 struct Call {
@@ -239,25 +239,4 @@ fn completed_fixture_keeps_the_fields_we_do_not_model() {
         .unwrap();
     assert_eq!(recipient.lead_name.as_deref(), Some("Rohan Mehta"));
     assert_eq!(recipient.company.as_deref(), Some("Acme Logistics"));
-}
-
-#[test]
-fn in_repo_copy_matches_the_shared_fixtures() {
-    let shared = shared_fixtures_dir();
-    if !shared.is_dir() {
-        // The shared folder only exists in the development environment; the copy stands alone.
-        return;
-    }
-    let files = json_files(&shared);
-    assert_eq!(files, json_files(&fixtures_dir()));
-    assert_eq!(files.len(), 11);
-    for file in files {
-        let original = std::fs::read(shared.join(&file)).unwrap();
-        assert_eq!(
-            original,
-            read(&file),
-            "{} differs from the shared copy",
-            file.display()
-        );
-    }
 }

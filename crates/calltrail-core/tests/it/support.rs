@@ -14,11 +14,6 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bolna")
 }
 
-/// The read-only shared original of the fixtures, when this checkout sits beside it.
-pub fn shared_fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/bolna")
-}
-
 /// Every `.json` file under `dir`, as paths relative to it, sorted.
 pub fn json_files(dir: &Path) -> Vec<PathBuf> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {

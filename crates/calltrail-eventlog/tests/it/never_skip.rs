@@ -1,4 +1,4 @@
-//! EVENTLOG.md §1: a reader must never skip an event committed late by a slower transaction.
+//! docs/EVENTLOG.md §1: a reader must never skip an event committed late by a slower transaction.
 
 use calltrail_eventlog::{Checkpoint, EventLog, StoredEvent};
 use calltrail_testkit::TestDb;
