@@ -7,7 +7,6 @@
 //! - [`responses`]: the Responses API wire format (request body, output text).
 //! - [`retry`]: backoff timing and `Retry-After` hints.
 //! - [`worker`]: the worker loop over a job queue and a result store (traits the binary implements).
-//! - `testing` (feature `test-server`): a local HTTP server speaking the Responses API, for tests.
 //!
 //! [`LeadAnalyzer`] picks OpenAI or the local analyzer; the result types
 //! ([`LeadAnalysis`], [`AnalysisMeta`], [`AnalysisInput`]) live in `calltrail-core`.
@@ -17,8 +16,6 @@ pub mod local;
 pub mod openai;
 pub mod responses;
 pub mod retry;
-#[cfg(feature = "test-server")]
-pub mod testing;
 pub mod worker;
 
 pub use calltrail_core::{AnalysisInput, AnalysisKind, AnalysisMeta, LeadAnalysis};

@@ -3,9 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use calltrail_analysis::testing::MockResponses;
-use calltrail_testkit::TestDb;
+use calltrail_testkit::{fixtures, MockResponses, TestDb};
 
 use crate::report::Row;
 use crate::server::{create_user, Server};
@@ -38,10 +36,7 @@ pub async fn run(calls: usize, workers: usize, latency: Duration) -> anyhow::Res
     )
     .await?;
 
-    let fixtures =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bolna/success");
-    let completed = std::fs::read(fixtures.join("05-completed.json")).context("fixture")?;
-    let template: serde_json::Value = serde_json::from_slice(&completed)?;
+    let template = fixtures::json("bolna/success/05-completed.json");
     let client = reqwest::Client::new();
     let url = format!(
         "http://{}/v1/webhooks/bolna/{}",

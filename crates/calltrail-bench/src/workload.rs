@@ -7,25 +7,8 @@
 
 use anyhow::Context;
 use calltrail_core::providers::bolna;
+use calltrail_testkit::fixtures;
 use chrono::{DateTime, Utc};
-
-const ANSWERED: [&str; 5] = [
-    include_str!("../../../fixtures/bolna/success/01-initiated.json"),
-    include_str!("../../../fixtures/bolna/success/02-ringing.json"),
-    include_str!("../../../fixtures/bolna/success/03-in-progress.json"),
-    include_str!("../../../fixtures/bolna/success/04-call-disconnected.json"),
-    include_str!("../../../fixtures/bolna/success/05-completed.json"),
-];
-const NO_ANSWER: [&str; 3] = [
-    include_str!("../../../fixtures/bolna/no-answer/01-initiated.json"),
-    include_str!("../../../fixtures/bolna/no-answer/02-ringing.json"),
-    include_str!("../../../fixtures/bolna/no-answer/03-no-answer.json"),
-];
-const BUSY: [&str; 3] = [
-    include_str!("../../../fixtures/bolna/busy/01-initiated.json"),
-    include_str!("../../../fixtures/bolna/busy/02-ringing.json"),
-    include_str!("../../../fixtures/bolna/busy/03-busy.json"),
-];
 
 /// Distinct contact numbers the calls are spread over.
 pub const CONTACTS: u64 = 50_000;
@@ -184,15 +167,15 @@ impl Workload {
     pub fn new() -> anyhow::Result<Workload> {
         let mut kinds = Vec::new();
         for kind in CallKind::ALL {
-            let (fixtures, transcript) = match kind {
-                CallKind::AnsweredWithTranscript => (&ANSWERED[..], true),
-                CallKind::AnsweredWithoutTranscript => (&ANSWERED[..], false),
-                CallKind::NoAnswer => (&NO_ANSWER[..], true),
-                CallKind::Busy => (&BUSY[..], true),
+            let (scenario, transcript) = match kind {
+                CallKind::AnsweredWithTranscript => ("bolna/success", true),
+                CallKind::AnsweredWithoutTranscript => ("bolna/success", false),
+                CallKind::NoAnswer => ("bolna/no-answer", true),
+                CallKind::Busy => ("bolna/busy", true),
             };
-            let steps = fixtures
-                .iter()
-                .map(|text| step(text, transcript))
+            let steps = fixtures::files(scenario)
+                .into_iter()
+                .map(|file| step(&fixtures::text(file), transcript))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             kinds.push(steps);
         }

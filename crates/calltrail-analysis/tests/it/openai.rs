@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use calltrail_analysis::testing::{Behaviour, MockResponses, FIXTURE_TOTAL_TOKENS, MOCK_MODEL};
 use calltrail_analysis::{AnalysisError, LeadAnalyzer, OpenAiClient};
 use calltrail_core::{AnalysisKind, Analyzer, LeadStatusTag, PreviousCall};
+use calltrail_testkit::responses::{Behaviour, MockResponses, FIXTURE_TOTAL_TOKENS, MOCK_MODEL};
 use serde_json::Value;
 
 use crate::support::{bolna_input, config, openai_fixture, KEY, PROMPT};

@@ -1,7 +1,7 @@
 //! Reading the model's answer: the fixture, and no panics on anything.
 
-use calltrail_analysis::testing::FIXTURE_OUTPUT_TEXT;
 use calltrail_core::{parse_model_output, LeadStatusTag};
+use calltrail_testkit::responses::FIXTURE_OUTPUT_TEXT;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ fn the_fixture_text_is_the_fixture_answer() {
         .unwrap();
     assert_eq!(
         text, FIXTURE_OUTPUT_TEXT,
-        "testing::FIXTURE_OUTPUT_TEXT mirrors the fixture"
+        "responses::FIXTURE_OUTPUT_TEXT mirrors the fixture"
     );
     let a = parse_model_output(text).unwrap();
     assert_eq!(

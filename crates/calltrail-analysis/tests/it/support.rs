@@ -1,49 +1,34 @@
 //! Shared helpers: a fast test configuration and the fixtures.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use calltrail_analysis::{AnalysisInput, ApiKey, Backoff, OpenAiConfig};
+use calltrail_analysis::{AnalysisInput, OpenAiConfig};
 use calltrail_core::{AnalysisKind, ContactHints};
+use calltrail_testkit::fixtures;
+use calltrail_testkit::responses::{openai_config, TEST_API_KEY};
 use serde_json::Value;
 
 /// The fixture's prompt id.
 pub const PROMPT: &str = "pmpt_68e6f0c1d2a3b4c5d6e7f8091a2b3c4d0e5f6a7b8c9d0e1f";
 /// The key tests send.
-pub const KEY: &str = "sk-test-0123456789";
+pub const KEY: &str = TEST_API_KEY;
 
-/// 300 ms timeout, 3 retries, 10–50 ms backoff, server hints honoured up to 2 s.
+/// testkit's test configuration with a 300 ms timeout (3 retries, 10–50 ms backoff, server
+/// hints honoured up to 2 s).
 pub fn config(base_url: String) -> OpenAiConfig {
-    let mut config = OpenAiConfig::new(ApiKey::new(KEY));
-    config.base_url = base_url;
+    let mut config = openai_config(&base_url);
     config.timeout = Duration::from_millis(300);
-    config.max_retries = 3;
-    config.backoff = Backoff {
-        initial: Duration::from_millis(10),
-        max: Duration::from_millis(50),
-        max_retry_after: Duration::from_secs(2),
-    };
     config
 }
 
-fn read(path: PathBuf) -> String {
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// A file of `tests/fixtures/openai/`.
+/// A file of the repository's `fixtures/openai/`.
 pub fn openai_fixture(name: &str) -> String {
-    read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/openai")
-            .join(name),
-    )
+    fixtures::text(format!("openai/{name}"))
 }
 
 /// The repository's Bolna `completed` webhook.
 pub fn bolna_completed() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/bolna/success/05-completed.json");
-    serde_json::from_str(&read(path)).unwrap()
+    fixtures::json("bolna/success/05-completed.json")
 }
 
 /// An individual analysis input built from the Bolna fixture, without contact hints.

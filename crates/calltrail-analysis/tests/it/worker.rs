@@ -4,13 +4,13 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use calltrail_analysis::testing::{Behaviour, MockResponses};
 use calltrail_analysis::worker::{Job, StoreError};
 use calltrail_analysis::{
     analyze_locally, JobContext, JobQueue, LeadAnalyzer, OpenAiClient, PromptIds, ResultStore,
     Worker, WorkerConfig,
 };
 use calltrail_core::{AnalysisEvent, AnalysisKind, PreviousCall};
+use calltrail_testkit::responses::{Behaviour, MockResponses};
 use tokio::sync::oneshot;
 
 use crate::support::{bolna_input, config, PROMPT};

@@ -5,7 +5,9 @@ use std::path::Path;
 use calltrail_core::providers::bolna;
 use calltrail_core::{CallEvent, LeadType, LifecycleStatus, PhoneNumber, Provider};
 
-use crate::support::{fixtures_dir, json_files, read, utc};
+use calltrail_fixtures as fixtures;
+
+use crate::support::utc;
 
 /// The per-call constants of a scenario.
 struct Call {
@@ -66,21 +68,21 @@ fn table() -> Vec<Expected> {
     };
     vec![
         row(
-            "success/01-initiated.json",
+            "bolna/success/01-initiated.json",
             &SUCCESS,
             S::Initiated,
             "2025-10-08T09:15:00.118274",
             0.0,
         ),
         row(
-            "success/02-ringing.json",
+            "bolna/success/02-ringing.json",
             &SUCCESS,
             S::Ringing,
             "2025-10-08T09:15:02.947016",
             0.0,
         ),
         row(
-            "success/03-in-progress.json",
+            "bolna/success/03-in-progress.json",
             &SUCCESS,
             S::InProgress,
             "2025-10-08T09:15:08.306552",
@@ -89,7 +91,7 @@ fn table() -> Vec<Expected> {
         Expected {
             has_transcript: true,
             ..row(
-                "success/04-call-disconnected.json",
+                "bolna/success/04-call-disconnected.json",
                 &SUCCESS,
                 S::CallDisconnected,
                 "2025-10-08T09:15:36.771340",
@@ -101,7 +103,7 @@ fn table() -> Vec<Expected> {
             hangup: Some(("Callee", "Call recipient hung up", 4000)),
             recording_url: Some(RECORDING),
             ..row(
-                "success/05-completed.json",
+                "bolna/success/05-completed.json",
                 &SUCCESS,
                 S::Completed,
                 "2025-10-08T09:28:12.540198",
@@ -109,14 +111,14 @@ fn table() -> Vec<Expected> {
             )
         },
         row(
-            "no-answer/01-initiated.json",
+            "bolna/no-answer/01-initiated.json",
             &NO_ANSWER,
             S::Initiated,
             "2025-10-08T10:02:13.660921",
             0.0,
         ),
         row(
-            "no-answer/02-ringing.json",
+            "bolna/no-answer/02-ringing.json",
             &NO_ANSWER,
             S::Ringing,
             "2025-10-08T10:02:15.802455",
@@ -125,7 +127,7 @@ fn table() -> Vec<Expected> {
         Expected {
             hangup: Some(("Carrier", "Call unanswered", 3010)),
             ..row(
-                "no-answer/03-no-answer.json",
+                "bolna/no-answer/03-no-answer.json",
                 &NO_ANSWER,
                 S::NoAnswer,
                 "2025-10-08T10:02:58.127903",
@@ -133,14 +135,14 @@ fn table() -> Vec<Expected> {
             )
         },
         row(
-            "busy/01-initiated.json",
+            "bolna/busy/01-initiated.json",
             &BUSY,
             S::Initiated,
             "2025-10-08T10:05:41.993612",
             0.0,
         ),
         row(
-            "busy/02-ringing.json",
+            "bolna/busy/02-ringing.json",
             &BUSY,
             S::Ringing,
             "2025-10-08T10:05:44.120470",
@@ -149,7 +151,7 @@ fn table() -> Vec<Expected> {
         Expected {
             hangup: Some(("Carrier", "Call recipient was busy", 3040)),
             ..row(
-                "busy/03-busy.json",
+                "bolna/busy/03-busy.json",
                 &BUSY,
                 S::Busy,
                 "2025-10-08T10:06:04.468215",
@@ -161,7 +163,7 @@ fn table() -> Vec<Expected> {
 
 /// The transcript as the fixture holds it, read through plain `serde_json`, not the parser under test.
 fn raw_transcript(file: &str) -> String {
-    let value: serde_json::Value = serde_json::from_slice(&read(file)).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&fixtures::read(file)).unwrap();
     value["transcript"].as_str().unwrap().to_owned()
 }
 
@@ -193,12 +195,13 @@ fn expected_event(e: &Expected) -> CallEvent {
 #[test]
 fn every_fixture_normalizes_to_the_expected_event() {
     let table = table();
-    let files = json_files(&fixtures_dir());
+    let files = fixtures::files("bolna");
     let mut listed: Vec<&Path> = table.iter().map(|e| Path::new(e.file)).collect();
     listed.sort();
     assert_eq!(files, listed, "the table must cover every fixture file");
     for e in &table {
-        let payload = bolna::parse(&read(e.file)).unwrap_or_else(|err| panic!("{}: {err}", e.file));
+        let payload =
+            bolna::parse(&fixtures::read(e.file)).unwrap_or_else(|err| panic!("{}: {err}", e.file));
         assert_eq!(payload.execution_id(), e.call.id, "{}", e.file);
         assert_eq!(payload.status(), e.status, "{}", e.file);
         assert_eq!(
@@ -212,7 +215,7 @@ fn every_fixture_normalizes_to_the_expected_event() {
 
 #[test]
 fn completed_fixture_keeps_the_fields_we_do_not_model() {
-    let payload = bolna::parse(&read("success/05-completed.json")).unwrap();
+    let payload = bolna::parse(&fixtures::read("bolna/success/05-completed.json")).unwrap();
     let telephony = payload.telephony_data.as_ref().unwrap();
     assert_eq!(
         telephony.duration,

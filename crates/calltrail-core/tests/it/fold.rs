@@ -7,7 +7,7 @@ use crate::support::{bare, scenario, utc};
 
 #[test]
 fn success_scenario_folds_to_a_completed_charged_call() {
-    let state = fold(&scenario("success"), 1);
+    let state = fold(&scenario("bolna/success"), 1);
     assert_eq!(state.lifecycle_status, Some(LifecycleStatus::Completed));
     assert_eq!(state.status(), CallStatus::Completed);
     assert!(state.is_terminal());
@@ -62,7 +62,7 @@ fn success_scenario_folds_to_a_completed_charged_call() {
 
 #[test]
 fn the_rate_scales_the_charge() {
-    let state = fold(&scenario("success"), 3);
+    let state = fold(&scenario("bolna/success"), 3);
     assert_eq!(state.charge.map(|c| c.credits), Some(3));
 }
 
@@ -70,13 +70,13 @@ fn the_rate_scales_the_charge() {
 fn missed_scenarios_fold_to_failed_uncharged_calls() {
     for (name, status, reason, code) in [
         (
-            "no-answer",
+            "bolna/no-answer",
             LifecycleStatus::NoAnswer,
             "Call unanswered",
             3010,
         ),
         (
-            "busy",
+            "bolna/busy",
             LifecycleStatus::Busy,
             "Call recipient was busy",
             3040,
@@ -237,7 +237,7 @@ fn created_at_prefers_the_providers_creation_time() {
 
 #[test]
 fn a_stored_state_takes_further_events_as_if_folded_at_once() {
-    let events = scenario("success");
+    let events = scenario("bolna/success");
     let (head, tail) = events.split_at(2);
     let stored = serde_json::to_string(&fold(tail, 1)).unwrap();
     let mut state: CallState = serde_json::from_str(&stored).unwrap();

@@ -4,14 +4,17 @@ use calltrail_core::providers::bolna::{self, parse_timestamp};
 use calltrail_core::{LeadType, LifecycleStatus, PayloadError};
 use serde_json::{json, Value};
 
-use crate::support::{read, received_at, utc};
+use calltrail_fixtures as fixtures;
+
+use crate::support::{received_at, utc};
 
 fn parse_json(value: Value) -> Result<bolna::BolnaPayload, PayloadError> {
     bolna::parse(value.to_string().as_bytes())
 }
 
 fn fixture_with(path: &[&str], value: Value) -> Value {
-    let mut payload: Value = serde_json::from_slice(&read("success/05-completed.json")).unwrap();
+    let mut payload: Value =
+        serde_json::from_slice(&fixtures::read("bolna/success/05-completed.json")).unwrap();
     let (last, parents) = path.split_last().unwrap();
     let mut target = &mut payload;
     for key in parents {
@@ -315,7 +318,7 @@ fn a_byte_order_mark_is_tolerated() {
 
 #[test]
 fn payloads_round_trip_through_serde() {
-    let payload = bolna::parse(&read("success/05-completed.json")).unwrap();
+    let payload = bolna::parse(&fixtures::read("bolna/success/05-completed.json")).unwrap();
     let json = serde_json::to_value(&payload).unwrap();
     let back = bolna::parse(json.to_string().as_bytes()).unwrap();
     assert_eq!(back, payload);

@@ -222,7 +222,7 @@ proptest! {
         ]),
         value in json_value(),
     ) {
-        let mut payload: Value = serde_json::from_slice(&crate::support::read("success/05-completed.json")).unwrap();
+        let mut payload: Value = serde_json::from_slice(&calltrail_fixtures::read("bolna/success/05-completed.json")).unwrap();
         payload["telephony_data"][nested] = value.clone();
         payload["context_details"][nested] = value.clone();
         payload[key] = value;

@@ -1,61 +1,34 @@
-//! Fixture loading and small builders shared by the test modules.
+//! Bolna fixtures as normalized events and small builders shared by the test modules (files
+//! come from `calltrail-fixtures`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use calltrail_core::providers::bolna;
 use calltrail_core::{CallEvent, LifecycleStatus, Provider};
+use calltrail_fixtures as fixtures;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-/// The three recorded Bolna scenarios.
-pub const SCENARIOS: [&str; 3] = ["success", "no-answer", "busy"];
-
-/// The in-repo copy of the Bolna fixtures (`/fixtures/bolna` at the workspace root).
-pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/bolna")
-}
-
-/// Every `.json` file under `dir`, as paths relative to it, sorted.
-pub fn json_files(dir: &Path) -> Vec<PathBuf> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else if path.extension().is_some_and(|e| e == "json") {
-                out.push(path.strip_prefix(root).unwrap().to_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
-/// Raw bytes of one fixture, e.g. `read("success/05-completed.json")`.
-pub fn read(relative: impl AsRef<Path>) -> Vec<u8> {
-    let path = fixtures_dir().join(relative);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
+/// The three recorded Bolna scenarios (folders of `fixtures/bolna`).
+pub const SCENARIOS: [&str; 3] = ["bolna/success", "bolna/no-answer", "bolna/busy"];
 
 /// A receive time far from every fixture time, so using it by mistake shows.
 pub fn received_at() -> DateTime<Utc> {
     utc("2030-01-01T00:00:00")
 }
 
-/// Parses and normalizes one fixture.
+/// Parses and normalizes one Bolna fixture, e.g. `event("bolna/success/05-completed.json")`.
 pub fn event(relative: impl AsRef<Path>) -> CallEvent {
     let relative = relative.as_ref();
-    bolna::parse(&read(relative))
+    bolna::parse(&fixtures::read(relative))
         .unwrap_or_else(|e| panic!("{} does not parse: {e}", relative.display()))
         .normalize(received_at())
 }
 
-/// A scenario's events in delivery (file) order.
-pub fn scenario(name: &str) -> Vec<CallEvent> {
-    json_files(&fixtures_dir().join(name))
+/// A Bolna scenario's events in delivery (file) order, e.g. `scenario("bolna/success")`.
+pub fn scenario(folder: &str) -> Vec<CallEvent> {
+    calltrail_fixtures::files(folder)
         .into_iter()
-        .map(|file| event(Path::new(name).join(file)))
+        .map(event)
         .collect()
 }
 

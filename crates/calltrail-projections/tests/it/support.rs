@@ -1,6 +1,6 @@
-//! Test helpers: a migrated database, an appender, fixtures, and a projector driven to completion.
+//! Test helpers: a migrated database, an appender, Bolna fixtures as call events (files from
+//! `calltrail_testkit::fixtures`), and a projector driven to completion.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use calltrail_core::event::CALL_EVENT_SCHEMA_VERSION;
@@ -9,10 +9,8 @@ use calltrail_eventlog::{
     AppendOutcome, Appender, AppenderConfig, ConnectOptions, EventLog, NewEvent,
 };
 use calltrail_projections::views::{CallDetail, ContactView, CreditsView, TranscriptView};
-use calltrail_projections::{
-    BatchOutcome, CallFilter, NewUser, Projector, ProjectorConfig, ReadStore,
-};
-use calltrail_testkit::TestDb;
+use calltrail_projections::{BatchOutcome, CallFilter, Projector, ProjectorConfig, ReadStore};
+use calltrail_testkit::{fixtures, TestDb};
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
@@ -40,13 +38,8 @@ impl TestApp {
 
     /// A user (tenant) with credentials.
     pub async fn user(&self, email: &str) -> Uuid {
-        self.store
-            .create_user(&NewUser {
-                email: email.to_owned(),
-                ..NewUser::default()
-            })
+        calltrail_testkit::create_tenant(&self.store, |user| user.email = email.to_owned())
             .await
-            .unwrap()
             .user_id
     }
 
@@ -230,11 +223,7 @@ pub fn t0() -> DateTime<Utc> {
 
 /// The raw bytes of a Bolna fixture, e.g. `("success", "05-completed")`.
 pub fn fixture_bytes(scenario: &str, name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/bolna")
-        .join(scenario)
-        .join(format!("{name}.json"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+    fixtures::read(format!("bolna/{scenario}/{name}.json"))
 }
 
 /// A Bolna fixture normalized into a call event.
@@ -260,23 +249,16 @@ pub fn fixture_as(scenario: &str, name: &str, id: &str, phone: Option<&str>) -> 
         .normalize(t0())
 }
 
-/// Every fixture of a scenario, in file order.
+/// Every fixture of a Bolna scenario, in file order.
 pub fn scenario(name: &str) -> Vec<CallEvent> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/bolna")
-        .join(name);
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .trim_end_matches(".json")
-                .to_owned()
+    fixtures::scenario(format!("bolna/{name}"))
+        .iter()
+        .map(|bytes| {
+            calltrail_core::providers::bolna::parse(bytes)
+                .unwrap()
+                .normalize(t0())
         })
-        .collect();
-    files.sort();
-    files.iter().map(|f| fixture(name, f)).collect()
+        .collect()
 }
 
 /// Parses an RFC 3339 time (naive times are UTC).

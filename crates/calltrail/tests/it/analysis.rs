@@ -6,11 +6,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use calltrail::startup::Settings;
-use calltrail_analysis::testing::{MockResponses, FIXTURE_TOTAL_TOKENS, MOCK_MODEL};
-use calltrail_analysis::{ApiKey, Backoff, OpenAiConfig, PromptIds};
-use calltrail_projections::tenancy::NewUser;
+use calltrail_analysis::{OpenAiConfig, PromptIds};
+use calltrail_testkit::create_tenant;
+use calltrail_testkit::responses::{MockResponses, FIXTURE_TOTAL_TOKENS, MOCK_MODEL, TEST_API_KEY};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use crate::helpers::*;
 
@@ -24,17 +23,11 @@ const FIRST_WORDS: &str = "Twelve reps, and the spreadsheets are falling apart."
 const SECOND_TRANSCRIPT: &str = "assistant: Hi Rohan, following up on Thursday's demo.\nuser: The team loved it. Budget is approved, send the contract.\n";
 const SECOND_WORDS: &str = "Budget is approved, send the contract.";
 
-/// 2 s per request (generous for a busy machine), one retry, millisecond backoffs.
+/// testkit's test configuration (2 s per request, generous for a busy machine; millisecond
+/// backoffs) with one retry.
 pub(crate) fn openai(mock: &MockResponses) -> OpenAiConfig {
-    let mut config = OpenAiConfig::new(ApiKey::new("sk-test-analysis"));
-    config.base_url = mock.base_url();
-    config.timeout = Duration::from_secs(2);
+    let mut config = mock.openai_config();
     config.max_retries = 1;
-    config.backoff = Backoff {
-        initial: Duration::from_millis(10),
-        max: Duration::from_millis(50),
-        max_retry_after: Duration::from_secs(2),
-    };
     config
 }
 
@@ -57,21 +50,11 @@ pub(crate) async fn tenant_with_prompts(
     individual: Option<&str>,
     complete: Option<&str>,
 ) -> Tenant {
-    let issued = app
-        .store
-        .create_user(&NewUser {
-            email: format!("{}@analysis.example", Uuid::new_v4().simple()),
-            individual_prompt_id: individual.map(str::to_owned),
-            complete_prompt_id: complete.map(str::to_owned),
-            ..NewUser::default()
-        })
-        .await
-        .unwrap();
-    Tenant {
-        user_id: issued.user_id,
-        api_key: issued.api_key,
-        webhook_token: issued.webhook_token,
-    }
+    create_tenant(&app.store, |user| {
+        user.individual_prompt_id = individual.map(str::to_owned);
+        user.complete_prompt_id = complete.map(str::to_owned);
+    })
+    .await
 }
 
 /// Posts the answered-call fixture as call `id` of `phone`, optionally with another transcript
@@ -84,7 +67,7 @@ pub(crate) async fn post_call(
     transcript: Option<&str>,
     created_at: Option<&str>,
 ) {
-    for body in scenario("success") {
+    for body in fixtures::scenario("bolna/success") {
         let mut value: Value = serde_json::from_slice(&body).unwrap();
         value["id"] = json!(id);
         value["telephony_data"]["to_number"] = json!(phone);
@@ -219,7 +202,7 @@ async fn an_answered_call_gets_both_analyses_for_one_request() {
     assert!(requests[0].input_text().contains(FIRST_WORDS));
     assert_eq!(
         requests[0].header("authorization"),
-        Some("Bearer sk-test-analysis")
+        Some(format!("Bearer {TEST_API_KEY}").as_str())
     );
 
     // Results are events of the call's timeline; both jobs are done.

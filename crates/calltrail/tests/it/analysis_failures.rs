@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use calltrail::startup::{Application, Settings};
-use calltrail_analysis::testing::{Behaviour, MockResponses};
+use calltrail_testkit::{Behaviour, MockResponses};
 use serde_json::Value;
 
 use crate::analysis::{

@@ -28,7 +28,7 @@ async fn each_kind_of_bad_webhook_gets_its_status_and_a_rejected_log_row() {
     let tenant = app.create_tenant().await;
     let other = app.create_tenant().await;
     app.add_agent(&other, AGENT).await;
-    let initiated = fixture("success", "01-initiated.json");
+    let initiated = fixtures::read("bolna/success/01-initiated.json");
 
     let cases: Vec<(&str, String, Vec<u8>, u16, &str)> = vec![
         (
@@ -112,7 +112,7 @@ async fn an_agent_nobody_registered_is_recorded_for_the_tokens_tenant() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
     let body = with_fields(
-        &fixture("success", "01-initiated.json"),
+        &fixtures::read("bolna/success/01-initiated.json"),
         &[("agent_id", json!("unregistered-agent"))],
     );
     let (status, answer) = app.post_bolna_json(&tenant.webhook_token, &body).await;

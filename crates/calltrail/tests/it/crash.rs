@@ -20,7 +20,7 @@ async fn every_acknowledged_webhook_survives_a_sigkill() {
     let client = reqwest::Client::new();
     wait_ready(&client, port).await;
 
-    let success = scenario("success");
+    let success = fixtures::scenario("bolna/success");
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let mut senders = Vec::new();
     // 64 connections, as in the drill.
@@ -113,7 +113,7 @@ async fn a_graceful_shutdown_loses_no_acknowledged_webhook() {
     let mut app = spawn_app().await;
     let tenant = app.create_tenant().await;
     let address = app.address.clone();
-    let success = scenario("success");
+    let success = fixtures::scenario("bolna/success");
     let mut senders = Vec::new();
     for worker in 0..16 {
         let (client, address, token, success) = (
@@ -210,7 +210,7 @@ async fn a_projector_killed_between_its_writes_and_its_commit_leaves_nothing_hal
     let tenant = app.create_tenant().await;
     let token = tenant.webhook_token.clone();
     let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
-    let success = scenario("success");
+    let success = fixtures::scenario("bolna/success");
     let first: Vec<String> = (0..20).map(|i| format!("fp-first-{i}")).collect();
     let second: Vec<String> = (0..20).map(|i| format!("fp-second-{i}")).collect();
 

@@ -1,29 +1,19 @@
 //! `spawn_app` and a client that reads like a provider and a user.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use calltrail::startup::{Application, Settings};
-use calltrail_projections::tenancy::NewUser;
 use calltrail_projections::ReadStore;
 use calltrail_testkit::TestDb;
+pub use calltrail_testkit::{fixtures, Tenant};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// The Bolna fixtures' agent id.
 pub const AGENT: &str = "9e2a4f70-5c13-4b8e-a1d6-72f04c3b9e18";
 pub const SUCCESS: &str = "b3f1c2d4-7a8e-4c61-9f25-3e0d8a6b51c7";
 pub const NO_ANSWER: &str = "d7a9e3b2-1f64-4c8a-b5e0-6a2f9c81d437";
 pub const BUSY: &str = "5c0e8f17-a2d3-4b96-8e41-f7b3d2a90c65";
-
-/// A tenant's credentials.
-#[derive(Debug, Clone)]
-pub struct Tenant {
-    pub user_id: Uuid,
-    pub api_key: String,
-    pub webhook_token: String,
-}
 
 pub struct TestApp {
     pub address: String,
@@ -63,31 +53,6 @@ pub async fn spawn_app_on(db: TestDb, configure: impl FnOnce(&mut Settings)) -> 
     }
 }
 
-/// The fixture payload `fixtures/bolna/{scenario}/{file}` as bytes.
-pub fn fixture(scenario: &str, file: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/bolna")
-        .join(scenario)
-        .join(file);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Every webhook of a fixture scenario, in delivery order.
-pub fn scenario(name: &str) -> Vec<Vec<u8>> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/bolna")
-        .join(name);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| std::fs::read(p).unwrap())
-        .collect()
-}
-
 /// A fixture payload with its execution id (and optionally other fields) replaced.
 pub fn with_fields(body: &[u8], fields: &[(&str, Value)]) -> Vec<u8> {
     let mut value: Value = serde_json::from_slice(body).unwrap();
@@ -98,21 +63,9 @@ pub fn with_fields(body: &[u8], fields: &[(&str, Value)]) -> Vec<u8> {
 }
 
 impl TestApp {
+    /// A new tenant with a unique e-mail.
     pub async fn create_tenant(&self) -> Tenant {
-        let email = format!("{}@tenant.example", Uuid::new_v4().simple());
-        let issued = self
-            .store
-            .create_user(&NewUser {
-                email,
-                ..NewUser::default()
-            })
-            .await
-            .unwrap();
-        Tenant {
-            user_id: issued.user_id,
-            api_key: issued.api_key,
-            webhook_token: issued.webhook_token,
-        }
+        calltrail_testkit::create_tenant(&self.store, |_| {}).await
     }
 
     pub async fn add_agent(&self, tenant: &Tenant, agent: &str) {

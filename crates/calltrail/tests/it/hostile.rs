@@ -101,7 +101,7 @@ async fn a_thousand_idle_connections_and_a_byte_by_byte_body_do_not_starve_other
     let accepted_in = opened.elapsed();
 
     // One client trickling a webhook body one byte at a time.
-    let body = fixture("success", "01-initiated.json");
+    let body = fixtures::read("bolna/success/01-initiated.json");
     let head = format!(
         "POST /v1/webhooks/bolna/{} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
         tenant.webhook_token,
@@ -123,7 +123,7 @@ async fn a_thousand_idle_connections_and_a_byte_by_byte_body_do_not_starve_other
     // unloaded server answers in milliseconds, a starved one not at all).
     let base = format!("http://127.0.0.1:{port}");
     let mut slowest = Duration::ZERO;
-    for body in scenario("busy") {
+    for body in fixtures::scenario("bolna/busy") {
         let started = Instant::now();
         let response = client
             .post(format!("{base}/v1/webhooks/bolna/{}", tenant.webhook_token))

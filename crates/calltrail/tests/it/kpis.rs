@@ -37,12 +37,13 @@ async fn kpis_match_a_hand_computed_scenario() {
     let tenant = app.create_tenant().await;
     let stranger = app.create_tenant().await;
     for name in ["success", "no-answer", "busy"] {
-        for body in scenario(name) {
+        for body in fixtures::scenario(format!("bolna/{name}")) {
             app.post_bolna_json(&tenant.webhook_token, &body).await;
         }
     }
     // A call that failed for another reason, two days later, to another number.
-    let mut failed: Value = serde_json::from_slice(&fixture("busy", "03-busy.json")).unwrap();
+    let mut failed: Value =
+        serde_json::from_slice(&fixtures::read("bolna/busy/03-busy.json")).unwrap();
     failed["id"] = json!("failed-call");
     failed["status"] = json!("failed");
     failed["created_at"] = json!("2025-10-10T08:00:00");

@@ -30,7 +30,7 @@ async fn an_answered_call_has_exactly_the_contract_fields() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
     app.add_agent(&tenant, AGENT).await;
-    for (i, body) in scenario("success").iter().enumerate() {
+    for (i, body) in fixtures::scenario("bolna/success").iter().enumerate() {
         let (status, answer) = app.post_bolna_json(&tenant.webhook_token, body).await;
         assert_eq!(status, 202, "webhook {i}: {answer}");
         assert_eq!(answer["status"], "accepted");
@@ -110,7 +110,7 @@ async fn missed_calls_are_failed_uncharged_and_counted_on_the_contact() {
         ("no-answer", NO_ANSWER, "Call unanswered"),
         ("busy", BUSY, "Call recipient was busy"),
     ] {
-        deliver(&app, &tenant, &scenario(name)).await;
+        deliver(&app, &tenant, &fixtures::scenario(format!("bolna/{name}"))).await;
         let call = app
             .wait_for(&tenant, &format!("/v1/calls/{id}"), |s, b| {
                 s == 200 && b["call_lifecycle_status"] == name
@@ -126,7 +126,7 @@ async fn missed_calls_are_failed_uncharged_and_counted_on_the_contact() {
         assert!(call["completed_at"].is_null());
     }
     // A second unanswered call to the no-answer number counts on the same contact.
-    for body in scenario("no-answer") {
+    for body in fixtures::scenario("bolna/no-answer") {
         deliver(
             &app,
             &tenant,
@@ -170,7 +170,7 @@ async fn shuffled_duplicated_delivery_gives_the_in_order_call() {
     let app = spawn_app().await;
     let in_order = app.create_tenant().await;
     let shuffled = app.create_tenant().await;
-    let bodies = scenario("success");
+    let bodies = fixtures::scenario("bolna/success");
     deliver(&app, &in_order, &bodies).await;
 
     // completed first, call-disconnected last, every webhook twice.
@@ -213,11 +213,11 @@ async fn shuffled_duplicated_delivery_gives_the_in_order_call() {
 async fn a_duplicate_changes_nothing_and_a_different_body_is_kept_for_review() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
-    deliver(&app, &tenant, &scenario("success")).await;
+    deliver(&app, &tenant, &fixtures::scenario("bolna/success")).await;
     app.wait_until_projected().await;
     let before = user_visible(&app.call(&tenant, SUCCESS).await);
 
-    let completed = fixture("success", "05-completed.json");
+    let completed = fixtures::read("bolna/success/05-completed.json");
     let (status, answer) = app.post_bolna_json(&tenant.webhook_token, &completed).await;
     assert_eq!(
         (status, &answer["duplicate"]),
@@ -247,7 +247,7 @@ async fn a_duplicate_changes_nothing_and_a_different_body_is_kept_for_review() {
 async fn credits_are_charged_once_when_completed_arrives_before_call_disconnected() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
-    let bodies = scenario("success");
+    let bodies = fixtures::scenario("bolna/success");
     deliver(&app, &tenant, &[bodies[4].clone(), bodies[3].clone()]).await;
     app.wait_until_projected().await;
     let call = app.call(&tenant, SUCCESS).await;
@@ -265,7 +265,7 @@ async fn credits_are_charged_once_when_completed_arrives_before_call_disconnecte
 async fn a_late_ringing_after_busy_leaves_the_call_busy() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
-    let bodies = scenario("busy");
+    let bodies = fixtures::scenario("bolna/busy");
     deliver(
         &app,
         &tenant,
@@ -286,7 +286,7 @@ async fn a_late_ringing_after_busy_leaves_the_call_busy() {
 async fn each_new_number_creates_one_contact() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
-    let initiated = fixture("success", "01-initiated.json");
+    let initiated = fixtures::read("bolna/success/01-initiated.json");
     for (id, phone) in [
         ("c-1", "+14155550101"),
         ("c-2", "+14155550102"),

@@ -58,7 +58,7 @@ async fn every_log_line_about_a_call_carries_its_execution_id() {
     let client = reqwest::Client::new();
     wait_ready(&client, port).await;
 
-    for body in scenario("success") {
+    for body in fixtures::scenario("bolna/success") {
         let response = client
             .post(format!(
                 "http://127.0.0.1:{port}/v1/webhooks/bolna/{}",

@@ -14,7 +14,7 @@ async fn a_database_outage_answers_503_quickly_and_recovers_by_itself() {
     let through_proxy = proxy.url(db.url());
     let app = spawn_app_on(db, |s| s.database_url = through_proxy).await;
     let tenant = app.create_tenant().await;
-    let bodies = scenario("success");
+    let bodies = fixtures::scenario("bolna/success");
     let (status, _) = app.post_bolna_json(&tenant.webhook_token, &bodies[0]).await;
     assert_eq!(status, 202);
 
@@ -121,7 +121,7 @@ async fn a_real_postgresql_restart_under_load_loses_nothing_and_recovers_by_itse
             // Whole lifecycles, one after the other, until the drill is over.
             while !stop.is_cancelled() {
                 let i = lifecycles;
-                for body in scenario("success") {
+                for body in fixtures::scenario("bolna/success") {
                     let body =
                         with_fields(&body, &[("id", json!(format!("restart-{sender}-{i}")))]);
                     loop {

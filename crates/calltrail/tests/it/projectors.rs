@@ -33,7 +33,7 @@ async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 async fn post_calls(client: &reqwest::Client, port: u16, token: &str, prefix: &str, n: usize) {
     for i in 0..n {
-        for body in scenario("success") {
+        for body in fixtures::scenario("bolna/success") {
             let mut value: Value = serde_json::from_slice(&body).unwrap();
             value["id"] = json!(format!("{prefix}-{i}"));
             let response = client

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 fn call_body(id: &str, created_at: &str, status: &str, phone: &str) -> Vec<u8> {
-    let mut body: Value = serde_json::from_slice(&fixture("success", "01-initiated.json")).unwrap();
+    let mut body: Value =
+        serde_json::from_slice(&fixtures::read("bolna/success/01-initiated.json")).unwrap();
     body["id"] = json!(id);
     body["status"] = json!(status);
     body["created_at"] = json!(created_at);
@@ -21,7 +22,7 @@ async fn no_read_route_shows_another_tenants_data() {
     let app = spawn_app().await;
     let owner = app.create_tenant().await;
     let stranger = app.create_tenant().await;
-    for body in scenario("success") {
+    for body in fixtures::scenario("bolna/success") {
         app.post_bolna_json(&owner.webhook_token, &body).await;
     }
     app.wait_until_projected().await;
@@ -136,7 +137,7 @@ async fn calls_can_be_filtered() {
         ("no-answer", NO_ANSWER),
         ("busy", BUSY),
     ] {
-        for body in scenario(name) {
+        for body in fixtures::scenario(format!("bolna/{name}")) {
             app.post_bolna_json(&tenant.webhook_token, &body).await;
         }
     }
@@ -196,10 +197,10 @@ fn urlencode(s: &str) -> String {
 async fn metrics_report_requests_appends_and_projector_lag() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
-    for body in scenario("busy") {
+    for body in fixtures::scenario("bolna/busy") {
         app.post_bolna_json(&tenant.webhook_token, &body).await;
     }
-    app.post_bolna_json(&tenant.webhook_token, &scenario("busy")[0])
+    app.post_bolna_json(&tenant.webhook_token, &fixtures::scenario("bolna/busy")[0])
         .await;
     let text = app
         .client

@@ -43,7 +43,7 @@ async fn snapshot(app: &TestApp, tenant: &Tenant) -> Value {
 
 /// Posts `n` answered calls (ids replaced) plus the fixture missed calls.
 async fn build_state(app: &TestApp, tenant: &Tenant, n: usize) {
-    let success = scenario("success");
+    let success = fixtures::scenario("bolna/success");
     for i in 0..n {
         let id = format!("replay-{i:04}");
         let phone = format!("+1415555{:04}", i % 37);
@@ -58,7 +58,7 @@ async fn build_state(app: &TestApp, tenant: &Tenant, n: usize) {
         }
     }
     for name in ["no-answer", "busy"] {
-        for body in scenario(name) {
+        for body in fixtures::scenario(format!("bolna/{name}")) {
             app.post_bolna_json(&tenant.webhook_token, &body).await;
         }
     }

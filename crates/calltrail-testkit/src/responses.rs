@@ -1,11 +1,12 @@
-//! A real local HTTP/1.1 server speaking the Responses API, for tests (feature `test-server`).
+//! [`MockResponses`]: a real local HTTP/1.1 server speaking OpenAI's Responses API, the one fake
+//! the tests allow for a paid API (used by the analysis tests, the binary's tests and the
+//! benchmark).
 //!
 //! ```ignore
 //! let mock = MockResponses::start().await;
 //! mock.push(Behaviour::RateLimited { retry_after_secs: Some(1) });
 //! mock.push(Behaviour::fixture());
-//! let mut config = OpenAiConfig::new(ApiKey::new("sk-test"));
-//! config.base_url = mock.base_url();
+//! let client = OpenAiClient::new(mock.openai_config())?;
 //! // … run the client, then inspect mock.requests()
 //! ```
 //!
@@ -20,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use calltrail_analysis::{ApiKey, Backoff, OpenAiConfig};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,6 +33,22 @@ pub const FIXTURE_OUTPUT_TEXT: &str = r#"{"total_score":82,"intent_level":"high"
 pub const FIXTURE_TOTAL_TOKENS: i64 = 2185;
 /// The `model` the mock reports.
 pub const MOCK_MODEL: &str = "gpt-4o-mini-2024-07-18";
+/// The API key [`MockResponses::openai_config`] sends.
+pub const TEST_API_KEY: &str = "sk-test-0123456789";
+
+/// A client configuration for `base_url` with test timings: [`TEST_API_KEY`], 2 s per request,
+/// the default 3 retries 10 → 50 ms apart, server hints honoured up to 2 s.
+pub fn openai_config(base_url: &str) -> OpenAiConfig {
+    let mut config = OpenAiConfig::new(ApiKey::new(TEST_API_KEY));
+    config.base_url = base_url.to_owned();
+    config.timeout = Duration::from_secs(2);
+    config.backoff = Backoff {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(50),
+        max_retry_after: Duration::from_secs(2),
+    };
+    config
+}
 
 /// What the server does with one `POST /v1/responses`.
 #[derive(Debug, Clone)]
@@ -164,6 +182,11 @@ impl MockResponses {
     /// `http://127.0.0.1:PORT/v1`, to use as `OPENAI_BASE_URL`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// [`openai_config`] for this server.
+    pub fn openai_config(&self) -> OpenAiConfig {
+        openai_config(&self.base_url())
     }
 
     /// Queues a behaviour for the next unanswered request.
