@@ -6,7 +6,9 @@
 //! - [`lifecycle`]: call lifecycle statuses, their precedence, and the fold of a call's events into [`CallState`].
 //! - [`billing`]: duration rounding and credit math (CONTRACT §4.5).
 //! - [`phone`]: E.164 phone numbers as a parsed type.
-//! - [`providers`]: tolerant payload types per provider (Bolna today) and their normalization.
+//! - [`timestamp`]: serde serialization of UTC timestamps, byte for byte as chrono writes them, faster.
+//! - [`providers`]: one module per provider (Bolna, Vapi): signature checks over the raw bytes,
+//!   tolerant parsing, and normalization into [`CallEvent`]s, all listed in [`Provider`].
 
 pub mod analysis;
 pub mod billing;

@@ -9,12 +9,85 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeOwned, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+use super::PayloadError;
 use crate::billing::integral_f64_to_i64;
 use crate::lifecycle::LifecycleStatus;
+
+/// Reads a JSON body whose top level must be an object into a lenient type `T`.
+///
+/// Fails only when the body is not JSON or not an object (`T`'s fields are all lenient). The
+/// fast path reads straight from the bytes; a body with a duplicate key goes through a `Value`,
+/// so the last of the duplicates wins, as in PostgreSQL's `jsonb`.
+pub(crate) fn json_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, PayloadError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    // serde would also read an array into a struct (by position): only an object may take the fast path.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        match serde_json::from_slice::<T>(body) {
+            Ok(parsed) => return Ok(parsed),
+            Err(e) if !e.is_data() => return Err(PayloadError::MalformedJson(e.to_string())),
+            Err(_) => {}
+        }
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| PayloadError::MalformedJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(PayloadError::NotAnObject);
+    }
+    T::deserialize(value).map_err(|e| PayloadError::MalformedJson(e.to_string()))
+}
+
+/// The trimmed text, or `None` when absent or blank.
+pub(crate) fn non_blank(s: Option<&str>) -> Option<&str> {
+    s.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// [`non_blank`], owned.
+pub(crate) fn owned_non_blank(s: Option<&str>) -> Option<String> {
+    non_blank(s).map(str::to_owned)
+}
+
+/// Text kept exactly as sent (a transcript), or `None` when absent or blank.
+pub(crate) fn text(s: Option<&str>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty()).map(str::to_owned)
+}
+
+/// A time sent as Unix milliseconds or seconds (told apart by size, see [`unix_millis_or_seconds`]),
+/// or as text in one of the formats [`parse_timestamp`] accepts; else `None`.
+pub(crate) fn unix_or_text<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_f64().and_then(unix_millis_or_seconds),
+        Value::String(s) => match s.trim().parse::<f64>() {
+            Ok(n) => unix_millis_or_seconds(n),
+            Err(_) => parse_timestamp(&s),
+        },
+        _ => None,
+    })
+}
+
+/// Unix time given in milliseconds or in seconds: a magnitude of at least 10^11 is milliseconds
+/// (10^11 s is the year 5138; 10^11 ms is 1973).
+pub(crate) fn unix_millis_or_seconds(value: f64) -> Option<DateTime<Utc>> {
+    if value.abs() >= 1e11 {
+        from_unix_millis(value)
+    } else {
+        from_unix_millis(value * 1000.0)
+    }
+}
+
+/// The time `millis` after the Unix epoch (rounded to the millisecond), within years 0000-9999.
+fn from_unix_millis(millis: f64) -> Option<DateTime<Utc>> {
+    if !millis.is_finite() {
+        return None;
+    }
+    let millis = integral_f64_to_i64(millis.round())?;
+    DateTime::from_timestamp_millis(millis).filter(|t| (0..=9999).contains(&t.year()))
+}
 
 /// A string (numbers are stringified); anything else is `None`.
 pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

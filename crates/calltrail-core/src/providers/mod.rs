@@ -10,10 +10,15 @@
 //!
 //! Modules:
 //! - [`bolna`]: Bolna execution payloads (webhooks and the executions API share one shape; no signature).
+//! - [`vapi`]: Vapi server messages; the shared secret or the HMAC credential.
 //! - `lenient` (private): serde helpers that turn an odd optional value into `None` instead of an error.
+//! - `signature` (private): streaming MACs over every configured secret, constant-time
+//!   comparisons, the two-sided timestamp window.
 
 pub mod bolna;
 mod lenient;
+mod signature;
+pub mod vapi;
 
 use chrono::{DateTime, Utc};
 
@@ -27,16 +32,19 @@ use crate::event::CallEvent;
 pub enum Provider {
     /// Bolna (bolna.ai).
     Bolna,
+    /// Vapi (vapi.ai).
+    Vapi,
 }
 
 impl Provider {
     /// Every provider calltrail serves, in the order they are documented.
-    pub const ALL: &'static [Provider] = &[Provider::Bolna];
+    pub const ALL: &'static [Provider] = &[Provider::Bolna, Provider::Vapi];
 
     /// The provider's name as used in URLs, the CLI and the event log.
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Bolna => "bolna",
+            Provider::Vapi => "vapi",
         }
     }
 
@@ -44,6 +52,7 @@ impl Provider {
     pub fn webhooks(self) -> &'static dyn WebhookProvider {
         match self {
             Provider::Bolna => &bolna::Bolna,
+            Provider::Vapi => &vapi::Vapi,
         }
     }
 
@@ -121,6 +130,13 @@ impl Headers for [(&str, &str)] {
         self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| *v)
+    }
+}
+
+/// A reference to headers reads the same headers, so `&&[(name, value)]` can be a `&dyn Headers`.
+impl<H: Headers + ?Sized> Headers for &H {
+    fn header(&self, name: &str) -> Option<&str> {
+        (**self).header(name)
     }
 }
 

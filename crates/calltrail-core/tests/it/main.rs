@@ -8,3 +8,4 @@ mod payload;
 mod properties;
 mod status;
 mod support;
+mod vapi;

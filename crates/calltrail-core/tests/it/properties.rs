@@ -9,8 +9,10 @@ use serde_json::Value;
 
 use crate::support::{bare, received_at, scenario, SCENARIOS};
 
+mod providers;
+
 /// Indices of `n` events: each at least once, some repeated, in any order.
-fn delivery_order(n: usize) -> impl Strategy<Value = Vec<usize>> {
+pub(crate) fn delivery_order(n: usize) -> impl Strategy<Value = Vec<usize>> {
     prop::collection::vec(0..n, 0..=2 * n).prop_flat_map(move |extra| {
         let all: Vec<usize> = (0..n).chain(extra).collect();
         Just(all).prop_shuffle()
@@ -243,7 +245,7 @@ proptest! {
 }
 
 /// Arbitrary JSON values, nested a few levels.
-fn json_value() -> impl Strategy<Value = Value> {
+pub(crate) fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use calltrail_core::providers::bolna;
+use calltrail_core::providers::{
+    bolna, Ignored, Parsed, ProviderEvent, ProviderSecret, SignatureError, VerifyRequest,
+};
 use calltrail_core::{CallEvent, LifecycleStatus, Provider};
 use calltrail_fixtures as fixtures;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -59,4 +61,78 @@ pub fn bare(status: &str, occurred_at: &str) -> CallEvent {
         contact_name: None,
         contact_company: None,
     }
+}
+
+/// Whole calls of one provider: a name and each message's body in delivery order.
+pub type Lifecycles = Vec<(&'static str, Vec<Vec<u8>>)>;
+
+/// Raw bytes of any provider's fixture, by its path under `/fixtures`, e.g. `"vapi/status-update.json"`.
+pub fn repo_fixture(relative: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(relative);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// A fixture as JSON, to derive variants from.
+pub fn repo_json(relative: &str) -> serde_json::Value {
+    serde_json::from_slice(&repo_fixture(relative)).unwrap()
+}
+
+/// Runs a provider's signature check the way the intake does: the verifier from the headers,
+/// then the body fed in 7-byte chunks.
+pub fn verify(
+    provider: Provider,
+    headers: &[(&str, &str)],
+    secrets: &[&str],
+    public_url: Option<&str>,
+    now: DateTime<Utc>,
+    body: &[u8],
+) -> Result<(), SignatureError> {
+    let secrets: Vec<ProviderSecret> = secrets
+        .iter()
+        .map(|s| ProviderSecret::new(s.as_bytes().to_vec()))
+        .collect();
+    let request = VerifyRequest {
+        headers: &headers,
+        secrets: &secrets,
+        public_url,
+        now,
+    };
+    let mut verifier = provider.webhooks().verifier(&request)?;
+    for chunk in body.chunks(7) {
+        verifier.update(chunk);
+    }
+    verifier.finish()
+}
+
+/// Parses a body that must be a call event.
+pub fn parse_event(provider: Provider, body: &[u8]) -> ProviderEvent {
+    match provider.webhooks().parse(body, received_at()) {
+        Ok(Parsed::Event(event)) => *event,
+        other => panic!("expected an event, got {other:?}"),
+    }
+}
+
+/// Parses a body that must be an ignored message.
+pub fn parse_ignored(provider: Provider, body: &[u8]) -> Ignored {
+    match provider.webhooks().parse(body, received_at()) {
+        Ok(Parsed::Ignored(ignored)) => ignored,
+        other => panic!("expected an ignored message, got {other:?}"),
+    }
+}
+
+/// Hex HMAC-SHA256 of the concatenated parts.
+pub fn hmac_sha256_hex(key: &str, parts: &[&[u8]]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A UTC instant from Unix milliseconds.
+pub fn at_millis(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(millis).unwrap()
 }
