@@ -55,6 +55,29 @@ pub(crate) fn text(s: Option<&str>) -> Option<String> {
     s.filter(|s| !s.trim().is_empty()).map(str::to_owned)
 }
 
+/// An array of lenient objects; elements that are not objects are skipped, a non-array is `None`.
+pub(crate) fn objects<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Array(items) => Some(
+            items
+                .into_iter()
+                .filter(Value::is_object)
+                .filter_map(|item| T::deserialize(item).ok())
+                .collect(),
+        ),
+        _ => None,
+    })
+}
+
+/// Unix time in seconds (a number, possibly fractional, or a string holding one); else `None`.
+pub(crate) fn unix_seconds<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Ok(number(d)?.and_then(|s| from_unix_millis(s * 1000.0)))
+}
+
 /// A time sent as Unix milliseconds or seconds (told apart by size, see [`unix_millis_or_seconds`]),
 /// or as text in one of the formats [`parse_timestamp`] accepts; else `None`.
 pub(crate) fn unix_or_text<'de, D: Deserializer<'de>>(

@@ -11,11 +11,13 @@
 //! Modules:
 //! - [`bolna`]: Bolna execution payloads (webhooks and the executions API share one shape; no signature).
 //! - [`vapi`]: Vapi server messages; the shared secret or the HMAC credential.
+//! - [`elevenlabs`]: ElevenLabs post-call webhooks; `ElevenLabs-Signature`, large audio streamed.
 //! - `lenient` (private): serde helpers that turn an odd optional value into `None` instead of an error.
 //! - `signature` (private): streaming MACs over every configured secret, constant-time
 //!   comparisons, the two-sided timestamp window.
 
 pub mod bolna;
+pub mod elevenlabs;
 mod lenient;
 mod signature;
 pub mod vapi;
@@ -34,17 +36,20 @@ pub enum Provider {
     Bolna,
     /// Vapi (vapi.ai).
     Vapi,
+    /// ElevenLabs Agents (elevenlabs.io).
+    ElevenLabs,
 }
 
 impl Provider {
     /// Every provider calltrail serves, in the order they are documented.
-    pub const ALL: &'static [Provider] = &[Provider::Bolna, Provider::Vapi];
+    pub const ALL: &'static [Provider] = &[Provider::Bolna, Provider::Vapi, Provider::ElevenLabs];
 
     /// The provider's name as used in URLs, the CLI and the event log.
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Bolna => "bolna",
             Provider::Vapi => "vapi",
+            Provider::ElevenLabs => "elevenlabs",
         }
     }
 
@@ -53,6 +58,7 @@ impl Provider {
         match self {
             Provider::Bolna => &bolna::Bolna,
             Provider::Vapi => &vapi::Vapi,
+            Provider::ElevenLabs => &elevenlabs::ElevenLabs,
         }
     }
 

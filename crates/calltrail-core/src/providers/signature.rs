@@ -138,6 +138,15 @@ pub(crate) fn parse_unix(text: &str) -> Option<i64> {
     digits_only.then(|| text.parse().ok()).flatten()
 }
 
+/// The `key=value` items of a comma-separated signature header (`t=…,v0=…`), trimmed; items
+/// without `=` are skipped.
+pub(crate) fn header_items(value: &str) -> impl Iterator<Item = (&str, &str)> {
+    value
+        .split(',')
+        .filter_map(|item| item.split_once('='))
+        .map(|(key, value)| (key.trim(), value.trim()))
+}
+
 /// Lower- or upper-case hex of exactly `len` bytes.
 pub(crate) fn decode_hex(text: &str, len: usize) -> Option<Vec<u8>> {
     hex::decode(text).ok().filter(|bytes| bytes.len() == len)
@@ -216,6 +225,8 @@ mod tests {
         for bad in ["", "-1", "+1", " 1", "1.5", "0x10", "9999999999999999999"] {
             assert_eq!(parse_unix(bad), None, "{bad:?}");
         }
+        let items: Vec<_> = header_items("t=1, v0=ab ,junk,v0=cd").collect();
+        assert_eq!(items, [("t", "1"), ("v0", "ab"), ("v0", "cd")]);
         assert_eq!(decode_hex("00ff", 2), Some(vec![0, 255]));
         assert_eq!(decode_hex("00FF", 2), Some(vec![0, 255]));
         assert_eq!(decode_hex("00f", 2), None);

@@ -66,19 +66,6 @@ pub fn bare(status: &str, occurred_at: &str) -> CallEvent {
 /// Whole calls of one provider: a name and each message's body in delivery order.
 pub type Lifecycles = Vec<(&'static str, Vec<Vec<u8>>)>;
 
-/// Raw bytes of any provider's fixture, by its path under `/fixtures`, e.g. `"vapi/status-update.json"`.
-pub fn repo_fixture(relative: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(relative);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-/// A fixture as JSON, to derive variants from.
-pub fn repo_json(relative: &str) -> serde_json::Value {
-    serde_json::from_slice(&repo_fixture(relative)).unwrap()
-}
-
 /// Runs a provider's signature check the way the intake does: the verifier from the headers,
 /// then the body fed in 7-byte chunks.
 pub fn verify(

@@ -6,9 +6,10 @@ use calltrail_core::{fold, CallStatus, LeadType, LifecycleStatus, PayloadError, 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use calltrail_fixtures as fixtures;
+
 use crate::support::{
-    at_millis, hmac_sha256_hex, parse_event, parse_ignored, received_at, repo_fixture, repo_json,
-    verify, Lifecycles,
+    at_millis, hmac_sha256_hex, parse_event, parse_ignored, received_at, verify, Lifecycles,
 };
 
 const VAPI: Provider = Provider::Vapi;
@@ -41,7 +42,7 @@ fn signed_now(timestamp: &str) -> DateTime<Utc> {
 #[test]
 fn the_fixture_hmac_signatures_verify_with_the_clock_injected() {
     for (file, timestamp, signature) in SIGNED {
-        let body = repo_fixture(file);
+        let body = fixtures::read(file);
         let now = signed_now(timestamp);
         let headers = hmac_headers(timestamp, signature);
         assert_eq!(
@@ -71,7 +72,7 @@ fn the_fixture_hmac_signatures_verify_with_the_clock_injected() {
 #[test]
 fn hmac_refusals_name_the_problem() {
     let (file, timestamp, signature) = SIGNED[0];
-    let body = repo_fixture(file);
+    let body = fixtures::read(file);
     let now = signed_now(timestamp);
     let check = |headers: &[(&str, &str)], body: &[u8], now| {
         verify(VAPI, headers, &[SECRET], None, now, body)
@@ -127,7 +128,7 @@ fn hmac_refusals_name_the_problem() {
 #[test]
 fn the_hmac_window_is_five_minutes_each_way_in_ms_or_s() {
     let (file, timestamp, signature) = SIGNED[0];
-    let body = repo_fixture(file);
+    let body = fixtures::read(file);
     let signed = signed_now(timestamp);
     let headers = hmac_headers(timestamp, signature);
     let minutes = chrono::Duration::minutes;
@@ -160,7 +161,7 @@ fn the_hmac_window_is_five_minutes_each_way_in_ms_or_s() {
 
 #[test]
 fn the_shared_secret_is_accepted_in_either_header() {
-    let body = repo_fixture("vapi/status-update.json");
+    let body = fixtures::read("vapi/status-update.json");
     let now = received_at();
     let bearer = format!("Bearer {SECRET}");
     let lower = format!("bearer {SECRET}");
@@ -187,7 +188,7 @@ fn the_shared_secret_is_accepted_in_either_header() {
 
 #[test]
 fn shared_secret_refusals_name_the_problem() {
-    let body = repo_fixture("vapi/status-update.json");
+    let body = fixtures::read("vapi/status-update.json");
     let now = received_at();
     let check = |headers: &[(&str, &str)], secrets: &[&str]| {
         verify(VAPI, headers, secrets, None, now, &body)
@@ -235,11 +236,11 @@ fn shared_secret_refusals_name_the_problem() {
 
 #[test]
 fn a_status_update_normalizes_per_the_contract() {
-    let parsed = parse_event(VAPI, &repo_fixture("vapi/status-update.json"));
+    let parsed = parse_event(VAPI, &fixtures::read("vapi/status-update.json"));
     assert_eq!(parsed.event_type, "in-progress");
     assert_eq!(
         parsed.payload.as_bytes(),
-        repo_fixture("vapi/status-update.json"),
+        fixtures::read("vapi/status-update.json"),
         "the body is what the log keeps"
     );
     let e = parsed.event;
@@ -272,8 +273,8 @@ fn a_status_update_normalizes_per_the_contract() {
 
 #[test]
 fn an_end_of_call_report_normalizes_per_the_contract() {
-    let raw = repo_json("vapi/end-of-call-report.json");
-    let parsed = parse_event(VAPI, &repo_fixture("vapi/end-of-call-report.json"));
+    let raw = fixtures::json("vapi/end-of-call-report.json");
+    let parsed = parse_event(VAPI, &fixtures::read("vapi/end-of-call-report.json"));
     assert_eq!(parsed.event_type, "end-of-call-report");
     let e = parsed.event;
     assert_eq!(e.execution_id, CALL_ID);
@@ -301,7 +302,7 @@ fn an_end_of_call_report_normalizes_per_the_contract() {
 }
 
 fn report_with(edit: impl FnOnce(&mut Value)) -> calltrail_core::CallEvent {
-    let mut raw = repo_json("vapi/end-of-call-report.json");
+    let mut raw = fixtures::json("vapi/end-of-call-report.json");
     edit(&mut raw["message"]);
     parse_event(VAPI, raw.to_string().as_bytes()).event
 }
@@ -381,7 +382,7 @@ fn status_update(status: &str, timestamp_ms: i64) -> Vec<u8> {
 }
 
 fn status_update_ending(status: &str, timestamp_ms: i64, ended_reason: &str) -> Vec<u8> {
-    let mut raw = repo_json("vapi/status-update.json");
+    let mut raw = fixtures::json("vapi/status-update.json");
     raw["message"]["status"] = json!(status);
     raw["message"]["timestamp"] = json!(timestamp_ms);
     if status == "ended" {
@@ -392,7 +393,7 @@ fn status_update_ending(status: &str, timestamp_ms: i64, ended_reason: &str) -> 
 
 /// A report of the fixture call that ends it with `ended_reason` after no talk time.
 fn unanswered_report(ended_reason: &str) -> Vec<u8> {
-    let mut raw = repo_json("vapi/end-of-call-report.json");
+    let mut raw = fixtures::json("vapi/end-of-call-report.json");
     let m = &mut raw["message"];
     m["endedReason"] = json!(ended_reason);
     m["durationSeconds"] = json!(0);
@@ -409,9 +410,9 @@ pub fn lifecycles() -> Lifecycles {
             vec![
                 status_update("queued", 1_759_914_899_000),
                 status_update("ringing", 1_759_914_901_000),
-                repo_fixture("vapi/status-update.json"),
+                fixtures::read("vapi/status-update.json"),
                 status_update_ending("ended", 1_759_914_937_500, "customer-ended-call"),
-                repo_fixture("vapi/end-of-call-report.json"),
+                fixtures::read("vapi/end-of-call-report.json"),
             ],
         ),
         (

@@ -9,7 +9,9 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use super::{delivery_order, json_value};
-use crate::support::{parse_event, received_at, repo_json, Lifecycles};
+use calltrail_fixtures as fixtures;
+
+use crate::support::{parse_event, received_at, Lifecycles};
 
 /// What the properties need to know of one provider.
 struct Case {
@@ -23,12 +25,20 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    vec![Case {
-        provider: Provider::Vapi,
-        lifecycles: crate::vapi::lifecycles,
-        json_fixtures: &["vapi/status-update.json", "vapi/end-of-call-report.json"],
-        identifying: &["message.type", "message.status", "message.call.id"],
-    }]
+    vec![
+        Case {
+            provider: Provider::Vapi,
+            lifecycles: crate::vapi::lifecycles,
+            json_fixtures: &["vapi/status-update.json", "vapi/end-of-call-report.json"],
+            identifying: &["message.type", "message.status", "message.call.id"],
+        },
+        Case {
+            provider: Provider::ElevenLabs,
+            lifecycles: crate::elevenlabs::lifecycles,
+            json_fixtures: &["elevenlabs/post_call_transcription.json"],
+            identifying: &["type", "data.conversation_id"],
+        },
+    ]
 }
 
 /// Every lifecycle of every provider, flattened: (provider, name, bodies).
@@ -100,7 +110,7 @@ fn odd_json_payload() -> impl Strategy<Value = (Provider, String, Vec<u8>, bool)
         json_value(),
     )
         .prop_map(|((provider, file, identifying), index, new)| {
-            let mut payload = repo_json(file);
+            let mut payload = fixtures::json(file);
             let mut all = Vec::new();
             paths(&payload, "", &mut all);
             let path = index.get(&all).clone();
