@@ -5,8 +5,9 @@
 //! - [`local`]: the keyword heuristic used when `OPENAI_API_KEY` is unset.
 //! - [`error`]: [`AnalysisError`], each failure as one actionable sentence.
 //! - [`responses`]: the Responses API wire format (request body, output text).
-//! - [`retry`]: backoff timing and `Retry-After` hints.
-//! - [`worker`]: the worker loop over a job queue and a result store (traits the binary implements).
+//! - [`retry`]: `Retry-After` hints and the jitter source for the OpenAI client's [`Backoff`].
+//! - [`worker`]: the analysis worker — storage ports (traits the binary implements), config,
+//!   the run loop, the job policy and prompt trimming, one file each.
 //!
 //! [`LeadAnalyzer`] picks OpenAI or the local analyzer; the result types
 //! ([`LeadAnalysis`], [`AnalysisMeta`], [`AnalysisInput`]) live in `calltrail-core`.
@@ -18,12 +19,12 @@ pub mod responses;
 pub mod retry;
 pub mod worker;
 
+pub use calltrail_core::Backoff;
 pub use calltrail_core::{AnalysisInput, AnalysisKind, AnalysisMeta, LeadAnalysis};
 pub use error::AnalysisError;
 pub use local::analyze_locally;
 pub use openai::{ApiKey, OpenAiClient, OpenAiConfig};
 pub use responses::ResponseFormat;
-pub use retry::Backoff;
 pub use worker::{JobContext, JobQueue, PromptIds, ResultStore, Worker, WorkerConfig};
 
 /// The analyzer a worker uses: OpenAI when a key is configured, else the local heuristic.

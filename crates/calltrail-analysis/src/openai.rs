@@ -11,15 +11,16 @@
 //!   `x-should-retry: false`, a body that is not a Responses object, and model output that
 //!   does not parse — asking again would only pay for the same answer.
 //! - Wait before retry *n*: the server's `retry-after-ms`, else `Retry-After` seconds, used as
-//!   given; without a hint `initial × 2^(n−1)` capped at `max`, minus up to 25 % random jitter.
-//!   A hint above `max_retry_after` ends the job at once as retryable later
+//!   given; without a hint the [`Backoff`] delay `initial × 2^(n−1)` capped at `max` (0.5 s → 8 s,
+//!   as the official SDKs), minus up to 25 % random jitter ([`Backoff::jittered`]).
+//!   A hint above `max_retry_after` (60 s) ends the job at once as retryable later
 //!   ([`AnalysisError::RetryAfterTooLong`]) instead of holding a worker for minutes.
 //!
 //! Neither the API key nor transcripts are ever logged; the key header is marked sensitive.
 
 use std::time::Duration;
 
-use calltrail_core::{parse_model_output, AnalysisInput, AnalysisMeta, LeadAnalysis};
+use calltrail_core::{parse_model_output, AnalysisInput, AnalysisMeta, Backoff, LeadAnalysis};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use tracing::{info, warn};
 
@@ -28,7 +29,7 @@ use crate::responses::{
     error_message, is_valid_prompt_id, parse_error_body, read_response, request_body, Completed,
     ResponseFormat,
 };
-use crate::retry::{jitter_unit, server_hint, Backoff};
+use crate::retry::{jitter_unit, server_hint};
 
 /// `OPENAI_BASE_URL` default.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
@@ -36,6 +37,11 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(30_000);
 /// `OPENAI_MAX_RETRIES` default: 3 retries, at most 4 requests.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// Waits between attempts without a server hint: 0.5 s doubling to 8 s, as the official SDKs.
+pub const DEFAULT_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(500), Duration::from_secs(8));
+/// Longest server-requested wait honoured within one job.
+pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// An OpenAI API key; `Debug` never prints it.
 #[derive(Clone)]
@@ -67,8 +73,10 @@ pub struct OpenAiConfig {
     pub timeout: Duration,
     /// `OPENAI_MAX_RETRIES`: retries after the first request.
     pub max_retries: u32,
-    /// Waits between attempts.
+    /// Waits between attempts when the server gives no hint (jittered).
     pub backoff: Backoff,
+    /// Longest server-requested wait honoured; a longer one ends the job as retryable later.
+    pub max_retry_after: Duration,
     /// How structured output is requested.
     pub response_format: ResponseFormat,
 }
@@ -82,7 +90,8 @@ impl OpenAiConfig {
             model: None,
             timeout: DEFAULT_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
-            backoff: Backoff::default(),
+            backoff: DEFAULT_BACKOFF,
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
             response_format: ResponseFormat::default(),
         }
     }
@@ -191,15 +200,15 @@ impl OpenAiClient {
                 return Err(self.exhausted(transient.kind, attempt));
             }
             let delay = match transient.hint {
-                Some(wait) if wait > self.config.backoff.max_retry_after => {
+                Some(wait) if wait > self.config.max_retry_after => {
                     return Err(AnalysisError::RetryAfterTooLong {
                         wait,
-                        limit: self.config.backoff.max_retry_after,
+                        limit: self.config.max_retry_after,
                         attempts: attempt,
                     });
                 }
                 Some(wait) => wait,
-                None => self.config.backoff.delay(attempt, jitter_unit()),
+                None => self.config.backoff.jittered(attempt, jitter_unit()),
             };
             warn!(
                 attempt,

@@ -1,39 +1,8 @@
-//! Retry timing: exponential backoff with jitter, and the server's `retry-after-ms` /
-//! `Retry-After` hints. Pure except for the random jitter source.
+//! What the OpenAI client adds to the shared [`Backoff`](calltrail_core::Backoff): the server's
+//! `retry-after-ms` / `Retry-After` hints and the random jitter unit. Pure except for the
+//! random source.
 
 use std::time::Duration;
-
-/// Backoff settings for retried OpenAI requests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backoff {
-    /// Delay before the first retry (doubled for each further retry).
-    pub initial: Duration,
-    /// Longest computed delay.
-    pub max: Duration,
-    /// Longest server-requested wait honoured; a longer one ends the job as retryable later.
-    pub max_retry_after: Duration,
-}
-
-impl Default for Backoff {
-    /// 0.5 s doubling to 8 s (as the official SDKs), server hints honoured up to 60 s.
-    fn default() -> Self {
-        Backoff {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(60),
-        }
-    }
-}
-
-impl Backoff {
-    /// Delay before retry number `retry` (1-based): `initial × 2^(retry−1)` capped at `max`,
-    /// then reduced by up to 25 % at random (`unit` in `[0, 1)`) so clients spread out.
-    pub(crate) fn delay(&self, retry: u32, unit: f64) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        let exponential = self.initial.saturating_mul(factor).min(self.max);
-        exponential.mul_f64(1.0 - 0.25 * unit.clamp(0.0, 1.0))
-    }
-}
 
 /// The wait a response asks for: `retry-after-ms` (milliseconds), else `Retry-After`
 /// (seconds; the HTTP-date form is not used by OpenAI and is ignored).
@@ -67,16 +36,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn doubles_caps_and_jitters_down() {
-        let b = Backoff::default();
-        assert_eq!(b.delay(1, 0.0), Duration::from_millis(500));
-        assert_eq!(b.delay(2, 0.0), Duration::from_secs(1));
-        assert_eq!(b.delay(3, 0.0), Duration::from_secs(2));
-        assert_eq!(b.delay(10, 0.0), Duration::from_secs(8));
-        assert_eq!(b.delay(40, 0.0), Duration::from_secs(8));
-        assert_eq!(b.delay(1, 1.0), Duration::from_millis(375));
-        let u = jitter_unit();
-        assert!((0.0..1.0).contains(&u));
+    fn without_a_hint_the_client_waits_half_a_second_doubling_to_eight() {
+        use crate::openai::{DEFAULT_BACKOFF, DEFAULT_MAX_RETRY_AFTER};
+        let ms = Duration::from_millis;
+        let delays: Vec<_> = (1..=6).map(|n| DEFAULT_BACKOFF.delay(n)).collect();
+        assert_eq!(
+            delays,
+            [ms(500), ms(1000), ms(2000), ms(4000), ms(8000), ms(8000)]
+        );
+        assert_eq!(
+            DEFAULT_BACKOFF.jittered(1, 0.999_999),
+            ms(375) + Duration::from_nanos(125)
+        );
+        assert_eq!(DEFAULT_MAX_RETRY_AFTER, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn jitter_units_are_in_the_unit_interval() {
+        for _ in 0..100 {
+            assert!((0.0..1.0).contains(&jitter_unit()));
+        }
     }
 
     #[test]

@@ -30,8 +30,7 @@ impl Backoff {
     /// [`Backoff::delay`] reduced by up to 25 % (`unit`, drawn uniformly from `[0, 1)`, says how
     /// much), so that clients failing together do not retry together.
     pub fn jittered(&self, retry: u32, unit: f64) -> Duration {
-        self.delay(retry)
-            .mul_f64(1.0 - 0.25 * unit.clamp(0.0, 1.0))
+        self.delay(retry).mul_f64(1.0 - 0.25 * unit.clamp(0.0, 1.0))
     }
 
     /// A fresh count for a retry loop.
@@ -78,7 +77,10 @@ mod tests {
     fn doubles_from_the_first_retry_up_to_the_cap() {
         let b = Backoff::new(MS(500), Duration::from_secs(8));
         let delays: Vec<_> = (1..=6).map(|n| b.delay(n)).collect();
-        assert_eq!(delays, [MS(500), MS(1000), MS(2000), MS(4000), MS(8000), MS(8000)]);
+        assert_eq!(
+            delays,
+            [MS(500), MS(1000), MS(2000), MS(4000), MS(8000), MS(8000)]
+        );
         assert_eq!(b.delay(0), MS(500), "retry 0 counts as the first");
         assert_eq!(b.delay(u32::MAX), Duration::from_secs(8), "no overflow");
     }
@@ -89,7 +91,11 @@ mod tests {
         assert_eq!(b.jittered(1, 0.0), MS(500));
         assert_eq!(b.jittered(1, 0.5), MS(437) + Duration::from_micros(500));
         assert_eq!(b.jittered(1, 1.0), MS(375));
-        assert_eq!(b.jittered(1, 7.0), MS(375), "out-of-range units are clamped");
+        assert_eq!(
+            b.jittered(1, 7.0),
+            MS(375),
+            "out-of-range units are clamped"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! calltrail-core — the pure domain of calltrail: no I/O, no async, no database.
 //!
 //! Modules:
+//! - [`backoff`]: [`Backoff`], the one retry schedule (doubling delays up to a cap, optional jitter).
 //! - [`analysis`]: lead-analysis types (LeadAnalytics fields, analyzer input) and the model-output parser.
 //! - [`event`]: the provider-neutral [`CallEvent`] every webhook is normalized into.
 //! - [`lifecycle`]: call lifecycle statuses, their precedence, and the fold of a call's events into [`CallState`].
@@ -11,6 +12,7 @@
 //!   tolerant parsing, and normalization into [`CallEvent`]s, all listed in [`Provider`].
 
 pub mod analysis;
+pub mod backoff;
 pub mod billing;
 pub mod event;
 pub mod lifecycle;
@@ -23,6 +25,7 @@ pub use analysis::{
     AnalysisParseError, AnalysisRecorded, Analyzer, ContactHints, LeadAnalysis, LeadStatusTag,
     PreviousCall,
 };
+pub use backoff::{Backoff, Retries};
 pub use event::{CallEvent, LeadType};
 pub use lifecycle::{fold, CallState, CallStatus, Charge, LifecycleStatus};
 pub use phone::{PhoneNumber, PhoneNumberError};

@@ -42,11 +42,8 @@ pub fn openai_config(base_url: &str) -> OpenAiConfig {
     let mut config = OpenAiConfig::new(ApiKey::new(TEST_API_KEY));
     config.base_url = base_url.to_owned();
     config.timeout = Duration::from_secs(2);
-    config.backoff = Backoff {
-        initial: Duration::from_millis(10),
-        max: Duration::from_millis(50),
-        max_retry_after: Duration::from_secs(2),
-    };
+    config.backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(50));
+    config.max_retry_after = Duration::from_secs(2);
     config
 }
 

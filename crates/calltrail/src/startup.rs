@@ -4,7 +4,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use anyhow::Context;
-use calltrail_analysis::{LeadAnalyzer, OpenAiConfig, Worker, WorkerConfig};
+use calltrail_analysis::{Backoff, LeadAnalyzer, OpenAiConfig, Worker, WorkerConfig};
 use calltrail_api::{ApiConfig, AppState};
 use calltrail_eventlog::{Appender, AppenderConfig, ConnectOptions, EventLog};
 use calltrail_projections::projector::{self, Projector, ProjectorConfig};
@@ -87,8 +87,7 @@ impl Settings {
                 poll_interval: Duration::from_millis(50),
                 lease: Duration::from_secs(5),
                 max_attempts: 3,
-                retry_initial: Duration::from_millis(50),
-                retry_max: Duration::from_millis(500),
+                retry: Backoff::new(Duration::from_millis(50), Duration::from_millis(500)),
                 shutdown_grace: Duration::from_secs(1),
                 ..WorkerConfig::default()
             },

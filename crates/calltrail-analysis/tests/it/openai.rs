@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use calltrail_analysis::{AnalysisError, LeadAnalyzer, OpenAiClient};
+use calltrail_analysis::{
+    AnalysisError, AnalysisMeta, LeadAnalysis, LeadAnalyzer, OpenAiClient, OpenAiConfig,
+};
 use calltrail_core::{AnalysisKind, Analyzer, LeadStatusTag, PreviousCall};
 use calltrail_testkit::responses::{Behaviour, MockResponses, FIXTURE_TOTAL_TOKENS, MOCK_MODEL};
 use serde_json::Value;
@@ -11,6 +13,14 @@ use crate::support::{bolna_input, config, openai_fixture, KEY, PROMPT};
 
 async fn client(mock: &MockResponses) -> OpenAiClient {
     OpenAiClient::new(config(mock.base_url())).unwrap()
+}
+
+/// One analysis of the Bolna fixture by a client built from `config`.
+async fn analyze(config: OpenAiConfig) -> Result<(LeadAnalysis, AnalysisMeta), AnalysisError> {
+    OpenAiClient::new(config)
+        .unwrap()
+        .analyze(PROMPT, &bolna_input())
+        .await
 }
 
 #[tokio::test]
@@ -102,7 +112,7 @@ async fn rate_limit_with_retry_after_is_waited_out() {
         retry_after_secs: Some(1),
     });
     let started = Instant::now();
-    let result = client(&mock).await.analyze(PROMPT, &bolna_input()).await;
+    let result = analyze(config(mock.base_url())).await;
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(mock.request_count(), 2);
     assert!(
@@ -137,7 +147,7 @@ async fn retry_after_ms_takes_precedence() {
         body: openai_fixture("error-429.json"),
     });
     let started = Instant::now();
-    let result = client(&mock).await.analyze(PROMPT, &bolna_input()).await;
+    let result = analyze(config(mock.base_url())).await;
     assert!(result.is_ok(), "{result:?}");
     assert!(started.elapsed() >= Duration::from_millis(391));
     assert_eq!(mock.request_count(), 2);
@@ -147,11 +157,7 @@ async fn retry_after_ms_takes_precedence() {
 async fn persistent_server_errors_stop_after_max_retries() {
     let mock = MockResponses::start().await;
     mock.set_default(Behaviour::ServerError);
-    let err = client(&mock)
-        .await
-        .analyze(PROMPT, &bolna_input())
-        .await
-        .unwrap_err();
+    let err = analyze(config(mock.base_url())).await.unwrap_err();
     assert_eq!(mock.request_count(), 4);
     assert!(
         matches!(
@@ -182,11 +188,7 @@ async fn persistent_rate_limit_is_reported_as_such() {
     });
     let mut cfg = config(mock.base_url());
     cfg.max_retries = 1;
-    let err = OpenAiClient::new(cfg)
-        .unwrap()
-        .analyze(PROMPT, &bolna_input())
-        .await
-        .unwrap_err();
+    let err = analyze(cfg).await.unwrap_err();
     assert_eq!(mock.request_count(), 2);
     assert!(
         err.to_string()
@@ -200,11 +202,7 @@ async fn persistent_rate_limit_is_reported_as_such() {
 async fn non_json_output_fails_without_retry() {
     let mock = MockResponses::start().await;
     mock.push(Behaviour::NotJson);
-    let err = client(&mock)
-        .await
-        .analyze(PROMPT, &bolna_input())
-        .await
-        .unwrap_err();
+    let err = analyze(config(mock.base_url())).await.unwrap_err();
     assert_eq!(mock.request_count(), 1);
     assert!(
         err.to_string()
@@ -219,11 +217,7 @@ async fn a_hang_past_the_timeout_is_retried() {
     let mock = MockResponses::start().await;
     mock.push(Behaviour::Hang(Duration::from_secs(2)));
     let started = Instant::now();
-    let (analysis, _) = client(&mock)
-        .await
-        .analyze(PROMPT, &bolna_input())
-        .await
-        .unwrap();
+    let (analysis, _) = analyze(config(mock.base_url())).await.unwrap();
     assert_eq!(analysis.total_score, 82);
     assert_eq!(mock.request_count(), 2);
     assert!(
@@ -238,11 +232,7 @@ async fn persistent_timeouts_name_the_limit_and_attempts() {
     mock.set_default(Behaviour::Hang(Duration::from_secs(3)));
     let mut cfg = config(mock.base_url());
     cfg.max_retries = 1;
-    let err = OpenAiClient::new(cfg)
-        .unwrap()
-        .analyze(PROMPT, &bolna_input())
-        .await
-        .unwrap_err();
+    let err = analyze(cfg).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "OpenAI request timed out after 300 ms (2 attempts)"
@@ -254,11 +244,7 @@ async fn persistent_timeouts_name_the_limit_and_attempts() {
 async fn unknown_prompt_is_final_after_one_request() {
     let mock = MockResponses::start().await;
     mock.set_default(Behaviour::PromptNotFound);
-    let err = client(&mock)
-        .await
-        .analyze(PROMPT, &bolna_input())
-        .await
-        .unwrap_err();
+    let err = analyze(config(mock.base_url())).await.unwrap_err();
     assert_eq!(mock.request_count(), 1);
     assert_eq!(
         err.to_string(),
@@ -313,11 +299,7 @@ async fn a_long_retry_after_ends_the_job_as_retryable_later() {
     mock.push(Behaviour::RateLimited {
         retry_after_secs: Some(30),
     });
-    let err = client(&mock)
-        .await
-        .analyze(PROMPT, &bolna_input())
-        .await
-        .unwrap_err();
+    let err = analyze(config(mock.base_url())).await.unwrap_err();
     assert_eq!(mock.request_count(), 1);
     assert!(
         matches!(err, AnalysisError::RetryAfterTooLong { attempts: 1, .. }),
@@ -382,11 +364,7 @@ async fn an_unreachable_server_is_reported_after_every_attempt() {
     };
     let mut cfg = config(format!("http://127.0.0.1:{port}/v1"));
     cfg.max_retries = 1;
-    let err = OpenAiClient::new(cfg)
-        .unwrap()
-        .analyze(PROMPT, &bolna_input())
-        .await
-        .unwrap_err();
+    let err = analyze(cfg).await.unwrap_err();
     assert!(
         err.to_string().starts_with(&format!(
             "could not reach OpenAI at http://127.0.0.1:{port}/v1 after 2 attempts"

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use calltrail_analysis::worker::{Job, StoreError};
 use calltrail_analysis::{
-    analyze_locally, JobContext, JobQueue, LeadAnalyzer, OpenAiClient, PromptIds, ResultStore,
-    Worker, WorkerConfig,
+    analyze_locally, Backoff, JobContext, JobQueue, LeadAnalyzer, OpenAiClient, PromptIds,
+    ResultStore, Worker, WorkerConfig,
 };
 use calltrail_core::{AnalysisEvent, AnalysisKind, PreviousCall};
 use calltrail_testkit::responses::{Behaviour, MockResponses};
@@ -149,8 +149,7 @@ fn fast() -> WorkerConfig {
         poll_interval: Duration::from_millis(5),
         lease: Duration::from_secs(5),
         max_attempts: 2,
-        retry_initial: Duration::from_millis(1),
-        retry_max: Duration::from_millis(5),
+        retry: Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
         shutdown_grace: Duration::from_millis(50),
         ..WorkerConfig::default()
     }

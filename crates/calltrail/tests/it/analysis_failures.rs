@@ -110,7 +110,7 @@ async fn persistent_server_errors_fail_after_bounded_attempts_without_blocking_o
     mock.respond_when("ALWAYS-500", Behaviour::ServerError);
     let app = spawn_with_mock(&mock, |s| {
         s.analysis.max_attempts = 3;
-        s.analysis.retry_initial = Duration::from_millis(200);
+        s.analysis.retry.initial = Duration::from_millis(200);
     })
     .await;
     let tenant = tenant_with_prompts(&app, Some(USER_INDIVIDUAL), Some(USER_COMPLETE)).await;
