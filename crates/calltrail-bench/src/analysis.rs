@@ -46,8 +46,8 @@ pub async fn run(calls: usize, workers: usize, latency: Duration) -> anyhow::Res
     let started = Instant::now();
     for call in 0..calls {
         let mut body = template.clone();
-        body["id"] = serde_json::json!(format!("analysis-{call}"));
-        body["telephony_data"]["to_number"] = serde_json::json!(format!("+1415{call:07}"));
+        let phone = format!("+1415{call:07}");
+        fixtures::bolna::as_call(&mut body, &format!("analysis-{call}"), Some(&phone));
         let response = client.post(&url).json(&body).send().await?;
         anyhow::ensure!(
             response.status().as_u16() == 202,

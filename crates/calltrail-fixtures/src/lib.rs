@@ -6,7 +6,12 @@
 //! a database driver or an async runtime (`calltrail-core`'s tests use it directly; every other
 //! crate reaches it as `calltrail_testkit::fixtures`). Every function panics with the file's
 //! path when it cannot be read: fixtures are part of the repository, a missing one is a bug.
+//!
+//! [`bolna`] re-addresses a Bolna payload to another call and contact, for tests that need many
+//! distinct calls out of one fixture.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+pub mod bolna;
 
 use std::path::{Path, PathBuf};
 

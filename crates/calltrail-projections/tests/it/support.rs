@@ -235,14 +235,8 @@ pub fn fixture(scenario: &str, name: &str) -> CallEvent {
 
 /// A fixture with its execution id (and optionally phone number) replaced.
 pub fn fixture_as(scenario: &str, name: &str, id: &str, phone: Option<&str>) -> CallEvent {
-    let mut value: serde_json::Value =
-        serde_json::from_slice(&fixture_bytes(scenario, name)).unwrap();
-    value["id"] = serde_json::Value::from(id);
-    if let Some(phone) = phone {
-        value["user_number"] = serde_json::Value::from(phone);
-        value["telephony_data"]["to_number"] = serde_json::Value::from(phone);
-        value["context_details"]["recipient_phone_number"] = serde_json::Value::from(phone);
-    }
+    let mut value = fixtures::json(format!("bolna/{scenario}/{name}.json"));
+    fixtures::bolna::as_call(&mut value, id, phone);
     let bytes = serde_json::to_vec(&value).unwrap();
     calltrail_core::providers::bolna::parse(&bytes)
         .unwrap()

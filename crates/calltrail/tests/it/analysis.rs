@@ -69,10 +69,7 @@ pub(crate) async fn post_call(
 ) {
     for body in fixtures::scenario("bolna/success") {
         let mut value: Value = serde_json::from_slice(&body).unwrap();
-        value["id"] = json!(id);
-        value["telephony_data"]["to_number"] = json!(phone);
-        value["context_details"]["recipient_phone_number"] = json!(phone);
-        value["user_number"] = json!(phone);
+        fixtures::bolna::as_call(&mut value, id, Some(phone));
         if let (Some(text), true) = (transcript, value["transcript"].is_string()) {
             value["transcript"] = json!(text);
         }
