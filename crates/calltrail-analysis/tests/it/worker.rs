@@ -46,6 +46,14 @@ struct State {
     retried: usize,
     failed: Vec<String>,
     released: usize,
+    /// Delays asked of `retry_later`, in order.
+    retry_delays: Vec<Duration>,
+    /// Claims still to fail, then claims that did.
+    claim_failures: usize,
+    failed_claims: usize,
+    /// Records still to fail, then records that did.
+    record_failures: usize,
+    failed_records: usize,
 }
 
 /// Queue and store in one, shared with the test.
@@ -76,6 +84,11 @@ impl JobQueue for Fake {
     type Job = FakeJob;
     async fn claim(&self, _lease: Duration) -> Result<Option<FakeJob>, StoreError> {
         let mut s = self.0.lock().unwrap();
+        if s.claim_failures > 0 {
+            s.claim_failures -= 1;
+            s.failed_claims += 1;
+            return Err("the job table is unreachable".into());
+        }
         Ok(s.queue.pop_front().map(|mut job| {
             job.attempts += 1;
             job
@@ -88,9 +101,15 @@ impl JobQueue for Fake {
         self.0.lock().unwrap().completed += 1;
         Ok(())
     }
-    async fn retry_later(&self, job: &FakeJob, _d: Duration, _r: &str) -> Result<(), StoreError> {
+    async fn retry_later(
+        &self,
+        job: &FakeJob,
+        delay: Duration,
+        _r: &str,
+    ) -> Result<(), StoreError> {
         let mut s = self.0.lock().unwrap();
         s.retried += 1;
+        s.retry_delays.push(delay);
         s.queue.push_back(job.clone());
         Ok(())
     }
@@ -116,7 +135,13 @@ impl ResultStore<FakeJob> for Fake {
         Ok(self.0.lock().unwrap().context.clone())
     }
     async fn record(&self, _job: &FakeJob, event: AnalysisEvent) -> Result<(), StoreError> {
-        self.0.lock().unwrap().recorded.push(event);
+        let mut s = self.0.lock().unwrap();
+        if s.record_failures > 0 {
+            s.record_failures -= 1;
+            s.failed_records += 1;
+            return Err("the event log is unreachable".into());
+        }
+        s.recorded.push(event);
         Ok(())
     }
 }
@@ -274,8 +299,12 @@ async fn transient_failures_run_again_up_to_the_attempt_limit() {
     mock.set_default(Behaviour::ServerError);
     let fake = Fake::with(AnalysisKind::Individual, context(0));
     run_until(&fake, openai(&mock), fast(), |s| !s.failed.is_empty()).await;
-    let (retried, reason) = fake.state(|s| (s.retried, s.failed[0].clone()));
-    assert_eq!(retried, 1);
+    let (delays, reason) = fake.state(|s| (s.retry_delays.clone(), s.failed[0].clone()));
+    assert_eq!(
+        delays,
+        [Duration::from_millis(1)],
+        "one retry, the backoff's first delay"
+    );
     assert!(reason.contains("gave up after 2 attempts"), "{reason}");
     // 2 job attempts × (1 request + 3 client retries).
     assert_eq!(mock.request_count(), 8);
@@ -314,5 +343,63 @@ async fn the_local_analyzer_needs_no_prompt() {
     assert_eq!(
         recorded(&event).meta.analyzer,
         calltrail_core::Analyzer::Local
+    );
+}
+
+#[tokio::test]
+async fn later_attempts_wait_longer_up_to_the_cap() {
+    let mock = MockResponses::start().await;
+    mock.set_default(Behaviour::ServerError);
+    let fake = Fake::with(AnalysisKind::Individual, context(0));
+    let config = WorkerConfig {
+        max_attempts: 5,
+        retry: Backoff::new(Duration::from_millis(1), Duration::from_millis(3)),
+        ..fast()
+    };
+    run_until(&fake, openai(&mock), config, |s| !s.failed.is_empty()).await;
+    let ms = Duration::from_millis;
+    assert_eq!(
+        fake.state(|s| s.retry_delays.clone()),
+        [ms(1), ms(2), ms(3), ms(3)]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_claim_is_retried_with_backoff() {
+    let fake = Fake::with(AnalysisKind::Individual, context(0));
+    fake.0.lock().unwrap().claim_failures = 3;
+    let started = tokio::time::Instant::now();
+    run_until(&fake, LeadAnalyzer::Local, fast(), |s| s.completed == 1).await;
+    assert_eq!(fake.state(|s| s.failed_claims), 3);
+    // The poll interval (5 ms), doubled after each failure: 5 + 10 + 20 ms at least.
+    assert!(started.elapsed() >= Duration::from_millis(35));
+}
+
+#[tokio::test]
+async fn a_result_that_cannot_be_recorded_yet_is_kept_by_retrying() {
+    let fake = Fake::with(AnalysisKind::Individual, context(0));
+    fake.0.lock().unwrap().record_failures = 2;
+    let started = tokio::time::Instant::now();
+    run_until(&fake, LeadAnalyzer::Local, fast(), |s| s.completed == 1).await;
+    assert_eq!(fake.state(|s| (s.failed_records, s.recorded.len())), (2, 1));
+    // 0.2 s, then 0.4 s: a paid result is not given up on a blip.
+    assert!(started.elapsed() >= Duration::from_millis(600));
+}
+
+#[tokio::test]
+async fn a_result_still_unrecordable_after_five_retries_is_left_to_the_lease() {
+    let fake = Fake::with(AnalysisKind::Individual, context(0));
+    fake.0.lock().unwrap().record_failures = usize::MAX;
+    run_until(&fake, LeadAnalyzer::Local, fast(), |s| {
+        s.failed_records == 6
+    })
+    .await;
+    // Stopped right after the sixth failure: a worker still retrying would have put the job
+    // back on shutdown (`released`); one that gave up leaves it to its lease.
+    let state = fake.state(|s| (s.failed_records, s.completed, s.failed.len(), s.released));
+    assert_eq!(
+        state,
+        (6, 0, 0, 0),
+        "1 try + 5 retries, then the job is left alone"
     );
 }
