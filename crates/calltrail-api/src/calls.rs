@@ -1,7 +1,7 @@
 //! `GET /v1/calls`, `GET /v1/calls/{execution_id}`, `GET /v1/calls/{execution_id}/transcript`.
 
 use actix_web::{web, HttpResponse};
-use calltrail_projections::queries::CallFilter;
+use calltrail_projections::queries::{CallFilter, CallSort};
 use calltrail_projections::views::{CallDetail, CallView, Page, TranscriptView};
 use serde::Deserialize;
 
@@ -40,6 +40,11 @@ pub struct CallsQuery {
     /// Calls created before this time (RFC 3339, or `YYYY-MM-DD` for midnight UTC; a
     /// date-time without a zone is UTC).
     pub to: Option<String>,
+    /// The order: `newest` (default), `oldest`, `longest` or `shortest` (conversation
+    /// length, then date), `status` (alphabetical, newest first within one). A cursor belongs
+    /// to the order it was issued for.
+    #[param(pattern = r"^(newest|oldest|longest|shortest|status)?$")]
+    pub sort: Option<String>,
 }
 
 impl CallsQuery {
@@ -59,12 +64,20 @@ impl CallsQuery {
             agent_id: text_filter("agent_id", self.agent_id.as_deref())?,
             from: parse_optional_time("from", non_empty(self.from.as_deref()))?,
             to: parse_optional_time("to", non_empty(self.to.as_deref()))?,
+            sort: match non_empty(self.sort.as_deref()) {
+                None => CallSort::default(),
+                Some(name) => CallSort::parse(name).ok_or_else(|| {
+                    ApiError::InvalidQuery(format!(
+                        "`sort` must be newest, oldest, longest, shortest or status, not `{name}`"
+                    ))
+                })?,
+            },
         };
         Ok((limit, filter))
     }
 }
 
-/// Lists the tenant's calls, newest first.
+/// Lists the tenant's calls, newest first (or in `sort` order).
 #[utoipa::path(
     get,
     path = "/v1/calls",
@@ -73,7 +86,7 @@ impl CallsQuery {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "A page of calls", body = Page<CallView>),
-        (status = 400, description = "`invalid_limit`, `invalid_time`, `invalid_phone`, `invalid_cursor` or `invalid_query` (a repeated parameter, U+0000 in a filter)", body = ErrorBody),
+        (status = 400, description = "`invalid_limit`, `invalid_time`, `invalid_phone`, `invalid_cursor` (also a cursor of another `sort`) or `invalid_query` (a repeated parameter, U+0000 in a filter, an unknown `sort`)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )

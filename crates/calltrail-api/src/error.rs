@@ -220,6 +220,21 @@ impl ApiError {
         }
     }
 
+    /// Logs the cause of a 503 or 500 (once, where the answer is made); other errors are the
+    /// client's and are not logged.
+    pub(crate) fn log_cause(&self) {
+        let code = self.code();
+        match self {
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(code, error = %cause, "answering 503: database unavailable");
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(code, error = %cause, "answering 500: internal error");
+            }
+            _ => {}
+        }
+    }
+
     /// Wraps a read-side error: unavailable → 503, a bad cursor → 400, anything else → 500.
     pub fn from_store(err: calltrail_projections::Error) -> Self {
         use calltrail_projections::Error as P;
@@ -268,16 +283,8 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (code, status, _) = self.row();
-        match self {
-            ApiError::Unavailable(cause) => {
-                tracing::warn!(code, error = %cause, "answering 503: database unavailable");
-            }
-            ApiError::Internal(cause) => {
-                tracing::error!(code, error = %cause, "answering 500: internal error");
-            }
-            _ => {}
-        }
+        let (_, status, _) = self.row();
+        self.log_cause();
         let mut response = HttpResponse::build(status);
         if matches!(self, ApiError::Unavailable(_)) {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
@@ -313,8 +320,12 @@ pub(crate) fn path_error(err: actix_web::error::PathError, _req: &HttpRequest) -
     ApiError::InvalidPath(err.to_string()).into()
 }
 
-/// Default service: unknown routes answer 404 `route_not_found`.
-pub(crate) async fn route_not_found() -> Result<HttpResponse, ApiError> {
+/// Default service: unknown routes answer 404 `route_not_found` (an HTML page to a browser
+/// asking for a page outside `/v1/`).
+pub(crate) async fn route_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if crate::console::wants_html(&req) {
+        return Ok(crate::console::page::not_found());
+    }
     Err(ApiError::RouteNotFound)
 }
 

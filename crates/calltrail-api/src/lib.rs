@@ -14,10 +14,12 @@
 //! - [`auth`]: the [`auth::Tenant`] extractor (bearer API key) and the tenancy cache.
 //! - [`params`]: `limit`, `from`/`to` and `phone` parsing.
 //! - [`error`]: [`ApiError`], the one table of error codes, statuses and messages.
+//! - [`console`]: the web console at `/` (HTML pages, sessions, embedded assets).
 
 pub mod analysis;
 pub mod auth;
 pub mod calls;
+pub mod console;
 pub mod contacts;
 pub mod credits;
 pub mod error;
@@ -229,6 +231,7 @@ pub fn app(
         .app_data(data)
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .configure(console::routes)
         .configure(routes)
         .default_service(web::to(error::route_not_found))
         .wrap(

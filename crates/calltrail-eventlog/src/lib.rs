@@ -4,6 +4,7 @@
 //! - [`append`]: the group-commit [`Appender`]: concurrent appends become one multi-row insert and one commit.
 //! - [`read`]: gap-safe reads in `(txid, position)` order and the [`Checkpoint`] pair.
 //! - [`notify`]: LISTEN/NOTIFY wake-ups with a polling fallback.
+//! - [`payloads`]: raw payloads as received, by position (the console's call page).
 //! - [`rejected`]: the log of refused webhook requests.
 //! - [`error`]: the crate's [`Error`].
 //!
@@ -12,6 +13,7 @@
 pub mod append;
 pub mod error;
 pub mod notify;
+pub mod payloads;
 pub mod read;
 pub mod rejected;
 
@@ -23,6 +25,7 @@ use sqlx::PgPool;
 pub use append::{AppendOutcome, Appender, AppenderConfig, BatchObserver, BatchReport, NewEvent};
 pub use error::Error;
 pub use notify::Wakeups;
+pub use payloads::EventPayload;
 pub use read::{Checkpoint, StoredEvent};
 pub use rejected::{RejectedWebhook, RejectedWebhookRow};
 

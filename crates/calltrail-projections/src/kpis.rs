@@ -10,8 +10,10 @@
 //! - `avg_conversation_seconds`: mean `duration_seconds` of connected calls;
 //! - `leads_analyzed`: calls with an individual analysis;
 //! - `hot/warm/cold_leads`: contacts called in the window, by their complete analysis's tag.
+//!
+//! [`ReadStore::calls_per_day`] splits the same counts by UTC day (the console's charts).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -52,6 +54,22 @@ pub struct KpisView {
     pub cold_leads: i64,
 }
 
+/// Most days [`ReadStore::calls_per_day`] answers for (a year and a day).
+pub const MAX_DAYS: i64 = 366;
+
+/// One UTC day's calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DayCounts {
+    /// The UTC date.
+    pub date: NaiveDate,
+    /// Calls created that day.
+    pub total_calls: i64,
+    /// … that reached `in-progress` (as in the KPIs).
+    pub connected_calls: i64,
+    /// … that ended `no-answer` or `busy`.
+    pub missed_calls: i64,
+}
+
 const KPIS: &str = "
 WITH w AS (
     SELECT execution_id, phone_number, call_lifecycle_status, duration_seconds, credits_used,
@@ -84,7 +102,57 @@ WITH w AS (
 SELECT total, connected, missed, failed, avg_seconds, total_seconds, credits, analysed.n, hot, warm, cold
   FROM totals, analysed, tags";
 
+/// The same definitions as [`KPIS`], grouped by UTC day.
+const PER_DAY: &str = "
+SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
+       count(*),
+       count(*) FILTER (WHERE call_answered_at IS NOT NULL OR call_disconnected_at IS NOT NULL OR duration_seconds > 0),
+       count(*) FILTER (WHERE call_lifecycle_status IN ('no-answer', 'busy'))
+  FROM calls
+ WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
+ GROUP BY day";
+
 impl ReadStore {
+    /// The tenant's calls per UTC day for every day from `first` to `last` inclusive (days
+    /// without calls are zeros). At most [`MAX_DAYS`] days; a longer or reversed range is
+    /// `Error::Invalid`.
+    pub async fn calls_per_day(
+        &self,
+        tenant: Uuid,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<Vec<DayCounts>, Error> {
+        let days = (last - first).num_days() + 1;
+        if !(1..=MAX_DAYS).contains(&days) {
+            return Err(Error::Invalid(format!(
+                "a range of days runs forward over 1 to {MAX_DAYS} days"
+            )));
+        }
+        let from = first.and_time(chrono::NaiveTime::MIN).and_utc();
+        let to = from + TimeDelta::days(days);
+        let client = self.client().await?;
+        let rows = client.query(PER_DAY, &[&tenant, &from, &to]).await?;
+        let mut counted = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let day: NaiveDate = row.try_get(0)?;
+            counted.insert(day, (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?));
+        }
+        Ok(first
+            .iter_days()
+            .take_while(|day| *day <= last)
+            .map(|date| {
+                let (total_calls, connected_calls, missed_calls) =
+                    counted.get(&date).copied().unwrap_or((0, 0, 0));
+                DayCounts {
+                    date,
+                    total_calls,
+                    connected_calls,
+                    missed_calls,
+                }
+            })
+            .collect())
+    }
+
     /// The tenant's KPIs over calls created in `[from, to)` (each bound optional).
     pub async fn kpis(
         &self,

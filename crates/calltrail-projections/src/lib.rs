@@ -7,7 +7,9 @@
 //! - [`projector`]: the live projector: gap-safe follow, one transaction per batch, dead letters.
 //! - [`fold`]: batch folding of call events into row changes (pure, no I/O).
 //! - [`replay`]: rebuilds every read table into shadow tables and swaps them in.
-//! - [`kpis`]: KPIs over a time window (`GET /v1/kpis`).
+//! - [`kpis`]: KPIs over a time window (`GET /v1/kpis`) and calls per UTC day.
+//! - [`leads`]: contacts' lead standings and score history (the console's contacts pages).
+//! - [`sessions`]: web console sessions (hashed ids, expiring, revocable).
 //! - [`analysis_fold`]: folding the `analysis.*` events and writing `lead_analytics`.
 //! - [`analytics`]: lead analytics rows and the context an analysis worker needs.
 //! - [`jobs`]: the analysis job queue (claim with a lease, retry, fail, re-queue, status).
@@ -24,9 +26,11 @@ pub mod error;
 pub mod fold;
 pub mod jobs;
 pub mod kpis;
+pub mod leads;
 pub mod projector;
 pub mod queries;
 pub mod replay;
+pub mod sessions;
 pub mod store;
 pub mod tenancy;
 pub mod views;
@@ -34,7 +38,7 @@ mod write;
 
 pub use error::Error;
 pub use projector::{BatchOutcome, Projector, ProjectorConfig, ProjectorMetrics, READ_MODELS};
-pub use queries::CallFilter;
+pub use queries::{CallFilter, CallSort};
 pub use replay::{replay, ReplayOptions, ReplaySummary};
 pub use store::ReadStore;
 pub use tenancy::{IssuedCredentials, NewUser, UserPrompts};

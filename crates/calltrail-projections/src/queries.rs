@@ -40,11 +40,160 @@ pub struct CallFilter {
     pub from: Option<DateTime<Utc>>,
     /// Exclusive upper bound on `created_at`.
     pub to: Option<DateTime<Utc>>,
+    /// The order of the list (not a filter, but it travels with them: an export of the list
+    /// follows it too).
+    pub sort: CallSort,
+}
+
+/// The order of a calls list. Every order ends in `created_at, execution_id`, so it is total
+/// and keyset pagination never skips or repeats a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CallSort {
+    /// Newest first (the default).
+    #[default]
+    Newest,
+    /// Oldest first.
+    Oldest,
+    /// Longest conversation first, then newest.
+    Longest,
+    /// Shortest conversation first, then oldest.
+    Shortest,
+    /// By user-facing status (alphabetical), newest first within one.
+    Status,
+}
+
+impl CallSort {
+    /// Every order, in the order a picker lists them.
+    pub const ALL: [CallSort; 5] = [
+        CallSort::Newest,
+        CallSort::Oldest,
+        CallSort::Longest,
+        CallSort::Shortest,
+        CallSort::Status,
+    ];
+
+    /// The order named `name` (`newest`, `oldest`, `longest`, `shortest`, `status`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|sort| sort.name() == name)
+    }
+
+    /// The order's name, as [`CallSort::parse`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallSort::Newest => "newest",
+            CallSort::Oldest => "oldest",
+            CallSort::Longest => "longest",
+            CallSort::Shortest => "shortest",
+            CallSort::Status => "status",
+        }
+    }
+
+    /// `ORDER BY` of this sort.
+    fn order_by(self) -> &'static str {
+        match self {
+            CallSort::Newest => "created_at DESC, execution_id DESC",
+            CallSort::Oldest => "created_at, execution_id",
+            CallSort::Longest => "duration_seconds DESC, created_at DESC, execution_id DESC",
+            CallSort::Shortest => "duration_seconds, created_at, execution_id",
+            CallSort::Status => "status, created_at DESC, execution_id DESC",
+        }
+    }
+
+    /// The keyset condition "after the cursor's row" with `?` for the key, time and id
+    /// (the key only for the sorts that have one).
+    fn after(self) -> &'static str {
+        match self {
+            CallSort::Newest => " AND (created_at, execution_id) < (?, ?)",
+            CallSort::Oldest => " AND (created_at, execution_id) > (?, ?)",
+            CallSort::Longest => " AND (duration_seconds, created_at, execution_id) < (?, ?, ?)",
+            CallSort::Shortest => " AND (duration_seconds, created_at, execution_id) > (?, ?, ?)",
+            CallSort::Status => {
+                " AND (status > ? OR (status = ? AND (created_at, execution_id) < (?, ?)))"
+            }
+        }
+    }
+}
+
+/// Where a page of calls ends: the last row's sort key, creation time and id.
+#[derive(Debug, Clone, PartialEq)]
+struct CallCursor {
+    sort: CallSort,
+    duration: i64,
+    status: String,
+    created_at: DateTime<Utc>,
+    execution_id: String,
+}
+
+impl CallCursor {
+    fn of(sort: CallSort, call: &CallView) -> Self {
+        Self {
+            sort,
+            duration: call.duration_seconds,
+            status: call.status.clone(),
+            created_at: call.created_at,
+            execution_id: call.execution_id.clone(),
+        }
+    }
+
+    /// Newest-first cursors keep the original form (hex of `micros:id`), so cursors issued
+    /// before sorting existed stay valid; the others are `sort:key:micros:id`.
+    fn encode(&self) -> String {
+        let key = match self.sort {
+            CallSort::Newest => return encode_cursor(self.created_at, &self.execution_id),
+            CallSort::Oldest => String::new(),
+            CallSort::Longest | CallSort::Shortest => self.duration.to_string(),
+            CallSort::Status => hex::encode(&self.status),
+        };
+        let micros = self.created_at.timestamp_micros();
+        let text = format!("{}:{key}:{micros}:{}", self.sort.name(), self.execution_id);
+        hex::encode(text)
+    }
+
+    /// Reads a cursor issued for `sort` (one of another sort is invalid).
+    fn decode(sort: CallSort, cursor: &str) -> Result<Self, Error> {
+        let mut out = Self {
+            sort,
+            duration: 0,
+            status: String::new(),
+            created_at: DateTime::UNIX_EPOCH,
+            execution_id: String::new(),
+        };
+        if sort == CallSort::Newest {
+            (out.created_at, out.execution_id) = decode_cursor(cursor)?;
+            return Ok(out);
+        }
+        let bytes = hex::decode(cursor.trim()).map_err(|_| invalid_cursor())?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
+        let mut parts = text.splitn(4, ':');
+        let (Some(name), Some(key), Some(micros), Some(id)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid_cursor());
+        };
+        if name != sort.name() || id.is_empty() {
+            return Err(invalid_cursor());
+        }
+        match sort {
+            CallSort::Longest | CallSort::Shortest => {
+                out.duration = key.parse().map_err(|_| invalid_cursor())?;
+            }
+            CallSort::Status => {
+                let status = hex::decode(key).map_err(|_| invalid_cursor())?;
+                out.status = String::from_utf8(status).map_err(|_| invalid_cursor())?;
+            }
+            CallSort::Newest | CallSort::Oldest => {}
+        }
+        let micros: i64 = micros.parse().map_err(|_| invalid_cursor())?;
+        out.created_at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid_cursor)?;
+        id.clone_into(&mut out.execution_id);
+        Ok(out)
+    }
 }
 
 impl ReadStore {
-    /// Calls newest first (`created_at DESC, execution_id DESC`), keyset-paginated by an opaque cursor.
-    /// `limit` is already validated (1–100). A malformed cursor is `Error::Invalid`.
+    /// Calls in `filter.sort` order (newest first by default), keyset-paginated by an opaque
+    /// cursor. `limit` is already validated (1–100). A malformed cursor, or one issued for
+    /// another order, is `Error::Invalid`.
     pub async fn list_calls(
         &self,
         tenant: Uuid,
@@ -52,17 +201,14 @@ impl ReadStore {
         cursor: Option<&str>,
         limit: i64,
     ) -> Result<Page<CallView>, Error> {
-        let after = cursor.map(decode_cursor).transpose()?;
+        let sort = filter.sort;
+        let after = cursor.map(|c| CallCursor::decode(sort, c)).transpose()?;
         let phone = filter.phone.as_deref().map(|p| {
             PhoneNumber::parse(p).map_or_else(|_| p.trim().to_owned(), |p| p.as_str().to_owned())
         });
         let limit = limit.clamp(1, 1000);
         let fetch = limit + 1;
 
-        let (cursor_at, cursor_id) = match after {
-            Some((at, id)) => (Some(at), Some(id)),
-            None => (None, None),
-        };
         let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE user_id = $1");
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant];
         let conditions: [(&str, Option<&(dyn ToSql + Sync)>); 6] = [
@@ -81,28 +227,23 @@ impl ReadStore {
                 add_param(&mut sql, &mut params, clause, value);
             }
         }
-        if let (Some(at), Some(id)) = (&cursor_at, &cursor_id) {
-            add_param(
-                &mut sql,
-                &mut params,
-                " AND (created_at, execution_id) < (?",
-                at,
-            );
-            add_param(&mut sql, &mut params, ", ?)", id);
+        if let Some(after) = &after {
+            let mut values: Vec<&(dyn ToSql + Sync)> = match sort {
+                CallSort::Newest | CallSort::Oldest => vec![],
+                CallSort::Longest | CallSort::Shortest => vec![&after.duration],
+                CallSort::Status => vec![&after.status, &after.status],
+            };
+            values.extend([param(&after.created_at), param(&after.execution_id)]);
+            add_params(&mut sql, &mut params, sort.after(), &values);
         }
-        add_param(
-            &mut sql,
-            &mut params,
-            " ORDER BY created_at DESC, execution_id DESC LIMIT ?",
-            &fetch,
-        );
+        sql.push_str(" ORDER BY ");
+        sql.push_str(sort.order_by());
+        add_param(&mut sql, &mut params, " LIMIT ?", &fetch);
 
         let client = self.client().await?;
         let rows = client.query(&sql, &params).await?;
         let mut items = rows.iter().map(call_view).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = next_page(&mut items, limit, |c| {
-            encode_cursor(c.created_at, &c.execution_id)
-        });
+        let next_cursor = next_page(&mut items, limit, |c| CallCursor::of(sort, c).encode());
         Ok(Page { items, next_cursor })
     }
 
@@ -119,7 +260,7 @@ impl ReadStore {
         let (call, events) = tokio::try_join!(
             client.query_opt(&call_sql, &key),
             client.query(
-                "SELECT event_type, occurred_at, recorded_at FROM call_events
+                "SELECT event_type, occurred_at, recorded_at, position FROM call_events
                   WHERE user_id = $1 AND execution_id = $2
                   ORDER BY occurred_at, position",
                 &key,
@@ -135,6 +276,7 @@ impl ReadStore {
                     event_type: r.try_get(0)?,
                     occurred_at: r.try_get(1)?,
                     recorded_at: r.try_get(2)?,
+                    position: r.try_get(3)?,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -210,6 +352,20 @@ impl ReadStore {
             encode_cursor(c.created_at, &c.id.to_string())
         });
         Ok(Page { items, next_cursor })
+    }
+
+    /// One contact by its phone number (E.164), if this tenant has it.
+    pub async fn contact_by_phone(
+        &self,
+        tenant: Uuid,
+        phone: &str,
+    ) -> Result<Option<ContactView>, Error> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE user_id = $1 AND phone_number = $2"
+        );
+        let row = client.query_opt(&sql, &[&tenant, &phone]).await?;
+        row.as_ref().map(contact_view).transpose()
     }
 
     /// Balance and transactions, newest first.
@@ -298,6 +454,25 @@ fn add_param<'a>(
     sql.push_str(&clause.replace('?', &format!("${}", params.len())));
 }
 
+/// Appends `clause` with each `?` replaced by the next parameter number, in order.
+fn add_params<'a>(
+    sql: &mut String,
+    params: &mut Vec<&'a (dyn ToSql + Sync)>,
+    clause: &str,
+    values: &[&'a (dyn ToSql + Sync)],
+) {
+    let mut values = values.iter();
+    for (i, piece) in clause.split('?').enumerate() {
+        if i > 0 {
+            if let Some(value) = values.next() {
+                params.push(*value);
+                sql.push_str(&format!("${}", params.len()));
+            }
+        }
+        sql.push_str(piece);
+    }
+}
+
 /// Keeps `limit` items and returns the cursor of the last one when more followed.
 fn next_page<T>(items: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Option<String> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -380,6 +555,53 @@ mod tests {
         assert!(cursor.chars().all(|c| c.is_ascii_hexdigit()));
         let (back_at, back_id) = decode_cursor(&cursor).ok().unwrap_or_default();
         assert_eq!((back_at, back_id.as_str()), (at, "b3f1:c2d4"));
+    }
+
+    #[test]
+    fn call_cursors_round_trip_per_sort_and_belong_to_their_sort() {
+        let at = DateTime::from_timestamp_micros(1_759_914_898_412_903).unwrap_or_default();
+        for sort in CallSort::ALL {
+            let cursor = CallCursor {
+                sort,
+                duration: if matches!(sort, CallSort::Longest | CallSort::Shortest) {
+                    93
+                } else {
+                    0
+                },
+                status: if sort == CallSort::Status {
+                    "in_progress".into()
+                } else {
+                    String::new()
+                },
+                created_at: at,
+                execution_id: "b3f1:c2d4".into(),
+            };
+            let encoded = cursor.encode();
+            assert!(encoded.chars().all(|c| c.is_ascii_hexdigit()));
+            assert_eq!(
+                CallCursor::decode(sort, &encoded).ok(),
+                Some(cursor),
+                "{sort:?}"
+            );
+            for other in CallSort::ALL.into_iter().filter(|o| *o != sort) {
+                assert!(
+                    CallCursor::decode(other, &encoded).is_err(),
+                    "{sort:?} as {other:?}"
+                );
+            }
+        }
+        assert_eq!(CallSort::parse("longest"), Some(CallSort::Longest));
+        assert_eq!(CallSort::parse("LONGEST"), None);
+    }
+
+    #[test]
+    fn add_params_numbers_every_placeholder() {
+        let (a, b, c) = (1_i64, 2_i64, 3_i64);
+        let mut sql = "SELECT 1 WHERE x = $1".to_owned();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&a];
+        add_params(&mut sql, &mut params, " AND (y, z) < (?, ?)", &[&b, &c]);
+        assert_eq!(sql, "SELECT 1 WHERE x = $1 AND (y, z) < ($2, $3)");
+        assert_eq!(params.len(), 3);
     }
 
     #[test]

@@ -320,7 +320,7 @@ fn unknown_user(user_id: Uuid) -> Error {
 }
 
 /// `prefix` followed by 32 random bytes in hex.
-fn new_secret(prefix: &str) -> Result<String, Error> {
+pub(crate) fn new_secret(prefix: &str) -> Result<String, Error> {
     let mut bytes = [0_u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| {
         Error::Unavailable(format!("the system random number generator failed: {e}"))
@@ -329,7 +329,7 @@ fn new_secret(prefix: &str) -> Result<String, Error> {
 }
 
 /// The sha256 of a secret, the only form in which it is stored.
-fn secret_hash(secret: &str) -> [u8; 32] {
+pub(crate) fn secret_hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.trim().as_bytes()).into()
 }
 

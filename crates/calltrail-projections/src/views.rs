@@ -61,6 +61,9 @@ pub struct TimelineEvent {
     pub occurred_at: DateTime<Utc>,
     /// When calltrail recorded it.
     pub recorded_at: DateTime<Utc>,
+    /// The event's position in the log (its raw payload is read by it; not in the JSON).
+    #[serde(skip)]
+    pub position: i64,
 }
 
 /// A call with its timeline (`GET /v1/calls/{id}`).

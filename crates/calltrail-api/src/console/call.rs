@@ -1,0 +1,218 @@
+//! `GET /calls/{execution_id}`: one call: status, duration, credits, recording, the timeline of
+//! its events, transcript, lead analysis, and each event's raw payload from the event log.
+//! Another tenant's call is a 404 page, exactly like a missing one.
+
+use actix_web::{web, HttpResponse};
+use calltrail_eventlog::EventPayload;
+use calltrail_projections::views::{CallDetail, LeadAnalyticsView, TranscriptView};
+use maud::{html, Markup};
+
+use super::format::{self, contact_href, dash, duration, lead_tag, opt_text, opt_time, safe_url};
+use super::page::{page, Nav, PageError};
+use super::session::Session;
+use crate::error::ApiError;
+use crate::params::parse_execution_id;
+use crate::AppState;
+
+/// `GET /calls/{execution_id}`.
+pub async fn detail(
+    state: web::Data<AppState>,
+    session: Session,
+    execution_id: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let execution_id = parse_execution_id(execution_id.into_inner())?;
+    let tenant = session.tenant();
+    let id = execution_id.clone();
+    let call = state
+        .read(move |store| async move { store.get_call(tenant, &id).await })
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let positions: Vec<i64> = call.events.iter().map(|e| e.position).collect();
+    let log = state.log().clone();
+    let (id_t, id_a) = (execution_id.clone(), execution_id);
+    let (transcript, analysis, payloads) = tokio::try_join!(
+        state.read(move |store| async move { store.get_transcript(tenant, &id_t).await }),
+        state.read(move |store| async move { store.call_analysis(tenant, &id_a).await }),
+        async {
+            state
+                .on_db_runtime(async move { log.payloads(tenant, &positions).await })
+                .await?
+                .map_err(ApiError::from_log)
+        },
+    )?;
+    let title = format!("Call {}", call.call.execution_id);
+    let body = html! {
+        h1 { "Call " span.id { (call.call.execution_id) } }
+        p { a href="/calls" { "← All calls" } }
+        (summary(&call))
+        (timeline(&call))
+        (transcript_section(transcript.as_ref()))
+        (analysis_section(analysis.as_ref()))
+        (payloads_section(&payloads))
+    };
+    Ok(page(&session, Nav::Calls, &title, body))
+}
+
+fn summary(detail: &CallDetail) -> Markup {
+    let call = &detail.call;
+    html! {
+        section aria-labelledby="summary" {
+            h2 id="summary" { "Summary" }
+            dl.facts {
+                dt { "Status" } dd { (format::status(&call.status)) }
+                dt { "Provider status" } dd { (call.call_lifecycle_status) }
+                dt { "Duration" } dd { (duration(call.duration_seconds)) " (" (call.duration_minutes) " min billed)" }
+                dt { "Credits" } dd { (call.credits_used) }
+                dt { "Phone" } dd {
+                    @match &call.phone_number {
+                        Some(phone) => a href=(contact_href(phone)) { (phone) },
+                        None => (dash()),
+                    }
+                }
+                dt { "Direction" } dd { (opt_text(call.lead_type.as_deref())) }
+                dt { "Agent" } dd { (opt_text(call.agent_id.as_deref())) }
+                dt { "Recording" } dd {
+                    @match call.recording_url.as_deref() {
+                        Some(url) => @match safe_url(url) {
+                            Some(url) => a href=(url) rel="noopener noreferrer" target="_blank" { "Open the recording" },
+                            None => (url),
+                        },
+                        None => (dash()),
+                    }
+                }
+                dt { "Created" } dd { (format::time(call.created_at)) }
+                dt { "Ringing" } dd { (opt_time(call.ringing_started_at)) }
+                dt { "Answered" } dd { (opt_time(call.call_answered_at)) }
+                dt { "Disconnected" } dd { (opt_time(call.call_disconnected_at)) }
+                dt { "Completed" } dd { (opt_time(call.completed_at)) }
+                dt { "Hung up by" } dd { (opt_text(call.hangup_by.as_deref())) }
+                dt { "Hang-up reason" } dd { (opt_text(call.hangup_reason.as_deref())) }
+            }
+        }
+    }
+}
+
+fn timeline(detail: &CallDetail) -> Markup {
+    html! {
+        section aria-labelledby="timeline" {
+            h2 id="timeline" { "Timeline" }
+            @if detail.events.is_empty() {
+                p { "No events yet." }
+            } @else {
+                ol.timeline {
+                    @for event in &detail.events {
+                        li {
+                            (format::time(event.occurred_at)) " — " strong { (event.event_type) }
+                            @if event.recorded_at != event.occurred_at {
+                                " " span.none { "(recorded " (event.recorded_at.format("%Y-%m-%d %H:%M:%S")) " UTC)" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn transcript_section(transcript: Option<&TranscriptView>) -> Markup {
+    html! {
+        section aria-labelledby="transcript" {
+            h2 id="transcript" { "Transcript" }
+            @match transcript {
+                None => p { "No transcript." },
+                Some(t) => {
+                    p { "Analysis: " (t.analysis_status)
+                        @if let Some(error) = &t.analysis_error { " — " (error) } }
+                    pre.transcript { (t.content) }
+                }
+            }
+        }
+    }
+}
+
+fn analysis_section(analysis: Option<&LeadAnalyticsView>) -> Markup {
+    html! {
+        section aria-labelledby="analysis" {
+            h2 id="analysis" { "Lead analysis" }
+            @match analysis {
+                None => p { "Not analysed." },
+                Some(a) => (analysis_facts(a)),
+            }
+        }
+    }
+}
+
+/// The scores, labels, extracted details and calls to action of an analysis.
+pub fn analysis_facts(a: &LeadAnalyticsView) -> Markup {
+    let dimensions = [
+        ("Intent", a.intent_score, a.intent_level.as_deref()),
+        ("Urgency", a.urgency_score, a.urgency_level.as_deref()),
+        ("Budget", a.budget_score, a.budget_constraint.as_deref()),
+        ("Fit", a.fit_score, a.fit_alignment.as_deref()),
+        (
+            "Engagement",
+            a.engagement_score,
+            a.engagement_health.as_deref(),
+        ),
+    ];
+    let ctas = [
+        ("Asked about pricing", a.cta_pricing_clicked),
+        ("Asked for a demo", a.cta_demo_clicked),
+        ("Asked for a follow-up", a.cta_followup_clicked),
+        ("Asked for a sample", a.cta_sample_clicked),
+        ("Asked for a human", a.cta_escalated_to_human),
+    ];
+    let asked: Vec<&str> = ctas.iter().filter(|(_, on)| *on).map(|(l, _)| *l).collect();
+    html! {
+        p { (lead_tag(&a.lead_status_tag)) " Score " strong { (a.total_score) } " / 100" }
+        @if let Some(note) = &a.smart_notification { p { (note) } }
+        table {
+            thead { tr { th scope="col" { "Dimension" } th.num scope="col" { "Score (0–5)" } th scope="col" { "Assessment" } } }
+            tbody {
+                @for (name, score, label) in dimensions {
+                    tr { th scope="row" { (name) } td.num { (score) } td { (opt_text(label)) } }
+                }
+            }
+        }
+        dl.facts {
+            dt { "Name" } dd { (opt_text(a.extracted_name.as_deref())) }
+            dt { "E-mail" } dd { (opt_text(a.extracted_email.as_deref())) }
+            dt { "Company" } dd { (opt_text(a.company_name.as_deref())) }
+            dt { "Calls to action" } dd {
+                @if asked.is_empty() { (dash()) } @else { (asked.join(", ")) }
+            }
+            dt { "Demo booked for" } dd { (opt_text(a.demo_book_datetime.as_deref())) }
+            dt { "Analysed" } dd { (format::time(a.analysis_timestamp)) " by " (a.analyzer)
+                @if let Some(model) = &a.model { " (" (model) ")" } }
+        }
+        @if let Some(reasons) = a.reasoning.as_object().filter(|r| !r.is_empty()) {
+            details {
+                summary { "Reasoning" }
+                dl.facts {
+                    @for (key, value) in reasons {
+                        dt { (key) }
+                        dd { @match value.as_str() { Some(text) => (text), None => (value.to_string()) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn payloads_section(payloads: &[EventPayload]) -> Markup {
+    html! {
+        section aria-labelledby="payloads" data-details-group {
+            h2 id="payloads" { "Raw payloads" }
+            p { "Each event as calltrail received it (key order as stored)." }
+            @for event in payloads {
+                details {
+                    summary { strong { (event.event_type) } " — " (format::time(event.occurred_at)) " · " (event.provider) }
+                    @match &event.payload {
+                        Some(payload) => pre.payload { (payload) },
+                        None => p { "Recorded by calltrail itself; no provider payload." },
+                    }
+                }
+            }
+        }
+    }
+}
