@@ -4,6 +4,7 @@
 mod analysis;
 mod analysis_failures;
 mod bad_input;
+mod console;
 mod crash;
 mod helpers;
 mod hostile;

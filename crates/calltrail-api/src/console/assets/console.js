@@ -27,6 +27,7 @@ document.addEventListener("DOMContentLoaded", () => {
       button.textContent = label();
     });
     for (const d of items) d.addEventListener("toggle", () => { button.textContent = label(); });
-    group.prepend(button);
+    const heading = group.querySelector("h2");
+    if (heading) heading.after(button); else group.prepend(button);
   }
 });

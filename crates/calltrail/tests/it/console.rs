@@ -1,0 +1,401 @@
+//! The web console over plain HTTP: the security properties a browser test cannot see
+//! (cookie flags, CSRF refusals, escaping, CSP, tenancy, session expiry and revocation).
+
+use reqwest::header::{HeaderMap, CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+use crate::helpers::{fixtures, spawn_app, with_fields, TestApp, AGENT, SUCCESS};
+
+/// A browser without cookie storage or redirects: every header is the test's to see.
+pub struct ConsoleClient {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub session: Option<String>,
+}
+
+/// The `name=value` of `name` in the Set-Cookie headers, with its attributes.
+pub fn set_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    let pair = set_cookie.split(';').next().unwrap_or_default();
+    pair.split_once('=')
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
+}
+
+/// The value of the first hidden `csrf` input of a page.
+pub fn csrf_of(html: &str) -> String {
+    let marker = r#"name="csrf" value=""#;
+    let start = html.find(marker).expect("the page has a CSRF field") + marker.len();
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl ConsoleClient {
+    pub fn new(app: &TestApp) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap(),
+            base: app.address.clone(),
+            session: None,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(session) = &self.session {
+            request = request.header(COOKIE, format!("calltrail_session={session}"));
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let response = self.get(path).await;
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    /// Signs in as the browser would (form token from the page, cookie echoed back), with
+    /// `extra` headers on both requests. Returns the POST's response.
+    pub async fn sign_in_with(&mut self, key: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+        let mut get = self.http.get(format!("{}/signin", self.base));
+        for (name, value) in extra {
+            get = get.header(*name, *value);
+        }
+        let form_page = get.send().await.unwrap();
+        let form_cookie = set_cookie(form_page.headers(), "calltrail_signin")
+            .map(cookie_value)
+            .expect("the sign-in form sets its token cookie");
+        let csrf = csrf_of(&form_page.text().await.unwrap());
+        let mut post = self
+            .http
+            .post(format!("{}/signin", self.base))
+            .header(COOKIE, format!("calltrail_signin={form_cookie}"))
+            .form(&[("api_key", key), ("csrf", csrf.as_str())]);
+        for (name, value) in extra {
+            post = post.header(*name, *value);
+        }
+        let response = post.send().await.unwrap();
+        if let Some(session) = set_cookie(response.headers(), "calltrail_session") {
+            self.session = Some(cookie_value(session)).filter(|v| !v.is_empty());
+        }
+        response
+    }
+
+    pub async fn sign_in(&mut self, key: &str) -> reqwest::Response {
+        self.sign_in_with(key, &[]).await
+    }
+
+    pub async fn sign_out(&self, csrf: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/signout", self.base))
+            .header(
+                COOKIE,
+                format!(
+                    "calltrail_session={}",
+                    self.session.as_deref().unwrap_or("")
+                ),
+            )
+            .form(&[("csrf", csrf)])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+fn location(response: &reqwest::Response) -> Option<&str> {
+    response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_hardened_cookie_that_never_holds_the_key() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+
+    let mut browser = ConsoleClient::new(&app);
+    let response = browser.sign_in(&tenant.api_key).await;
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(location(&response), Some("/"));
+    let cookie = set_cookie(response.headers(), "calltrail_session").unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    for value in response.headers().values() {
+        assert!(!value.to_str().unwrap_or_default().contains(&tenant.api_key));
+    }
+    let session = browser.session.clone().unwrap();
+    assert!(session.starts_with("cts_") && !session.contains(&tenant.api_key));
+    // Only the hash is stored.
+    let stored = app
+        .sql_count("SELECT count(*) FROM console_sessions WHERE length(hash) = 32")
+        .await;
+    assert_eq!(stored, 1);
+
+    let (status, html) = browser.page("/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<h1>Dashboard</h1>"), "{html}");
+    assert!(!html.contains(&tenant.api_key) && !html.contains(&session));
+
+    // Behind a TLS-terminating proxy the cookie is Secure.
+    let mut proxied = ConsoleClient::new(&app);
+    let response = proxied
+        .sign_in_with(&tenant.api_key, &[("x-forwarded-proto", "https")])
+        .await;
+    let cookie = set_cookie(response.headers(), "calltrail_session").unwrap();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_key_or_a_missing_form_token_starts_no_session() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    let mut browser = ConsoleClient::new(&app);
+    let response = browser.sign_in("ct_live_0000").await;
+    assert_eq!(response.status().as_u16(), 401);
+    assert!(set_cookie(response.headers(), "calltrail_session").is_none());
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("That API key is not valid"));
+
+    // The right key without the form's token (a cross-site form post) is refused.
+    let response = browser
+        .http
+        .post(format!("{}/signin", app.address))
+        .form(&[("api_key", tenant.api_key.as_str()), ("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    assert!(set_cookie(response.headers(), "calltrail_session").is_none());
+    assert_eq!(
+        app.sql_count("SELECT count(*) FROM console_sessions").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn sign_out_needs_the_session_s_own_token_and_ends_it_on_the_server() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    let mut alice = ConsoleClient::new(&app);
+    alice.sign_in(&tenant.api_key).await;
+    let mut other = ConsoleClient::new(&app);
+    other.sign_in(&tenant.api_key).await;
+    let (_, html) = other.page("/").await;
+    let others_token = csrf_of(&html);
+
+    for token in ["", "forged", others_token.as_str()] {
+        let response = alice.sign_out(token).await;
+        assert_eq!(response.status().as_u16(), 403, "token {token:?}");
+        assert_eq!(alice.page("/").await.0, 200, "still signed in");
+    }
+
+    let (_, html) = alice.page("/").await;
+    let response = alice.sign_out(&csrf_of(&html)).await;
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(location(&response), Some("/signin"));
+    let cleared = set_cookie(response.headers(), "calltrail_session").unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    // The old cookie no longer works, even if the browser kept it.
+    let response = alice.get("/calls").await;
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(location(&response), Some("/signin"));
+    let revoked = app
+        .sql_count("SELECT count(*) FROM console_sessions WHERE revoked_at IS NOT NULL")
+        .await;
+    assert_eq!(revoked, 1);
+    assert_eq!(other.page("/").await.0, 200, "other sessions go on");
+}
+
+#[tokio::test]
+async fn expired_sessions_and_missing_ones_lead_to_the_sign_in_page() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    let anonymous = ConsoleClient::new(&app);
+    for path in ["/", "/calls", "/calls/x", "/contacts", "/credits"] {
+        let response = anonymous.get(path).await;
+        assert_eq!(response.status().as_u16(), 303, "{path}");
+        assert_eq!(location(&response), Some("/signin"), "{path}");
+    }
+
+    let mut browser = ConsoleClient::new(&app);
+    browser.sign_in(&tenant.api_key).await;
+    assert_eq!(browser.page("/credits").await.0, 200);
+    app.sql_count(
+        "WITH e AS (UPDATE console_sessions SET expires_at = now() - interval '1 second' RETURNING 1)
+         SELECT count(*) FROM e",
+    )
+    .await;
+    let response = browser.get("/credits").await;
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(location(&response), Some("/signin"));
+    let cleared = set_cookie(response.headers(), "calltrail_session").unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    let (status, html) = browser.page("/signin").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Sign in"));
+}
+
+#[tokio::test]
+async fn every_page_has_a_strict_policy_and_no_inline_script_or_style() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    let mut browser = ConsoleClient::new(&app);
+    browser.sign_in(&tenant.api_key).await;
+    for path in [
+        "/signin",
+        "/",
+        "/calls",
+        "/contacts",
+        "/credits",
+        "/calls/missing",
+    ] {
+        let response = browser.get(path).await;
+        let policy = response
+            .headers()
+            .get(CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(policy.contains("default-src 'none'"), "{path}: {policy}");
+        assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe"));
+        assert_eq!(
+            response
+                .headers()
+                .get("x-content-type-options")
+                .and_then(|v| v.to_str().ok()),
+            Some("nosniff")
+        );
+        let html = response.text().await.unwrap();
+        assert!(
+            !html.contains("<script>") && !html.contains("style="),
+            "{path}"
+        );
+        assert!(
+            !html.contains(" onclick=") && !html.contains(" onload="),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hostile_call_content_renders_as_text() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    app.add_agent(&tenant, AGENT).await;
+    let completed = fixtures::read("bolna/success/05-completed.json");
+    let mut telephony = fixtures::json("bolna/success/05-completed.json")["telephony_data"].clone();
+    telephony["recording_url"] = json!("javascript:alert('rec')");
+    let hostile = with_fields(
+        &completed,
+        &[
+            (
+                "transcript",
+                json!("user: <script>alert('xss')</script><img src=x onerror=alert(1)>"),
+            ),
+            ("telephony_data", telephony),
+        ],
+    );
+    let (status, body) = app.post_bolna_json(&tenant.webhook_token, &hostile).await;
+    assert_eq!(status, 202, "{body}");
+    app.wait_until_projected().await;
+
+    let mut browser = ConsoleClient::new(&app);
+    browser.sign_in(&tenant.api_key).await;
+    let (status, html) = browser.page(&format!("/calls/{SUCCESS}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert('xss')&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>alert") && !html.contains("<img src=x"));
+    assert!(
+        !html.contains("href=\"javascript:"),
+        "a javascript: URL is never a link"
+    );
+    assert!(
+        html.contains("javascript:alert('rec')"),
+        "but it is shown as text"
+    );
+    // The raw payload is escaped too.
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"));
+}
+
+#[tokio::test]
+async fn another_tenant_s_call_is_the_same_404_page_as_a_missing_one() {
+    let app = spawn_app().await;
+    let owner = app.create_tenant().await;
+    let stranger = app.create_tenant().await;
+    app.add_agent(&owner, AGENT).await;
+    for body in fixtures::scenario("bolna/success") {
+        app.post_bolna(&owner.webhook_token, &body).await;
+    }
+    app.wait_until_projected().await;
+
+    let mut owners = ConsoleClient::new(&app);
+    owners.sign_in(&owner.api_key).await;
+    let (status, html) = owners.page(&format!("/calls/{SUCCESS}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("in-progress") && html.contains("Transcript"));
+
+    let mut strangers = ConsoleClient::new(&app);
+    strangers.sign_in(&stranger.api_key).await;
+    let (status, theirs) = strangers.page(&format!("/calls/{SUCCESS}")).await;
+    assert_eq!(status, 404);
+    assert!(theirs.contains("Not found") && !theirs.contains("in-progress"));
+    let (status, missing) = strangers.page("/calls/no-such-call").await;
+    assert_eq!(status, 404);
+    assert_eq!(theirs, missing);
+    let (status, _) = strangers.page("/contacts/%2B14155550132").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn unknown_pages_are_html_for_browsers_and_json_for_the_api() {
+    let app = spawn_app().await;
+    let browser = ConsoleClient::new(&app);
+    let response = browser
+        .http
+        .get(format!("{}/no-such-page", app.address))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("<h1>Not found</h1>"));
+    let response = browser
+        .http
+        .get(format!("{}/v1/no-such-route", app.address))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "route_not_found");
+}
