@@ -4,6 +4,7 @@
 mod analysis;
 mod analysis_failures;
 mod bad_input;
+mod browser;
 mod console;
 mod crash;
 mod helpers;
@@ -15,3 +16,4 @@ mod outage;
 mod projectors;
 mod reads;
 mod replay;
+mod webdriver;
