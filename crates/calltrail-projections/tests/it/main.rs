@@ -5,6 +5,7 @@ mod support;
 
 mod analysis;
 mod bench;
+mod console_reads;
 mod projector;
 mod queries;
 mod replay;

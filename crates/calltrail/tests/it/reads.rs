@@ -223,3 +223,50 @@ async fn metrics_report_requests_appends_and_projector_lag() {
     assert!(text.contains("calltrail_oldest_blocking_transaction_seconds"));
     assert!(text.contains(r#"calltrail_http_requests_total{method="POST",route="/v1/webhooks/bolna/{webhook_token}",status="202"} 3"#), "{text}");
 }
+
+#[tokio::test]
+async fn calls_can_be_sorted_by_duration_and_status_and_cursors_keep_their_order() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    app.add_agent(&tenant, AGENT).await;
+    for scenario in ["bolna/success", "bolna/no-answer", "bolna/busy"] {
+        for body in fixtures::scenario(scenario) {
+            app.post_bolna(&tenant.webhook_token, &body).await;
+        }
+    }
+    app.wait_until_projected().await;
+    let ids = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["execution_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, longest) = app.get(&tenant, "/v1/calls?sort=longest&limit=1").await;
+    assert_eq!(status, 200, "{longest}");
+    assert_eq!(
+        ids(&longest),
+        [SUCCESS],
+        "the only call with a conversation"
+    );
+    let cursor = longest["next_cursor"].as_str().unwrap().to_owned();
+    let (_, rest) = app
+        .get(&tenant, &format!("/v1/calls?sort=longest&cursor={cursor}"))
+        .await;
+    assert_eq!(ids(&rest), [BUSY, NO_ANSWER], "then newest first");
+    let (status, body) = app
+        .get(&tenant, &format!("/v1/calls?sort=status&cursor={cursor}"))
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid_cursor"))
+    );
+    let (_, by_status) = app.get(&tenant, "/v1/calls?sort=status").await;
+    assert_eq!(ids(&by_status), [SUCCESS, BUSY, NO_ANSWER]);
+    let (status, body) = app.get(&tenant, "/v1/calls?sort=loudest").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid_query"))
+    );
+}
