@@ -13,9 +13,12 @@
 //!   load generator (`calltrail-bench loadgen`, another child process), at 16, 64 and 256
 //!   connections without the projector, then 64 with it; every acknowledged webhook checked.
 //! - `replay`: a log of 1,000,000 events written with binary COPY, rebuilt by `calltrail replay`.
+//! - `console`: the web console's pages (calls list, sorted and filtered, dashboard) with
+//!   100,000 calls in one tenant, one request at a time: render time per page.
 
 mod analysis;
 mod append;
+mod console;
 mod ingest;
 mod loadgen;
 mod proc;
@@ -42,13 +45,15 @@ struct Args {
     connections: Vec<usize>,
     replay_events: usize,
     analysis_calls: usize,
+    console_calls: usize,
+    console_requests: usize,
     client: ClientKind,
 }
 
 const USAGE: &str = "\
-calltrail-bench [--scenario append,raw,ingest,replay,analysis] [--events N] [--concurrency 1,16,64]
+calltrail-bench [--scenario append,raw,ingest,replay,analysis,console] [--events N] [--concurrency 1,16,64]
                 [--webhooks N] [--connections 16,64,256] [--client raw|reqwest] [--replay-events N]
-                [--analysis-calls N]
+                [--analysis-calls N] [--console-calls N] [--console-requests N]
 calltrail-bench loadgen …   (the load generator; started by the ingest scenario)";
 
 fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<usize>> {
@@ -64,7 +69,7 @@ fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<usize>> {
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut args = Args {
-        scenarios: ["append", "raw", "ingest", "replay", "analysis"]
+        scenarios: ["append", "raw", "ingest", "replay", "analysis", "console"]
             .map(str::to_owned)
             .to_vec(),
         events: 20_000,
@@ -73,6 +78,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
         connections: vec![16, 64, 256],
         replay_events: 1_000_000,
         analysis_calls: 2_000,
+        console_calls: 100_000,
+        console_requests: 300,
         client: ClientKind::Raw,
     };
     while let Some(flag) = it.next() {
@@ -92,6 +99,14 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
                 args.analysis_calls = value()?
                     .parse()
                     .context("--analysis-calls takes a number")?
+            }
+            "--console-calls" => {
+                args.console_calls = value()?.parse().context("--console-calls takes a number")?
+            }
+            "--console-requests" => {
+                args.console_requests = value()?
+                    .parse()
+                    .context("--console-requests takes a number")?
             }
             "--client" => args.client = value()?.parse()?,
             "--help" | "-h" => {
@@ -156,8 +171,11 @@ async fn main() -> anyhow::Result<()> {
                     );
                 }
             }
+            "console" => {
+                console::run(args.console_calls, args.console_requests, &mut report).await?
+            }
             other => anyhow::bail!(
-                "unknown scenario {other} (known: append, raw, ingest, replay, analysis)"
+                "unknown scenario {other} (known: append, raw, ingest, replay, analysis, console)"
             ),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

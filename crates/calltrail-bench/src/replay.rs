@@ -133,15 +133,20 @@ pub async fn run(events: usize, report: &mut Report) -> anyhow::Result<()> {
 
 /// What was written.
 #[derive(Debug, Default)]
-struct Generated {
+pub(crate) struct Generated {
     events: usize,
-    calls: usize,
+    pub(crate) calls: usize,
     answered: usize,
     with_transcript: usize,
 }
 
 /// Writes about `target` events (whole calls) for `tenant` with binary COPY.
-async fn generate(url: &str, tenant: Uuid, run: &str, target: usize) -> anyhow::Result<Generated> {
+pub(crate) async fn generate(
+    url: &str,
+    tenant: Uuid,
+    run: &str,
+    target: usize,
+) -> anyhow::Result<Generated> {
     let workload = Workload::new()?;
     let mut generated = Generated::default();
     // (sort key, call, step): step s of call c goes at c + s * SPREAD.
@@ -259,7 +264,7 @@ fn pg_timestamp(at: DateTime<Utc>) -> i64 {
 
 /// What the replay process reported and used.
 #[derive(Debug, Default)]
-struct Measured {
+pub(crate) struct Measured {
     events: u64,
     seconds: f64,
     events_per_second: f64,
@@ -276,7 +281,7 @@ struct ReplaySummary {
 }
 
 /// Runs `calltrail replay`, sampling its peak RSS and CPU time until it exits.
-async fn run_replay(url: &str, database: &str) -> anyhow::Result<Measured> {
+pub(crate) async fn run_replay(url: &str, database: &str) -> anyhow::Result<Measured> {
     let log_path = crate::report::bench_dir()?.join("replay.log");
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("cannot create {}", log_path.display()))?;

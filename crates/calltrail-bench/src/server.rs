@@ -46,6 +46,8 @@ pub struct Tenant {
     pub user_id: Uuid,
     /// The secret in the webhook URL.
     pub webhook_token: String,
+    /// The read API's (and the console's sign-in) key.
+    pub api_key: String,
 }
 
 /// Creates a tenant in the database through the binary, as an operator would.
