@@ -12,6 +12,7 @@
 //! - [`bolna`]: Bolna execution payloads (webhooks and the executions API share one shape; no signature).
 //! - [`vapi`]: Vapi server messages; the shared secret or the HMAC credential.
 //! - [`elevenlabs`]: ElevenLabs post-call webhooks; `ElevenLabs-Signature`, large audio streamed.
+//! - [`twilio`]: Twilio status callbacks (forms); `X-Twilio-Signature` over the public URL and the fields.
 //! - `lenient` (private): serde helpers that turn an odd optional value into `None` instead of an error.
 //! - `signature` (private): streaming MACs over every configured secret, constant-time
 //!   comparisons, the two-sided timestamp window.
@@ -20,6 +21,7 @@ pub mod bolna;
 pub mod elevenlabs;
 mod lenient;
 mod signature;
+pub mod twilio;
 pub mod vapi;
 
 use chrono::{DateTime, Utc};
@@ -38,11 +40,18 @@ pub enum Provider {
     Vapi,
     /// ElevenLabs Agents (elevenlabs.io).
     ElevenLabs,
+    /// Twilio Voice status callbacks (twilio.com).
+    Twilio,
 }
 
 impl Provider {
     /// Every provider calltrail serves, in the order they are documented.
-    pub const ALL: &'static [Provider] = &[Provider::Bolna, Provider::Vapi, Provider::ElevenLabs];
+    pub const ALL: &'static [Provider] = &[
+        Provider::Bolna,
+        Provider::Vapi,
+        Provider::ElevenLabs,
+        Provider::Twilio,
+    ];
 
     /// The provider's name as used in URLs, the CLI and the event log.
     pub fn as_str(self) -> &'static str {
@@ -50,6 +59,7 @@ impl Provider {
             Provider::Bolna => "bolna",
             Provider::Vapi => "vapi",
             Provider::ElevenLabs => "elevenlabs",
+            Provider::Twilio => "twilio",
         }
     }
 
@@ -59,6 +69,7 @@ impl Provider {
             Provider::Bolna => &bolna::Bolna,
             Provider::Vapi => &vapi::Vapi,
             Provider::ElevenLabs => &elevenlabs::ElevenLabs,
+            Provider::Twilio => &twilio::Twilio,
         }
     }
 

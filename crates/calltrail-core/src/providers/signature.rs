@@ -5,6 +5,7 @@
 //! and every configured secret is tried (rotation keeps two valid for a while), so neither the
 //! time taken nor the order of the secrets says which part of a signature was wrong.
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
@@ -13,8 +14,10 @@ use subtle::{Choice, ConstantTimeEq as _};
 
 use super::{BodyVerifier, ProviderSecret, SignatureError};
 
-/// HMAC-SHA256 (Vapi, ElevenLabs, Retell).
+/// HMAC-SHA256 (Vapi, ElevenLabs, Retell; Standard Webhooks).
 pub(crate) type HmacSha256 = Hmac<Sha256>;
+/// HMAC-SHA1 (Twilio).
+pub(crate) type HmacSha1 = Hmac<sha1::Sha1>;
 
 /// How far in the future a signed timestamp may be, for every provider (CONTRACT §5).
 pub(crate) const MAX_FUTURE_SECONDS: i64 = 5 * 60;
@@ -152,8 +155,18 @@ pub(crate) fn decode_hex(text: &str, len: usize) -> Option<Vec<u8>> {
     hex::decode(text).ok().filter(|bytes| bytes.len() == len)
 }
 
+/// Standard (padded) base64 of exactly `len` bytes.
+pub(crate) fn decode_base64(text: &str, len: usize) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()
+        .filter(|bytes| bytes.len() == len)
+}
+
 /// Bytes of an HMAC-SHA256 tag.
 pub(crate) const SHA256_LEN: usize = 32;
+/// Bytes of an HMAC-SHA1 tag.
+pub(crate) const SHA1_LEN: usize = 20;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -166,6 +179,79 @@ mod tests {
         keys.iter()
             .map(|k| ProviderSecret::new(k.to_vec()))
             .collect()
+    }
+
+    /// A Standard Webhooks symmetric secret (`whsec_` + base64) as HMAC key bytes.
+    fn standard_webhooks_key(secret: &str) -> Vec<u8> {
+        let encoded = secret.strip_prefix("whsec_").unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap()
+    }
+
+    /// Verifies a Standard Webhooks `v1,<base64>` signature list with the shared helpers,
+    /// feeding the payload in small chunks as the intake does.
+    fn standard_webhooks_verify(
+        secret: &str,
+        id: &str,
+        timestamp: &str,
+        payload: &str,
+        header: &str,
+    ) -> bool {
+        let presented: Vec<Vec<u8>> = header
+            .split(' ')
+            .filter_map(|sig| sig.strip_prefix("v1,"))
+            .filter_map(|sig| decode_base64(sig, SHA256_LEN))
+            .collect();
+        let prefix = format!("{id}.{timestamp}.");
+        let mut verifier: Box<dyn BodyVerifier> = Box::new(MacVerifier::<HmacSha256>::new(
+            &secrets(&[&standard_webhooks_key(secret)]),
+            prefix.as_bytes(),
+            Vec::new(),
+            presented,
+        ));
+        for chunk in payload.as_bytes().chunks(3) {
+            verifier.update(chunk);
+        }
+        verifier.finish().is_ok()
+    }
+
+    // docs/PROVIDERS.md §6, vector 1 (the Standard Webhooks libraries' "sign function works").
+    #[test]
+    fn standard_webhooks_vector_one() {
+        let (secret, id, ts) = (
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+        );
+        let payload = r#"{"test": 2432232314}"#;
+        let good = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+        let never = "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc=";
+        assert!(standard_webhooks_verify(secret, id, ts, payload, good));
+        assert!(!standard_webhooks_verify(secret, id, ts, payload, never));
+        // A list mixing invalid entries with one valid one verifies.
+        let mixed = format!("v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc= v2,abc {good}");
+        assert!(standard_webhooks_verify(secret, id, ts, payload, &mixed));
+        // One byte of the payload changed: no match.
+        assert!(!standard_webhooks_verify(
+            secret,
+            id,
+            ts,
+            r#"{"test": 2432232315}"#,
+            good
+        ));
+    }
+
+    // docs/PROVIDERS.md §6, vector 2 (the Rust library's `test_sign`).
+    #[test]
+    fn standard_webhooks_vector_two() {
+        assert!(standard_webhooks_verify(
+            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            "1649367553",
+            r#"{"email":"test@example.com","username":"test_user"}"#,
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=",
+        ));
     }
 
     #[test]
@@ -231,5 +317,7 @@ mod tests {
         assert_eq!(decode_hex("00FF", 2), Some(vec![0, 255]));
         assert_eq!(decode_hex("00f", 2), None);
         assert_eq!(decode_hex("00ff", 3), None);
+        assert_eq!(decode_base64("AAE=", 2), Some(vec![0, 1]));
+        assert_eq!(decode_base64("AAE", 2), None);
     }
 }

@@ -9,4 +9,5 @@ mod payload;
 mod properties;
 mod status;
 mod support;
+mod twilio;
 mod vapi;

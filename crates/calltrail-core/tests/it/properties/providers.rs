@@ -38,6 +38,12 @@ fn cases() -> Vec<Case> {
             json_fixtures: &["elevenlabs/post_call_transcription.json"],
             identifying: &["type", "data.conversation_id"],
         },
+        Case {
+            provider: Provider::Twilio,
+            lifecycles: crate::twilio::lifecycles,
+            json_fixtures: &[],
+            identifying: &[],
+        },
     ]
 }
 
@@ -200,12 +206,41 @@ proptest! {
     }
 
     #[test]
+    fn any_twilio_form_is_read_leniently(
+        fields in prop::collection::vec((
+            prop_oneof![
+                prop::sample::select(vec![
+                    "CallSid", "CallStatus", "Direction", "From", "To", "Timestamp",
+                    "CallDuration", "SipResponseCode", "RecordingUrl",
+                ]).prop_map(str::to_owned),
+                "\\PC{0,12}",
+            ],
+            prop_oneof![
+                "\\PC{0,24}",
+                Just("outbound-api".to_owned()),
+                Just("inbound".to_owned()),
+                Just("+14155550132".to_owned()),
+                Just("Wed, 08 Oct 2025 09:15:37 +0000".to_owned()),
+                "-?[0-9]{1,20}(\\.[0-9]{0,3})?",
+            ],
+        ), 0..10),
+    ) {
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let body = crate::twilio::form(&pairs);
+        let identified = ["CallSid", "CallStatus"].iter().all(|name| {
+            fields.iter().find(|(n, _)| n == name).is_some_and(|(_, v)| !v.trim().is_empty())
+        });
+        let parsed = Provider::Twilio.webhooks().parse(&body, received_at());
+        prop_assert_eq!(parsed.is_ok(), identified, "{:?}", parsed);
+    }
+
+    #[test]
     fn no_verifier_panics_on_any_headers_secrets_or_body(
         headers in prop::collection::vec((header_name(), header_value()), 0..6),
         secrets in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..3),
         public_url in prop::option::of(prop_oneof![
             "\\PC{0,40}",
-            "https?://[a-z.]{1,12}(:[0-9]{1,6})?/[a-z/]{0,12}(\\?[a-z=&]{0,12})?",
+            "https?://[a-z.]{1,12}(:[0-9]{1,6})?/[a-z/]{0,12}(\\?[a-z=&]{0,12})?(&bodySHA256=[0-9a-f]{0,64})?",
         ]),
         now_millis in prop_oneof![Just(1_759_914_908_512_i64), -8_000_000_000_000_000_i64..8_000_000_000_000_000],
         body in prop::collection::vec(any::<u8>(), 0..256),
