@@ -8,7 +8,7 @@
 //! - [`billing`]: duration rounding and credit math (CONTRACT §4.5).
 //! - [`phone`]: E.164 phone numbers as a parsed type.
 //! - [`timestamp`]: serde serialization of UTC timestamps, byte for byte as chrono writes them, faster.
-//! - [`providers`]: one module per provider (Bolna, Vapi, ElevenLabs, Twilio): signature checks over the raw bytes,
+//! - [`providers`]: one module per provider (Bolna, Vapi, ElevenLabs, Twilio, Retell): signature checks over the raw bytes,
 //!   tolerant parsing, and normalization into [`CallEvent`]s, all listed in [`Provider`].
 
 pub mod analysis;

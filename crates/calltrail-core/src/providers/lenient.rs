@@ -78,6 +78,13 @@ pub(crate) fn unix_seconds<'de, D: Deserializer<'de>>(
     Ok(number(d)?.and_then(|s| from_unix_millis(s * 1000.0)))
 }
 
+/// Unix time in milliseconds (a number or a string holding one); else `None`.
+pub(crate) fn unix_millis<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Ok(number(d)?.and_then(from_unix_millis))
+}
+
 /// A time sent as Unix milliseconds or seconds (told apart by size, see [`unix_millis_or_seconds`]),
 /// or as text in one of the formats [`parse_timestamp`] accepts; else `None`.
 pub(crate) fn unix_or_text<'de, D: Deserializer<'de>>(

@@ -13,6 +13,7 @@
 //! - [`vapi`]: Vapi server messages; the shared secret or the HMAC credential.
 //! - [`elevenlabs`]: ElevenLabs post-call webhooks; `ElevenLabs-Signature`, large audio streamed.
 //! - [`twilio`]: Twilio status callbacks (forms); `X-Twilio-Signature` over the public URL and the fields.
+//! - [`retell`]: Retell webhooks; `x-retell-signature`, `dial_*` endings.
 //! - `lenient` (private): serde helpers that turn an odd optional value into `None` instead of an error.
 //! - `signature` (private): streaming MACs over every configured secret, constant-time
 //!   comparisons, the two-sided timestamp window.
@@ -20,6 +21,7 @@
 pub mod bolna;
 pub mod elevenlabs;
 mod lenient;
+pub mod retell;
 mod signature;
 pub mod twilio;
 pub mod vapi;
@@ -42,6 +44,8 @@ pub enum Provider {
     ElevenLabs,
     /// Twilio Voice status callbacks (twilio.com).
     Twilio,
+    /// Retell AI (retellai.com).
+    Retell,
 }
 
 impl Provider {
@@ -60,6 +64,7 @@ impl Provider {
             Provider::Vapi => "vapi",
             Provider::ElevenLabs => "elevenlabs",
             Provider::Twilio => "twilio",
+            Provider::Retell => "retell",
         }
     }
 
@@ -70,6 +75,7 @@ impl Provider {
             Provider::Vapi => &vapi::Vapi,
             Provider::ElevenLabs => &elevenlabs::ElevenLabs,
             Provider::Twilio => &twilio::Twilio,
+            Provider::Retell => &retell::Retell,
         }
     }
 

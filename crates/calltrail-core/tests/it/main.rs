@@ -7,6 +7,7 @@ mod fixtures;
 mod fold;
 mod payload;
 mod properties;
+mod retell;
 mod status;
 mod support;
 mod twilio;

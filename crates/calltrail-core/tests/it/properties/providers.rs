@@ -39,6 +39,17 @@ fn cases() -> Vec<Case> {
             identifying: &["type", "data.conversation_id"],
         },
         Case {
+            provider: Provider::Retell,
+            lifecycles: crate::retell::lifecycles,
+            json_fixtures: &[
+                "retell/call_started.json",
+                "retell/call_ended.json",
+                "retell/call_analyzed.json",
+                "retell/no-answer/call_ended.json",
+            ],
+            identifying: &["event", "call.call_id"],
+        },
+        Case {
             provider: Provider::Twilio,
             lifecycles: crate::twilio::lifecycles,
             json_fixtures: &[],
