@@ -2,15 +2,17 @@
 //! normalized events survive the log's `data` column, and no input — bytes, JSON, forms,
 //! headers — panics a parser or a verifier. Drill 5 (scripts/drills) runs these at volume.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use calltrail_core::providers::{ProviderSecret, VerifyRequest};
 use calltrail_core::{fold, CallEvent, Provider};
+use calltrail_fixtures as fixtures;
 use chrono::DateTime;
 use proptest::prelude::*;
 use serde_json::Value;
 
 use super::{delivery_order, json_value};
-use calltrail_fixtures as fixtures;
-
 use crate::support::{parse_event, received_at, Lifecycles};
 
 /// What the properties need to know of one provider.
@@ -70,6 +72,28 @@ fn all_lifecycles() -> Vec<(Provider, &'static str, Vec<Vec<u8>>)> {
         .collect()
 }
 
+/// [`all_lifecycles`] parsed, once per test binary (drill 5 runs many thousand cases).
+fn parsed_lifecycles() -> &'static [(Provider, &'static str, Vec<CallEvent>)] {
+    static PARSED: OnceLock<Vec<(Provider, &'static str, Vec<CallEvent>)>> = OnceLock::new();
+    PARSED.get_or_init(|| {
+        all_lifecycles()
+            .into_iter()
+            .map(|(provider, name, bodies)| (provider, name, events_of(provider, &bodies)))
+            .collect()
+    })
+}
+
+/// A JSON fixture, read once per test binary.
+fn fixture_json(file: &'static str) -> Value {
+    static READ: OnceLock<Mutex<HashMap<&'static str, Value>>> = OnceLock::new();
+    let cache = READ.get_or_init(Mutex::default);
+    let mut cache = cache.lock().unwrap();
+    cache
+        .entry(file)
+        .or_insert_with(|| fixtures::json(file))
+        .clone()
+}
+
 fn events_of(provider: Provider, bodies: &[Vec<u8>]) -> Vec<CallEvent> {
     bodies
         .iter()
@@ -127,7 +151,7 @@ fn odd_json_payload() -> impl Strategy<Value = (Provider, String, Vec<u8>, bool)
         json_value(),
     )
         .prop_map(|((provider, file, identifying), index, new)| {
-            let mut payload = fixtures::json(file);
+            let mut payload = fixture_json(file);
             let mut all = Vec::new();
             paths(&payload, "", &mut all);
             let path = index.get(&all).clone();
@@ -180,16 +204,14 @@ proptest! {
         index in any::<prop::sample::Index>(),
         seed in delivery_order(6),
     ) {
-        let lifecycles = all_lifecycles();
-        let (provider, name, bodies) = index.get(&lifecycles);
-        let events = events_of(*provider, bodies);
+        let (provider, name, events) = index.get(parsed_lifecycles());
         let mut order: Vec<usize> = seed.into_iter().filter(|&i| i < events.len()).collect();
         for i in 0..events.len() {
             if !order.contains(&i) {
                 order.push(i);
             }
         }
-        let in_order = fold(&events, 1);
+        let in_order = fold(events.iter(), 1);
         let shuffled = fold(order.iter().map(|&i| &events[i]), 1);
         prop_assert_eq!(shuffled, in_order, "{} {}", provider, name);
     }
