@@ -16,27 +16,27 @@ const RETELL: Provider = Provider::Retell;
 const KEY: &str = "key_fixture_9b2e7d4c1a6f3e8b5d0c2a7f4e1b9d6c";
 const SIGNED: [(&str, i64, &str); 5] = [
     (
-        "retell/call_started.json",
+        "retell/answered/01-call_started.json",
         1_759_914_908_655,
         "2d5f43678a048b4958c9cd671822d033d82e9d00aa4116fc7948a12de5d225cf",
     ),
     (
-        "retell/call_ended.json",
+        "retell/answered/02-call_ended.json",
         1_759_914_937_812,
         "274db73dafa22f8286c5fec77c36aa178460320b0cb1121ea974191d6babc60f",
     ),
     (
-        "retell/call_analyzed.json",
+        "retell/answered/03-call_analyzed.json",
         1_759_914_943_208,
         "5960fa6fc4afe17717d34e6d31f7d9e502fd625891ac63ca7470f04312ccf0f4",
     ),
     (
-        "retell/no-answer/call_ended.json",
+        "retell/no-answer/01-call_ended.json",
         1_759_917_778_409,
         "efb3557695f90b63e73d1a749ef35c0200e7e631acf69910843c23d9ef48718c",
     ),
     (
-        "retell/no-answer/call_analyzed.json",
+        "retell/no-answer/02-call_analyzed.json",
         1_759_917_781_952,
         "46c20a5c62c4312a2c13ddb96fa6312524ef69d7865ba994a45d1b872abcdb18",
     ),
@@ -194,12 +194,15 @@ fn event(file: &str) -> calltrail_core::CallEvent {
 
 #[test]
 fn an_answered_call_normalizes_per_the_contract() {
-    let raw = fixtures::json("retell/call_ended.json");
-    let started = parse_event(RETELL, &fixtures::read("retell/call_started.json"));
+    let raw = fixtures::json("retell/answered/02-call_ended.json");
+    let started = parse_event(
+        RETELL,
+        &fixtures::read("retell/answered/01-call_started.json"),
+    );
     assert_eq!(started.event_type, "call_started");
     assert_eq!(
         started.payload.as_bytes(),
-        fixtures::read("retell/call_started.json")
+        fixtures::read("retell/answered/01-call_started.json")
     );
     let started = started.event;
     assert_eq!(started.provider, Provider::Retell);
@@ -213,7 +216,7 @@ fn an_answered_call_normalizes_per_the_contract() {
     assert_eq!(started.conversation_seconds, None);
     assert_eq!(started.transcript, None);
 
-    let ended = event("retell/call_ended.json");
+    let ended = event("retell/answered/02-call_ended.json");
     assert_eq!(ended.status, LifecycleStatus::CallDisconnected);
     assert_eq!(
         ended.occurred_at,
@@ -235,7 +238,7 @@ fn an_answered_call_normalizes_per_the_contract() {
     );
     assert_eq!(ended.hangup_reason.as_deref(), Some("user_hangup"));
 
-    let analyzed = event("retell/call_analyzed.json");
+    let analyzed = event("retell/answered/03-call_analyzed.json");
     assert_eq!(analyzed.status, LifecycleStatus::Completed);
     assert_eq!(analyzed.occurred_at, at_millis(1_759_914_937_401));
 
@@ -256,7 +259,7 @@ fn an_answered_call_normalizes_per_the_contract() {
 
 #[test]
 fn an_inbound_call_takes_the_caller_as_the_contact() {
-    let mut raw = fixtures::json("retell/call_started.json");
+    let mut raw = fixtures::json("retell/answered/01-call_started.json");
     raw["call"]["direction"] = json!("inbound");
     raw["call"]["from_number"] = json!("+14155550199");
     let e = parse_event(RETELL, raw.to_string().as_bytes()).event;
@@ -268,7 +271,7 @@ fn an_inbound_call_takes_the_caller_as_the_contact() {
 }
 
 fn ended_with(reason: &str, event: &str) -> Vec<u8> {
-    let mut raw = fixtures::json("retell/no-answer/call_ended.json");
+    let mut raw = fixtures::json("retell/no-answer/01-call_ended.json");
     raw["event"] = json!(event);
     raw["call"]["disconnection_reason"] = json!(reason);
     raw.to_string().into_bytes()
@@ -322,7 +325,7 @@ fn transfers_are_timeline_only_and_transcript_updates_are_ignored() {
         "transfer_ended",
         "call_rerouted",
     ] {
-        let mut raw = fixtures::json("retell/call_started.json");
+        let mut raw = fixtures::json("retell/answered/01-call_started.json");
         raw["event"] = json!(event);
         let parsed = parse_event(RETELL, raw.to_string().as_bytes());
         assert_eq!(parsed.event_type, event);
@@ -336,7 +339,7 @@ fn transfers_are_timeline_only_and_transcript_updates_are_ignored() {
             "{event} carries no time of its own"
         );
     }
-    let mut raw = fixtures::json("retell/call_started.json");
+    let mut raw = fixtures::json("retell/answered/01-call_started.json");
     raw["event"] = json!("transcript_updated");
     let ignored = parse_ignored(RETELL, raw.to_string().as_bytes());
     assert_eq!(ignored.message_type, "transcript_updated");
@@ -345,7 +348,7 @@ fn transfers_are_timeline_only_and_transcript_updates_are_ignored() {
 
 #[test]
 fn odd_optional_values_read_as_absent_and_refusals_name_the_field() {
-    let mut raw: Value = fixtures::json("retell/call_ended.json");
+    let mut raw: Value = fixtures::json("retell/answered/02-call_ended.json");
     raw["call"]["end_timestamp"] = json!("later");
     raw["call"]["duration_ms"] = json!("28999");
     raw["call"]["start_timestamp"] = json!(null);
@@ -386,20 +389,8 @@ fn odd_optional_values_read_as_absent_and_refusals_name_the_field() {
 /// Whole calls, each webhook in delivery order: answered, and missed (`dial_no_answer`).
 pub fn lifecycles() -> Lifecycles {
     vec![
-        (
-            "answered",
-            ["call_started", "call_ended", "call_analyzed"]
-                .iter()
-                .map(|e| fixtures::read(format!("retell/{e}.json")))
-                .collect(),
-        ),
-        (
-            "no-answer",
-            vec![
-                fixtures::read("retell/no-answer/call_ended.json"),
-                fixtures::read("retell/no-answer/call_analyzed.json"),
-            ],
-        ),
+        ("answered", fixtures::scenario("retell/answered")),
+        ("no-answer", fixtures::scenario("retell/no-answer")),
         (
             "busy",
             vec![
