@@ -26,24 +26,8 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
+use crate::fold::JobRequest;
 use crate::{Error, ReadStore};
-
-/// A job the projector asks for (inserted unless it exists).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRequest {
-    /// The tenant.
-    pub user_id: Uuid,
-    /// Individual or complete.
-    pub kind: AnalysisKind,
-    /// The call's provider.
-    pub provider: String,
-    /// The call.
-    pub execution_id: String,
-    /// The contact's phone (required for complete jobs).
-    pub phone_number: Option<String>,
-    /// The call's creation time.
-    pub call_created_at: DateTime<Utc>,
-}
 
 /// A job a worker holds.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,26 +1,36 @@
 //! calltrail-projections — the read side: projectors that fold the event log into read
 //! tables, their checkpoints, replay, the read queries behind the API, and tenancy.
 //!
-//! Modules:
-//! - [`store`]: [`ReadStore`], the tokio-postgres pool (deadpool) every read-side module uses.
-//! - [`tenancy`]: users, agents, API keys and webhook tokens (hashes only).
-//! - [`projector`]: the live projector: gap-safe follow, one transaction per batch, dead letters.
-//! - [`fold`]: batch folding of call events into row changes (pure, no I/O).
-//! - [`replay`]: rebuilds every read table into shadow tables and swaps them in.
-//! - [`kpis`]: KPIs over a time window (`GET /v1/kpis`) and calls per UTC day.
-//! - [`leads`]: contacts' lead standings and score history (the console's contacts pages).
-//! - [`sessions`]: web console sessions (hashed ids, expiring, revocable).
-//! - [`analysis_fold`]: folding the `analysis.*` events and writing `lead_analytics`.
-//! - [`analytics`]: lead analytics rows and the context an analysis worker needs.
-//! - [`jobs`]: the analysis job queue (claim with a lease, retry, fail, re-queue, status).
+//! The write path, from the log to the read tables:
+//! - [`projector`]: the live projector: gap-safe follow, one transaction per batch (load the
+//!   rows a batch touches, fold, write, move the checkpoint), standby and lease.
+//! - [`fold`] (pure: no I/O, no driver types): events into row changes.
+//!   - [`fold::model`]: the snapshot of prior rows and the row changes, shared by all.
+//!   - [`fold::decode`]: an event's `data` read for folding; what cannot be read is a dead letter.
+//!   - [`fold::calls`]: a call event: lifecycle state, the call's charge (credits), its
+//!     contact, transcript and timeline row.
+//!   - [`fold::analysis`]: `analysis.*` events: lead analytics rows, transcript statuses.
+//! - `tables` (private): one module per read table with its load, set-wise write and encoding
+//!   (`calls` with the stored state, `contacts`, `transcripts`, `credits`, `timeline`,
+//!   `lead_analytics`, `dead_letters`), and `READ_TABLES`, the list replay rebuilds.
+//! - [`replay`]: rebuilds every read table into shadow tables (`replay/pipeline.rs`: reader,
+//!   fold, writer) and swaps them in.
+//! - [`jobs`]: the analysis job queue (enqueued by the projector; claim with a lease, retry,
+//!   fail, re-queue, status).
+//!
+//! The read side and the rest:
 //! - [`queries`]: read queries for the HTTP API, keyset pagination.
 //! - [`views`]: the JSON shapes the read API returns.
+//! - [`kpis`]: KPIs over a time window (`GET /v1/kpis`) and calls per UTC day.
+//! - [`analytics`]: lead analytics rows and the context an analysis worker needs.
+//! - [`leads`]: contacts' lead standings and score history (the console's contacts pages).
+//! - [`sessions`]: web console sessions (hashed ids, expiring, revocable).
+//! - [`tenancy`]: users, agents, API keys and webhook tokens (hashes only).
+//! - [`store`]: [`ReadStore`], the tokio-postgres pool (deadpool) every module above uses.
 //! - [`error`]: the crate's [`Error`].
-//! - `write` (private): loading a batch's prior rows and writing its changes set-wise.
 //!
 //! Uses tokio-postgres through deadpool-postgres only; never runs migrations.
 
-pub mod analysis_fold;
 pub mod analytics;
 pub mod error;
 pub mod fold;
@@ -32,9 +42,9 @@ pub mod queries;
 pub mod replay;
 pub mod sessions;
 pub mod store;
+mod tables;
 pub mod tenancy;
 pub mod views;
-mod write;
 
 pub use error::Error;
 pub use projector::{BatchOutcome, Projector, ProjectorConfig, ProjectorMetrics, READ_MODELS};

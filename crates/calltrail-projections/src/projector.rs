@@ -12,11 +12,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use calltrail_eventlog::{Checkpoint, EventLog};
+use calltrail_eventlog::{Checkpoint, EventLog, StoredEvent};
+use tokio_postgres::Transaction;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::write::apply_batch;
+use crate::fold::{self, Changes, DecodedBatch, Snapshot};
+use crate::tables::{self, calls, contacts, credits};
 use crate::{Error, ReadStore};
 
 /// Name of the projection that builds calls, contacts, transcripts, credits and timelines.
@@ -303,6 +305,51 @@ impl Projector {
         );
         Ok(outcome)
     }
+}
+
+/// One batch's work inside its transaction: loads the rows `events` touch, folds them, and
+/// writes the changes into `schema`'s tables (dead letters under `projector`'s name).
+async fn apply_batch(
+    tx: &Transaction<'_>,
+    schema: &str,
+    projector: &str,
+    events: &[StoredEvent],
+    credits_per_minute: i64,
+) -> Result<Changes, Error> {
+    let batch = fold::decode_batch(events);
+    let mut snapshot = load_snapshot(tx, schema, &batch).await?;
+    let changes = fold::fold_batch(&mut snapshot, &batch, credits_per_minute);
+    tokio::try_join!(
+        tables::write_rows(tx, schema, &snapshot, &changes),
+        tables::write_appends(tx, schema, projector, &changes),
+    )?;
+    Ok(changes)
+}
+
+/// The stored rows of every call, contact and balance `batch` touches (absent from the
+/// tables = no row yet; a balance without a row is 0). Contacts come second: a call's stored
+/// phone number names one too.
+async fn load_snapshot(
+    tx: &Transaction<'_>,
+    schema: &str,
+    batch: &DecodedBatch<'_>,
+) -> Result<Snapshot, Error> {
+    let needs = fold::needs(batch);
+    let (call_rows, balance_rows) = tokio::try_join!(
+        calls::load(tx, schema, &needs.calls),
+        credits::load_balances(tx, schema, &needs.users),
+    )?;
+    let mut snapshot = Snapshot::default();
+    snapshot.calls.extend(call_rows);
+    for user in &needs.users {
+        snapshot.balances.insert(*user, 0);
+    }
+    snapshot.balances.extend(balance_rows);
+    let contact_keys = fold::contact_needs(batch, &snapshot.calls);
+    snapshot
+        .contacts
+        .extend(contacts::load(tx, schema, &contact_keys).await?);
+    Ok(snapshot)
 }
 
 /// Arms fail points from a `FAILPOINTS`-style list, `name=actions;…` in fail-rs syntax (e.g.

@@ -5,7 +5,7 @@
 //! 3. Create empty copies of the read tables in schema `calltrail_replay`
 //!    (`LIKE public.x INCLUDING ALL EXCLUDING INDEXES`, plus the unique keys upserts need).
 //! 4. Page through the log up to the horizon and fold each page with the live projector's own
-//!    code (`fold::fold_batch`, `write`), in three stages that run at once: a reader task
+//!    code (`fold::fold_batch`, `tables`), in three stages that run at once: a reader task
 //!    reads the next pages, this task decodes and folds, and a writer task on a connection of
 //!    its own writes each page in one short transaction (a long write transaction would hold
 //!    every gap-safe reader of the log back). Calls, contacts and balances stay in memory
@@ -28,7 +28,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::projector::{PROJECTIONS, READ_MODELS};
-use crate::write::READ_TABLES;
+use crate::tables::{ReadTable, READ_TABLES};
 use crate::{Error, ReadStore};
 
 mod pipeline;
@@ -43,14 +43,6 @@ const REPLAY_LOCK_KEY: i64 = 0x6361_6c6c_7472_6c01;
 const SWAP_LOCK_TIMEOUT: &str = "5s";
 /// Swap attempts before giving up.
 const SWAP_ATTEMPTS: u32 = 6;
-/// Tables the fold upserts into: their unique keys exist while the shadow tables fill.
-const KEYED_TABLES: &[&str] = &[
-    "calls",
-    "contacts",
-    "transcripts",
-    "credit_balances",
-    "lead_analytics",
-];
 
 /// What to replay.
 #[derive(Debug, Clone)]
@@ -159,7 +151,7 @@ fn resolve_projections(requested: &[String]) -> Result<Vec<&'static str>, Error>
 }
 
 /// The read tables a projection owns.
-fn tables_of(projection: &str) -> &'static [&'static str] {
+fn tables_of(projection: &str) -> &'static [ReadTable] {
     match projection {
         READ_MODELS => READ_TABLES,
         _ => &[],
@@ -176,7 +168,7 @@ async fn rebuild(
 ) -> Result<u64, Error> {
     let tables: Vec<&str> = projections
         .iter()
-        .flat_map(|p| tables_of(p).iter().copied())
+        .flat_map(|p| tables_of(p).iter().map(|t| t.name))
         .collect();
     let horizon = log.horizon().await?;
     let total = match horizon {
@@ -264,7 +256,8 @@ async fn create_shadow(session: &Client, tables: &[&str]) -> Result<Vec<IndexDdl
         let table: String = row.try_get(0)?;
         let is_key: bool = row.try_get(1)?;
         let ddl: String = row.try_get(2)?;
-        if is_key && KEYED_TABLES.contains(&table.as_str()) {
+        let upserted = READ_TABLES.iter().any(|t| t.upserted && t.name == table);
+        if is_key && upserted {
             now.push_str(&ddl);
             now.push(';');
         } else {

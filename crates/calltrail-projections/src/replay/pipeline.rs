@@ -14,7 +14,7 @@ use crate::fold::{
     self, CallKey, CallRecord, Changes, ContactKey, ContactRecord, DecodedBatch, Snapshot,
 };
 use crate::projector::READ_MODELS;
-use crate::write::{load_calls, load_contacts, write_appends, write_rows};
+use crate::tables::{self, calls, contacts};
 use crate::Error;
 
 /// Pages of the log up to `horizon`, read ahead by a task of their own (two pages queued).
@@ -263,17 +263,18 @@ impl Writer {
                 match job {
                     WriterJob::Write { appends, rows } => {
                         let tx = client.transaction().await?;
-                        write_appends(&tx, REPLAY_SCHEMA, READ_MODELS, &appends).await?;
+                        tables::write_appends(&tx, REPLAY_SCHEMA, READ_MODELS, &appends).await?;
                         if let Some(rows) = rows {
-                            write_rows(&tx, REPLAY_SCHEMA, &rows.snapshot, &rows.changes).await?;
+                            tables::write_rows(&tx, REPLAY_SCHEMA, &rows.snapshot, &rows.changes)
+                                .await?;
                         }
                         tx.commit().await?;
                     }
                     WriterJob::LoadCalls(keys, reply) => {
-                        let _ = reply.send(load_calls(&client, REPLAY_SCHEMA, &keys).await);
+                        let _ = reply.send(calls::load(&client, REPLAY_SCHEMA, &keys).await);
                     }
                     WriterJob::LoadContacts(keys, reply) => {
-                        let _ = reply.send(load_contacts(&client, REPLAY_SCHEMA, &keys).await);
+                        let _ = reply.send(contacts::load(&client, REPLAY_SCHEMA, &keys).await);
                     }
                 }
             }

@@ -1,0 +1,120 @@
+//! Folding the `analysis.*` events into row changes (pure): the part of the fold that turns
+//! analysis results into `lead_analytics` rows and transcript statuses.
+//!
+//! - `analysis.individual` → the call's `individual` row; the transcript becomes `completed`;
+//!   the call's `complete` job is requested (the live projector enqueues it, replay ignores it).
+//! - `analysis.complete` → the contact's `complete` row (key: phone), replaced only by an event
+//!   later in the log than the row's (`position`; see `tables::lead_analytics`).
+//! - `analysis.failed` → the transcript becomes `failed` with the reason, unless the call's
+//!   analysis already succeeded.
+
+use calltrail_core::AnalysisKind;
+use calltrail_eventlog::StoredEvent;
+use chrono::{DateTime, Utc};
+
+use super::decode::AnalysisDecoded;
+use super::model::{
+    AnalysisStatus, Changes, JobRequest, LeadAnalyticsRow, Snapshot, TranscriptAnalysis,
+    TranscriptChange,
+};
+
+/// Folds one decoded analysis event (see the module documentation).
+pub(super) fn fold_analysis(
+    snapshot: &mut Snapshot,
+    changes: &mut Changes,
+    event: &StoredEvent,
+    decoded: &AnalysisDecoded,
+) {
+    let user_id = event.tenant_id;
+    let call_key = (user_id, event.stream_id.clone());
+    let record = snapshot.calls.get_mut(&call_key);
+    match decoded {
+        AnalysisDecoded::Recorded(r) => {
+            let key = match r.kind {
+                AnalysisKind::Individual => event.stream_id.clone(),
+                AnalysisKind::Complete => match &r.phone_number {
+                    Some(phone) => phone.clone(),
+                    None => return,
+                },
+            };
+            changes.lead_analytics.insert(
+                (user_id, r.kind.as_str(), key.clone()),
+                LeadAnalyticsRow {
+                    user_id,
+                    analysis_type: r.kind.as_str(),
+                    key,
+                    execution_id: event.stream_id.clone(),
+                    phone_number: r.phone_number.clone(),
+                    previous_calls_analyzed: r.previous_calls_analyzed,
+                    analysis_timestamp: r.analysis_timestamp,
+                    analysis: r.analysis.clone(),
+                    analyzer: r.meta.analyzer,
+                    model: r.meta.model.clone(),
+                    tokens_used: r.meta.tokens_used,
+                    position: event.position,
+                },
+            );
+            let (AnalysisKind::Individual, Some(record)) = (r.kind, record) else {
+                return;
+            };
+            record.analysis = TranscriptAnalysis {
+                status: AnalysisStatus::Completed,
+                error: None,
+            };
+            if let Some(phone) = &r.phone_number {
+                changes.jobs.push(JobRequest {
+                    user_id,
+                    kind: AnalysisKind::Complete,
+                    provider: event.provider.clone(),
+                    execution_id: event.stream_id.clone(),
+                    phone_number: Some(phone.clone()),
+                    call_created_at: record.state.created_at.unwrap_or(event.occurred_at),
+                });
+            }
+        }
+        AnalysisDecoded::Failed(f) => {
+            let Some(record) = record else {
+                return;
+            };
+            if record.analysis.status == AnalysisStatus::Completed {
+                return;
+            }
+            record.analysis = TranscriptAnalysis {
+                status: AnalysisStatus::Failed,
+                error: Some(f.message.clone()),
+            };
+        }
+    }
+    // The transcript row shows the new status (its content is the call's current one).
+    let Some(record) = snapshot.calls.get(&call_key) else {
+        return;
+    };
+    if let Some(content) = &record.state.transcript {
+        let status = record.analysis.clone();
+        changes
+            .transcripts
+            .entry(call_key)
+            .and_modify(|t| t.analysis = status.clone())
+            .or_insert_with(|| TranscriptChange {
+                content: content.clone(),
+                created_at: event.occurred_at,
+                analysis: status,
+            });
+    }
+}
+
+/// The individual job a call needs once its transcript appears.
+pub fn individual_job(
+    event: &StoredEvent,
+    phone_number: Option<String>,
+    call_created_at: Option<DateTime<Utc>>,
+) -> JobRequest {
+    JobRequest {
+        user_id: event.tenant_id,
+        kind: AnalysisKind::Individual,
+        provider: event.provider.clone(),
+        execution_id: event.stream_id.clone(),
+        phone_number,
+        call_created_at: call_created_at.unwrap_or(event.occurred_at),
+    }
+}

@@ -1,0 +1,120 @@
+//! Reading an event's `data` for folding: call events, credit grants and `analysis.*` results;
+//! anything that cannot be read says why (it becomes a dead letter).
+
+use calltrail_core::analysis::{
+    AnalysisFailed, AnalysisRecorded, ANALYSIS_COMPLETE, ANALYSIS_EVENT_SCHEMA_VERSION,
+    ANALYSIS_FAILED, ANALYSIS_INDIVIDUAL,
+};
+use calltrail_core::event::CALL_EVENT_SCHEMA_VERSION;
+use calltrail_core::CallEvent;
+use calltrail_eventlog::StoredEvent;
+
+/// Provider name of events calltrail creates itself.
+pub const CALLTRAIL_PROVIDER: &str = "calltrail";
+/// Event type of a credit grant (`data = {"amount": N}`, N > 0).
+pub const CREDITS_GRANTED: &str = "credits.granted";
+
+/// An event decoded for folding.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A provider webhook, normalized.
+    Call(Box<CallEvent>),
+    /// `credits.granted`: a positive amount.
+    Grant {
+        /// Credits granted (> 0).
+        amount: i64,
+    },
+    /// `analysis.individual`, `analysis.complete` or `analysis.failed`.
+    Analysis(Box<AnalysisDecoded>),
+    /// Any other event: only recorded in the timeline of a known call.
+    Other,
+}
+
+/// A decoded `analysis.*` event.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // always boxed, in `Decoded::Analysis`
+pub enum AnalysisDecoded {
+    /// `analysis.individual` or `analysis.complete`.
+    Recorded(AnalysisRecorded),
+    /// `analysis.failed`.
+    Failed(AnalysisFailed),
+}
+
+/// A batch's events paired with their decoding.
+pub type DecodedBatch<'a> = Vec<(&'a StoredEvent, Result<Decoded, String>)>;
+
+/// Decodes a batch.
+pub fn decode_batch(events: &[StoredEvent]) -> DecodedBatch<'_> {
+    events.iter().map(|e| (e, decode(e))).collect()
+}
+
+/// Decodes an event's `data`; the error says why it cannot be folded (it becomes a dead letter).
+pub fn decode(event: &StoredEvent) -> Result<Decoded, String> {
+    if event.provider == CALLTRAIL_PROVIDER && event.event_type == CREDITS_GRANTED {
+        #[derive(serde::Deserialize)]
+        struct Grant {
+            amount: i64,
+        }
+        let grant: Grant = serde_json::from_str(&event.data)
+            .map_err(|e| format!("credit grant data is not {{\"amount\": N}}: {e}"))?;
+        if grant.amount <= 0 {
+            return Err(format!(
+                "credit grant amount must be positive, got {}",
+                grant.amount
+            ));
+        }
+        return Ok(Decoded::Grant {
+            amount: grant.amount,
+        });
+    }
+    if let Some(analysis) = decode_analysis(event) {
+        return analysis;
+    }
+    if event.provider == CALLTRAIL_PROVIDER || event.event_type.starts_with("analysis.") {
+        return Ok(Decoded::Other);
+    }
+    if event.schema_version != CALL_EVENT_SCHEMA_VERSION {
+        return Err(format!(
+            "unsupported call event schema_version {} (this build reads {CALL_EVENT_SCHEMA_VERSION})",
+            event.schema_version
+        ));
+    }
+    let call: CallEvent = serde_json::from_str(&event.data)
+        .map_err(|e| format!("call event data cannot be decoded: {e}"))?;
+    Ok(Decoded::Call(Box::new(call)))
+}
+
+/// Decodes an `analysis.individual`/`complete`/`failed` event; `None` for any other type.
+fn decode_analysis(event: &StoredEvent) -> Option<Result<Decoded, String>> {
+    let failed = event.event_type == ANALYSIS_FAILED;
+    let recorded = [ANALYSIS_INDIVIDUAL, ANALYSIS_COMPLETE].contains(&event.event_type.as_str());
+    if !failed && !recorded {
+        return None;
+    }
+    if event.schema_version != ANALYSIS_EVENT_SCHEMA_VERSION {
+        return Some(Err(format!(
+            "unsupported {} schema_version {} (this build reads {ANALYSIS_EVENT_SCHEMA_VERSION})",
+            event.event_type, event.schema_version
+        )));
+    }
+    let decoded = if failed {
+        serde_json::from_str(&event.data)
+            .map(AnalysisDecoded::Failed)
+            .map_err(|e| format!("analysis.failed data cannot be decoded: {e}"))
+    } else {
+        serde_json::from_str::<AnalysisRecorded>(&event.data)
+            .map_err(|e| format!("{} data cannot be decoded: {e}", event.event_type))
+            .and_then(|r| {
+                if calltrail_core::analysis::recorded_event_type(r.kind) == event.event_type {
+                    Ok(AnalysisDecoded::Recorded(r))
+                } else {
+                    Err(format!(
+                        "{} data has kind {}",
+                        event.event_type,
+                        r.kind.as_str()
+                    ))
+                }
+            })
+    };
+    Some(decoded.map(|d| Decoded::Analysis(Box::new(d))))
+}

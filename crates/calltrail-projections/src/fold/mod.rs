@@ -1,0 +1,151 @@
+//! Batch folding of log events into read-model row changes (pure: no I/O, no driver types).
+//!
+//! One code path for the live projector and replay: both load the prior rows a batch touches
+//! into a [`Snapshot`] (what to load: [`needs`], then [`contact_needs`]), fold the batch's
+//! events in log order with [`fold_batch`], and write the resulting [`Changes`] set-wise
+//! (`crate::tables`). Only where and when rows are written differs: the live projector starts
+//! each batch from a fresh snapshot and writes every change in the batch's transaction; replay
+//! keeps the snapshot across pages as a write-back cache (it [`Changes::absorb`]s the keyed row
+//! changes and writes them when the cache is full).
+//!
+//! Row values come from events only (event time, never processing time), so folding the same
+//! events in the same order gives the same rows however they are cut into batches.
+//!
+//! - [`model`]: the snapshot and change types every other module shares.
+//! - [`decode`]: an event's `data` read for folding (call event, grant, analysis result).
+//! - [`calls`]: a call event: lifecycle, charge, contact, transcript, timeline.
+//! - [`analysis`]: the `analysis.*` events: lead analytics rows, transcript statuses, jobs.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+pub mod analysis;
+pub mod calls;
+pub mod decode;
+pub mod model;
+
+pub use calls::contact_id;
+pub use decode::{
+    decode, decode_batch, AnalysisDecoded, Decoded, DecodedBatch, CALLTRAIL_PROVIDER,
+    CREDITS_GRANTED,
+};
+pub use model::{
+    AnalysisStatus, CallKey, CallRecord, Changes, ContactKey, ContactRecord, CreditChange,
+    DeadLetter, JobRequest, LeadAnalyticsRow, LeadKey, Needs, Snapshot, TimelineRow,
+    TranscriptAnalysis, TranscriptChange,
+};
+
+/// The calls and balances a batch needs (step 1 of loading).
+pub fn needs(batch: &DecodedBatch<'_>) -> Needs {
+    let mut calls = Vec::new();
+    let mut users = Vec::new();
+    for (event, decoded) in batch {
+        match decoded {
+            Ok(Decoded::Call(_)) => {
+                calls.push((event.tenant_id, event.stream_id.clone()));
+                users.push(event.tenant_id);
+            }
+            Ok(Decoded::Other | Decoded::Analysis(_)) => {
+                calls.push((event.tenant_id, event.stream_id.clone()));
+            }
+            Ok(Decoded::Grant { .. }) => users.push(event.tenant_id),
+            Err(_) => {}
+        }
+    }
+    calls.sort_unstable();
+    calls.dedup();
+    users.sort_unstable();
+    users.dedup();
+    Needs { calls, users }
+}
+
+/// The contacts a batch needs (step 2 of loading, once the calls are loaded): every phone
+/// number its call events or its calls' stored states carry.
+pub fn contact_needs(
+    batch: &DecodedBatch<'_>,
+    calls: &HashMap<CallKey, CallRecord>,
+) -> Vec<ContactKey> {
+    let mut keys: Vec<ContactKey> = Vec::new();
+    for (event, decoded) in batch {
+        let Ok(Decoded::Call(call)) = decoded else {
+            continue;
+        };
+        let user = event.tenant_id;
+        if let Some(phone) = &call.phone_number {
+            keys.push((user, phone.as_str().to_owned()));
+        }
+        let stored = calls
+            .get(&(user, event.stream_id.clone()))
+            .and_then(|record| record.state.phone_number.as_ref());
+        if let Some(phone) = stored {
+            keys.push((user, phone.as_str().to_owned()));
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// Folds a batch in log order into `snapshot` (which it advances) and returns the row changes.
+pub fn fold_batch(
+    snapshot: &mut Snapshot,
+    batch: &DecodedBatch<'_>,
+    credits_per_minute: i64,
+) -> Changes {
+    let mut changes = Changes::default();
+    for (event, decoded) in batch {
+        changes.events += 1;
+        changes.last = Some(event.checkpoint());
+        match decoded {
+            Err(error) => changes.dead_letters.push(DeadLetter {
+                position: event.position,
+                txid: event.txid,
+                event_type: event.event_type.clone(),
+                stream_id: event.stream_id.clone(),
+                error: error.clone(),
+            }),
+            Ok(Decoded::Call(call)) => {
+                calls::fold_call(snapshot, &mut changes, event, call, credits_per_minute);
+            }
+            Ok(Decoded::Grant { amount }) => {
+                grant(&mut snapshot.balances, &mut changes, event, *amount);
+            }
+            Ok(Decoded::Other) => {
+                let key = (event.tenant_id, event.stream_id.clone());
+                if snapshot.calls.contains_key(&key) {
+                    changes.timeline.push(calls::timeline_row(event));
+                }
+            }
+            Ok(Decoded::Analysis(analysis)) => {
+                let key = (event.tenant_id, event.stream_id.clone());
+                if snapshot.calls.contains_key(&key) {
+                    changes.timeline.push(calls::timeline_row(event));
+                }
+                analysis::fold_analysis(snapshot, &mut changes, event, analysis);
+            }
+        }
+    }
+    changes
+}
+
+/// A credit grant: the balance grows and a `grant` transaction is recorded.
+fn grant(
+    balances: &mut HashMap<Uuid, i64>,
+    changes: &mut Changes,
+    event: &calltrail_eventlog::StoredEvent,
+    amount: i64,
+) {
+    let balance = balances.entry(event.tenant_id).or_insert(0);
+    *balance = balance.saturating_add(amount);
+    changes.balances.insert(event.tenant_id);
+    changes.credits.push(CreditChange {
+        user_id: event.tenant_id,
+        kind: "grant",
+        amount,
+        balance_after: *balance,
+        call_id: None,
+        created_at: event.occurred_at,
+        position: event.position,
+    });
+}

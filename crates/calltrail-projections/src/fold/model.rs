@@ -1,0 +1,312 @@
+//! The types the fold reads and produces: the prior rows of a batch ([`Snapshot`]) and the
+//! row changes it yields ([`Changes`]). Shared by every fold module, the table writers and
+//! replay's write-back cache; plain data, no I/O.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use calltrail_core::{AnalysisKind, Analyzer, CallState, LeadAnalysis};
+use calltrail_eventlog::Checkpoint;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A call's key: tenant and the provider's execution id (the event's stream id).
+pub type CallKey = (Uuid, String);
+/// A contact's key: tenant and E.164 phone number.
+pub type ContactKey = (Uuid, String);
+/// Key of a `lead_analytics` row: user, `individual`/`complete`, execution id or phone.
+pub type LeadKey = (Uuid, &'static str, String);
+
+/// A call row as the fold sees it: the core state plus what the row adds.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CallRecord {
+    /// The folded lifecycle state.
+    pub state: CallState,
+    /// The contact of the call's phone number.
+    pub contact_id: Option<Uuid>,
+    /// Whether this call already counted in its contact's `not_connected`.
+    pub not_connected_counted: bool,
+    /// Shown as `call_lifecycle_status` while only statuses calltrail does not know arrived
+    /// (the greatest such status text, so the value does not depend on order).
+    pub unknown_status: Option<String>,
+    /// Position of the last event folded in.
+    pub last_position: i64,
+    /// The call's analysis status (its transcript row's).
+    pub analysis: TranscriptAnalysis,
+}
+
+impl CallRecord {
+    /// The `call_lifecycle_status` column.
+    pub fn lifecycle_status(&self) -> &str {
+        match (&self.state.lifecycle_status, &self.unknown_status) {
+            (Some(status), _) => status.as_str(),
+            (None, Some(status)) => status,
+            (None, None) => "unknown",
+        }
+    }
+}
+
+/// A contact row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactRecord {
+    /// Derived from the key ([`super::calls::contact_id`]).
+    pub id: Uuid,
+    /// Name, when an event passed one.
+    pub name: Option<String>,
+    /// Company, when an event passed one.
+    pub company: Option<String>,
+    /// Calls of this contact that became no-answer or busy.
+    pub not_connected: i64,
+    /// The call whose event created it.
+    pub auto_created_from_call_id: Option<String>,
+    /// Event time of that event.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The prior rows a batch touches, loaded before folding (absent key = no row yet).
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Calls by key.
+    pub calls: HashMap<CallKey, CallRecord>,
+    /// Contacts by key.
+    pub contacts: HashMap<ContactKey, ContactRecord>,
+    /// Credit balances by user.
+    pub balances: HashMap<Uuid, i64>,
+}
+
+/// A transcript's analysis status (`transcripts.analysis_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AnalysisStatus {
+    /// Not analysed yet (or put back for a retry).
+    #[default]
+    Pending,
+    /// A worker holds the job (live only; written by the job queue).
+    Processing,
+    /// The individual analysis is recorded.
+    Completed,
+    /// The analysis failed.
+    Failed,
+}
+
+impl AnalysisStatus {
+    /// The column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnalysisStatus::Pending => "pending",
+            AnalysisStatus::Processing => "processing",
+            AnalysisStatus::Completed => "completed",
+            AnalysisStatus::Failed => "failed",
+        }
+    }
+
+    /// Reads a column value (anything unknown is `pending`).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "processing" => AnalysisStatus::Processing,
+            "completed" => AnalysisStatus::Completed,
+            "failed" => AnalysisStatus::Failed,
+            _ => AnalysisStatus::Pending,
+        }
+    }
+}
+
+/// A call's analysis state as its transcript row shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TranscriptAnalysis {
+    /// The status.
+    pub status: AnalysisStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A transcript to insert (or whose content to update when the row exists).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptChange {
+    /// Transcript text.
+    pub content: String,
+    /// Event time of the event that first carried it (used only when inserting).
+    pub created_at: DateTime<Utc>,
+    /// The call's analysis status (event-derived: pending, completed or failed).
+    pub analysis: TranscriptAnalysis,
+}
+
+/// One credit transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreditChange {
+    /// The user.
+    pub user_id: Uuid,
+    /// `grant` or `usage`.
+    pub kind: &'static str,
+    /// Signed amount.
+    pub amount: i64,
+    /// Balance after it, in log order.
+    pub balance_after: i64,
+    /// Charged call (usage).
+    pub call_id: Option<String>,
+    /// Event time.
+    pub created_at: DateTime<Utc>,
+    /// Position of the causing event.
+    pub position: i64,
+}
+
+/// One timeline row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineRow {
+    /// The user.
+    pub user_id: Uuid,
+    /// The call.
+    pub execution_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Event time.
+    pub occurred_at: DateTime<Utc>,
+    /// Record time.
+    pub recorded_at: DateTime<Utc>,
+    /// Position.
+    pub position: i64,
+}
+
+/// An event that could not be folded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Its position.
+    pub position: i64,
+    /// Its writer's transaction id.
+    pub txid: i64,
+    /// Its type.
+    pub event_type: String,
+    /// Its stream.
+    pub stream_id: String,
+    /// Why it could not be folded.
+    pub error: String,
+}
+
+/// A `lead_analytics` row; field names are the table's columns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeadAnalyticsRow {
+    /// The tenant.
+    pub user_id: Uuid,
+    /// `individual` or `complete`.
+    pub analysis_type: &'static str,
+    /// Execution id (individual) or phone (complete).
+    pub key: String,
+    /// The call analysed, or the latest call a complete analysis includes.
+    pub execution_id: String,
+    /// The contact's phone.
+    pub phone_number: Option<String>,
+    /// 0, or the contact's calls analysed.
+    pub previous_calls_analyzed: i32,
+    /// When the analysis was made.
+    pub analysis_timestamp: DateTime<Utc>,
+    /// The analysis fields (their names are the columns').
+    #[serde(flatten)]
+    pub analysis: LeadAnalysis,
+    /// `openai` or `local`.
+    pub analyzer: Analyzer,
+    /// The model.
+    pub model: Option<String>,
+    /// The response's total tokens.
+    pub tokens_used: Option<i64>,
+    /// The event's log position.
+    pub position: i64,
+}
+
+/// An analysis job the fold asks for (the live projector inserts it unless it exists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRequest {
+    /// The tenant.
+    pub user_id: Uuid,
+    /// Individual or complete.
+    pub kind: AnalysisKind,
+    /// The call's provider.
+    pub provider: String,
+    /// The call.
+    pub execution_id: String,
+    /// The contact's phone (required for complete jobs).
+    pub phone_number: Option<String>,
+    /// The call's creation time.
+    pub call_created_at: DateTime<Utc>,
+}
+
+/// Every row change of a batch, ready to be written set-wise. Calls, contacts and balances
+/// are named by key: their rows are the [`Snapshot`]'s.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// Calls to upsert.
+    pub calls: BTreeSet<CallKey>,
+    /// Contacts to upsert.
+    pub contacts: BTreeSet<ContactKey>,
+    /// Transcripts to upsert.
+    pub transcripts: BTreeMap<CallKey, TranscriptChange>,
+    /// Credit transactions to insert, in log order.
+    pub credits: Vec<CreditChange>,
+    /// Users whose balance changed.
+    pub balances: BTreeSet<Uuid>,
+    /// Timeline rows to insert.
+    pub timeline: Vec<TimelineRow>,
+    /// Events that could not be folded.
+    pub dead_letters: Vec<DeadLetter>,
+    /// Lead analytics rows to upsert (each only over an older one).
+    pub lead_analytics: BTreeMap<LeadKey, LeadAnalyticsRow>,
+    /// Analysis jobs to enqueue (the live projector only; replay ignores them).
+    pub jobs: Vec<JobRequest>,
+    /// Events folded (dead letters included).
+    pub events: usize,
+    /// The checkpoint after the batch's last event.
+    pub last: Option<Checkpoint>,
+}
+
+impl Changes {
+    /// Adds a later batch's row changes to these (upserts by key; a transcript keeps the
+    /// time it first appeared). Events, timeline, credits and dead letters are not merged.
+    pub fn absorb(&mut self, later: Changes) {
+        self.calls.extend(later.calls);
+        self.contacts.extend(later.contacts);
+        self.balances.extend(later.balances);
+        for (key, transcript) in later.transcripts {
+            self.transcripts
+                .entry(key)
+                .and_modify(|t| {
+                    t.content.clone_from(&transcript.content);
+                    t.analysis.clone_from(&transcript.analysis);
+                })
+                .or_insert(transcript);
+        }
+    }
+
+    /// Takes out what is written with every batch (credit transactions, timeline rows, dead
+    /// letters, lead analytics, jobs, counts), leaving the keyed row changes.
+    pub fn take_appends(&mut self) -> Changes {
+        Changes {
+            credits: std::mem::take(&mut self.credits),
+            timeline: std::mem::take(&mut self.timeline),
+            dead_letters: std::mem::take(&mut self.dead_letters),
+            lead_analytics: std::mem::take(&mut self.lead_analytics),
+            jobs: std::mem::take(&mut self.jobs),
+            events: self.events,
+            last: self.last,
+            ..Changes::default()
+        }
+    }
+
+    /// True when no row needs writing.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+            && self.contacts.is_empty()
+            && self.balances.is_empty()
+            && self.transcripts.is_empty()
+            && self.credits.is_empty()
+            && self.timeline.is_empty()
+            && self.dead_letters.is_empty()
+            && self.lead_analytics.is_empty()
+    }
+}
+
+/// The keys whose rows a batch needs before it can be folded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Needs {
+    /// Calls named by call events and other events.
+    pub calls: Vec<CallKey>,
+    /// Users whose balance may change.
+    pub users: Vec<Uuid>,
+}
