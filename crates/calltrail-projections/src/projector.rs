@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use calltrail_core::Backoff;
 use calltrail_eventlog::{Checkpoint, EventLog, StoredEvent};
 use tokio_postgres::Transaction;
 use tokio_util::sync::CancellationToken;
@@ -140,12 +141,12 @@ impl Projector {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), Error> {
         let poll = self.config.poll_interval;
         let mut wakeups = self.log.wakeups(poll);
-        let mut backoff = poll;
+        let mut failures = Backoff::new(poll, MAX_BACKOFF).retries();
         tracing::info!("projector started");
         while !shutdown.is_cancelled() {
             match self.run_once().await {
                 Ok(outcome) => {
-                    backoff = poll;
+                    failures.reset();
                     if outcome.standby {
                         sleep_or_cancel(poll, &shutdown).await;
                     } else if outcome.caught_up {
@@ -157,14 +158,14 @@ impl Projector {
                     // A full batch: more is waiting, loop at once.
                 }
                 Err(error) if error.is_unavailable() => {
-                    tracing::warn!(%error, retry_in = ?backoff, "projector batch failed; retrying");
-                    sleep_or_cancel(backoff, &shutdown).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let delay = failures.next_delay();
+                    tracing::warn!(%error, retry_in = ?delay, "projector batch failed; retrying");
+                    sleep_or_cancel(delay, &shutdown).await;
                 }
                 Err(error) => {
-                    tracing::error!(%error, retry_in = ?backoff, "projector batch failed; retrying");
-                    sleep_or_cancel(backoff, &shutdown).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    let delay = failures.next_delay();
+                    tracing::error!(%error, retry_in = ?delay, "projector batch failed; retrying");
+                    sleep_or_cancel(delay, &shutdown).await;
                 }
             }
         }
