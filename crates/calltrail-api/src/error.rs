@@ -11,8 +11,6 @@ use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::params::MAX_LIMIT;
-
 /// A boxed cause kept for the log (never shown to clients).
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -52,9 +50,12 @@ pub enum ApiError {
     /// Reading the body failed (client disconnected, bad chunked encoding, …).
     #[error("reading the body failed: {0}")]
     BodyRead(String),
-    /// `limit` outside 1–100 or not an integer.
+    /// `limit` outside 1–`max` or not an integer.
     #[error("invalid limit")]
-    InvalidLimit,
+    InvalidLimit {
+        /// The largest limit the route accepts.
+        max: i64,
+    },
     /// `from`/`to` neither RFC 3339 nor `YYYY-MM-DD`.
     #[error("invalid `{param}`")]
     InvalidTime {
@@ -65,8 +66,8 @@ pub enum ApiError {
     #[error(transparent)]
     InvalidPhone(#[from] calltrail_core::PhoneNumberError),
     /// The pagination cursor is not one we issued.
-    #[error("invalid cursor: {0}")]
-    InvalidCursor(String),
+    #[error("invalid cursor")]
+    InvalidCursor,
     /// The query string could not be read.
     #[error("invalid query string: {0}")]
     InvalidQuery(String),
@@ -140,10 +141,10 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 format!("The body could not be read: {reason}.").into(),
             ),
-            E::InvalidLimit => (
+            E::InvalidLimit { max } => (
                 "invalid_limit",
                 StatusCode::BAD_REQUEST,
-                format!("`limit` must be an integer from 1 to {MAX_LIMIT}.").into(),
+                format!("`limit` must be an integer from 1 to {max}.").into(),
             ),
             E::InvalidTime { param } => (
                 "invalid_time",
@@ -155,7 +156,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 sentence(format!("`phone` is invalid: {err}")).into(),
             ),
-            E::InvalidCursor(_) => (
+            E::InvalidCursor => (
                 "invalid_cursor",
                 StatusCode::BAD_REQUEST,
                 "`cursor` is not one this API issued: pass the previous page's `next_cursor` unchanged (URL-encoded)."
@@ -235,27 +236,49 @@ impl ApiError {
         }
     }
 
-    /// Wraps a read-side error: unavailable → 503, a bad cursor → 400, anything else → 500.
+    /// The row of a read-side error: every variant is named, so a new one is a decision
+    /// here. Only a bad cursor and a missing resource are the client's; an unreachable
+    /// database is a 503; corrupt rows, replay and configuration failures are 500s.
     pub fn from_store(err: calltrail_projections::Error) -> Self {
         use calltrail_projections::Error as P;
-        if err.is_unavailable() {
-            return ApiError::Unavailable(Box::new(err));
-        }
         match err {
-            P::Invalid(reason) => ApiError::InvalidCursor(reason),
+            P::InvalidCursor => ApiError::InvalidCursor,
             P::NotFound(_) => ApiError::NotFound,
-            other => ApiError::Internal(Box::new(other)),
+            P::Unavailable(_) => ApiError::Unavailable(Box::new(err)),
+            P::EventLog(log) => ApiError::from_log(log),
+            P::Database(_)
+            | P::InvalidUrl(_)
+            | P::Pool(_)
+            | P::InvalidInput(_)
+            | P::Conflict(_)
+            | P::CorruptState { .. }
+            | P::CorruptRow { .. }
+            | P::Encode { .. }
+            | P::UnknownProjection { .. }
+            | P::ReplayRunning
+            | P::ReplayWriterStopped
+            | P::ReplayWriterFailed(_)
+            | P::FailPoint(_)
+            | P::Random(_) => ApiError::Internal(Box::new(err)),
         }
     }
 
-    /// Wraps an event-log error: unavailable → 503, refused content → 400, anything else → 500.
+    /// The row of an event-log error: unavailable → 503, refused content → 400, anything else
+    /// → 500 (every variant named, as in [`ApiError::from_store`]).
     pub fn from_log(err: calltrail_eventlog::Error) -> Self {
+        use calltrail_eventlog::Error as L;
         if err.is_unavailable() {
             return ApiError::Unavailable(Box::new(err));
         }
         match err {
-            calltrail_eventlog::Error::InvalidEvent(reason) => ApiError::PayloadRefused(reason),
-            other => ApiError::Internal(Box::new(other)),
+            L::InvalidEvent(reason) => ApiError::PayloadRefused(reason),
+            L::Unavailable(_)
+            | L::AppenderClosed
+            | L::AppendFailed(_)
+            | L::Database(_)
+            | L::Config(_)
+            | L::Migrate(_)
+            | L::Corrupt { .. } => ApiError::Internal(Box::new(err)),
         }
     }
 }
@@ -360,9 +383,9 @@ mod tests {
             ApiError::PayloadTooLarge { limit: 10 },
             ApiError::BodyTimeout { seconds: 30 },
             ApiError::BodyRead("closed".into()),
-            ApiError::InvalidLimit,
+            ApiError::InvalidLimit { max: 100 },
             ApiError::InvalidTime { param: "from" },
-            ApiError::InvalidCursor("not base64".into()),
+            ApiError::InvalidCursor,
             ApiError::InvalidQuery("duplicate field".into()),
             ApiError::InvalidPath("bad".into()),
             ApiError::NotFound,
@@ -419,7 +442,8 @@ mod tests {
                 "payload_too_large",
                 413,
             ),
-            (ApiError::InvalidLimit, "invalid_limit", 400),
+            (ApiError::InvalidLimit { max: 100 }, "invalid_limit", 400),
+            (ApiError::InvalidCursor, "invalid_cursor", 400),
             (ApiError::InvalidTime { param: "to" }, "invalid_time", 400),
             (ApiError::NotFound, "not_found", 404),
             (ApiError::Unavailable("x".into()), "unavailable", 503),
@@ -432,7 +456,8 @@ mod tests {
 
     #[test]
     fn the_body_is_the_error_envelope() {
-        let body = serde_json::to_value(ApiError::InvalidLimit.body()).unwrap_or_default();
+        let body =
+            serde_json::to_value(ApiError::InvalidLimit { max: 100 }.body()).unwrap_or_default();
         assert_eq!(
             body,
             serde_json::json!({"error": {"code": "invalid_limit", "message": "`limit` must be an integer from 1 to 100."}})
@@ -463,19 +488,54 @@ mod tests {
     #[test]
     fn store_and_log_errors_map_to_their_rows() {
         use calltrail_projections::Error as P;
-        assert_eq!(
-            ApiError::from_store(P::Unavailable("x".into())).code(),
-            "unavailable"
-        );
-        assert_eq!(
-            ApiError::from_store(P::Invalid("bad cursor".into())).code(),
-            "invalid_cursor"
-        );
-        assert_eq!(
-            ApiError::from_store(P::NotFound("x".into())).code(),
-            "not_found"
-        );
-        assert_eq!(ApiError::from_store(P::ReplayRunning).code(), "internal");
+        let corrupt_json = || match serde_json::from_str::<u8>("x") {
+            Err(e) => e,
+            Ok(_) => panic!("`x` is not a number"),
+        };
+        let cases = [
+            (P::InvalidCursor, "invalid_cursor", 400),
+            (P::NotFound("x".into()), "not_found", 404),
+            (
+                P::EventLog(calltrail_eventlog::Error::AppenderClosed),
+                "unavailable",
+                503,
+            ),
+            (
+                P::CorruptState {
+                    execution_id: "e1".into(),
+                    source: corrupt_json(),
+                },
+                "internal",
+                500,
+            ),
+            (
+                P::CorruptRow {
+                    table: "lead_analytics",
+                    reason: "x".into(),
+                },
+                "internal",
+                500,
+            ),
+            (P::ReplayRunning, "internal", 500),
+            (P::ReplayWriterStopped, "internal", 500),
+            (
+                P::UnknownProjection {
+                    name: "x".into(),
+                    known: "read_models".into(),
+                },
+                "internal",
+                500,
+            ),
+        ];
+        for (err, code, status) in cases {
+            let shown = format!("{err:?}");
+            let api = ApiError::from_store(err);
+            assert_eq!(
+                (api.code(), api.status_code().as_u16()),
+                (code, status),
+                "{shown}"
+            );
+        }
         use calltrail_eventlog::Error as L;
         assert_eq!(ApiError::from_log(L::AppenderClosed).code(), "unavailable");
         assert_eq!(
@@ -487,5 +547,20 @@ mod tests {
             reason: "x".into(),
         };
         assert_eq!(ApiError::from_log(corrupt).code(), "internal");
+    }
+
+    #[actix_web::test]
+    async fn an_unreachable_read_store_is_unavailable() {
+        let store = calltrail_projections::ReadStore::connect(
+            "postgres://postgres@127.0.0.1:1/postgres?connect_timeout=1",
+            1,
+        );
+        let Ok(store) = store else {
+            panic!("the URL parses");
+        };
+        let Err(err) = store.ping().await else {
+            panic!("nothing listens on port 1");
+        };
+        assert_eq!(ApiError::from_store(err).code(), "unavailable");
     }
 }

@@ -20,7 +20,7 @@ pub fn parse_limit(raw: Option<&str>) -> Result<i64, ApiError> {
     };
     match raw.trim().parse::<i64>() {
         Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
-        _ => Err(ApiError::InvalidLimit),
+        _ => Err(ApiError::InvalidLimit { max: MAX_LIMIT }),
     }
 }
 
@@ -183,7 +183,10 @@ mod tests {
         assert_eq!(parse_limit(Some("100")).ok(), Some(100));
         for bad in ["0", "101", "-1", "abc", "", "1.5", "99999999999999999999"] {
             assert!(
-                matches!(parse_limit(Some(bad)), Err(ApiError::InvalidLimit)),
+                matches!(
+                    parse_limit(Some(bad)),
+                    Err(ApiError::InvalidLimit { max: 100 })
+                ),
                 "{bad}"
             );
         }

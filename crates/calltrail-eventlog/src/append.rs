@@ -16,7 +16,7 @@ use sqlx::{PgPool, Row};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use uuid::Uuid;
 
-use crate::error::is_connection_error;
+use crate::error::{is_connection_error, DbError};
 use crate::{Error, EventLog, NOTIFY_CHANNEL};
 
 /// An event to append.
@@ -270,7 +270,7 @@ async fn flush(
     let events: Vec<&NewEvent> = batch.iter().map(|r| &r.event).collect();
     let result = match tokio::time::timeout(timeout, write_batch(pool, &events)).await {
         Ok(result) => result,
-        Err(_) => Err(Error::AppendFailed(Arc::new(Error::Unavailable(
+        Err(_) => Err(Error::AppendFailed(Arc::new(Error::from(
             sqlx::Error::PoolTimedOut,
         )))),
     };
@@ -326,21 +326,22 @@ async fn flush(
     }
 }
 
-fn sqlstate(error: &sqlx::Error) -> Option<String> {
-    match error {
+fn sqlstate(error: &DbError) -> Option<String> {
+    match error.sqlx()? {
         sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
         _ => None,
     }
 }
 
 /// Deadlocks and serialization failures: the whole batch can simply be tried again.
-fn is_retryable(error: &sqlx::Error) -> bool {
-    matches!(sqlstate(error).as_deref(), Some("40P01" | "40001")) || is_connection_error(error)
+fn is_retryable(error: &DbError) -> bool {
+    matches!(sqlstate(error).as_deref(), Some("40P01" | "40001"))
+        || error.sqlx().is_some_and(is_connection_error)
 }
 
 /// The database refused the event's content: class 22 (e.g. `\u0000` in JSON), or 54000 (a
 /// value too large for its index, such as a megabyte-long execution id). Retrying cannot help.
-fn is_data_error(error: &sqlx::Error) -> bool {
+fn is_data_error(error: &DbError) -> bool {
     sqlstate(error).is_some_and(|code| code.starts_with("22") || code == "54000")
 }
 

@@ -1,20 +1,23 @@
-//! The event log's error type.
+//! The event log's error type: one variant per cause, the cause kept as its source. sqlx's
+//! errors stay inside [`DbError`], an opaque type of this crate.
+
+use std::fmt;
 
 /// What can go wrong talking to the event log.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The database could not be reached in time (connection refused, pool timeout, I/O).
     #[error("the event log database is unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] DbError),
     /// The database answered with an error.
     #[error("the event log database failed: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] DbError),
     /// `DATABASE_URL` could not be understood.
     #[error("invalid database URL: {0}")]
-    Config(#[source] sqlx::Error),
+    Config(#[source] DbError),
     /// Applying `migrations/` failed.
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(#[source] DbError),
     /// The appender has shut down and takes no more events.
     #[error("the appender is shut down")]
     AppenderClosed,
@@ -51,12 +54,55 @@ impl Error {
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         if is_connection_error(&err) {
-            Error::Unavailable(err)
+            Error::Unavailable(DbError(Inner::Sqlx(err)))
         } else {
-            Error::Database(err)
+            Error::Database(DbError(Inner::Sqlx(err)))
         }
     }
 }
+
+impl From<sqlx::migrate::MigrateError> for Error {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        Error::Migrate(DbError(Inner::Migrate(err)))
+    }
+}
+
+/// A database failure of the event log, opaque to callers. Its message is sqlx's, which already
+/// carries the server's or the system's cause, so it has no source of its own.
+#[derive(Debug)]
+pub struct DbError(Inner);
+
+#[derive(Debug)]
+enum Inner {
+    Sqlx(sqlx::Error),
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+impl DbError {
+    /// Wraps a driver error (e.g. a URL sqlx cannot parse).
+    pub(crate) fn new(err: sqlx::Error) -> Self {
+        DbError(Inner::Sqlx(err))
+    }
+
+    /// The driver's error, when it is one (not a migration failure).
+    pub(crate) fn sqlx(&self) -> Option<&sqlx::Error> {
+        match &self.0 {
+            Inner::Sqlx(err) => Some(err),
+            Inner::Migrate(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Inner::Sqlx(err) => err.fmt(f),
+            Inner::Migrate(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DbError {}
 
 /// True for errors that mean "could not talk to the database" rather than "the database said no".
 pub(crate) fn is_connection_error(err: &sqlx::Error) -> bool {

@@ -6,7 +6,8 @@
 //! - [`notify`]: LISTEN/NOTIFY wake-ups with a polling fallback.
 //! - [`payloads`]: raw payloads as received, by position (the console's call page).
 //! - [`rejected`]: the log of refused webhook requests.
-//! - [`error`]: the crate's [`Error`].
+//! - [`error`]: the crate's [`Error`] (one variant per cause) and [`DbError`], its opaque
+//!   database failure.
 //!
 //! This crate owns the only migration runner (`migrations/` at the workspace root).
 
@@ -23,7 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 pub use append::{AppendOutcome, Appender, AppenderConfig, BatchObserver, BatchReport, NewEvent};
-pub use error::Error;
+pub use error::{DbError, Error};
 pub use notify::Wakeups;
 pub use payloads::EventPayload;
 pub use read::{Checkpoint, StoredEvent};
@@ -60,7 +61,9 @@ impl EventLog {
     /// Connects lazily: the pool opens connections on first use, so a database that is down
     /// at start-up surfaces as [`Error::Unavailable`] on each call rather than here.
     pub fn connect(database_url: &str, options: &ConnectOptions) -> Result<Self, Error> {
-        let connect: PgConnectOptions = database_url.parse().map_err(Error::Config)?;
+        let connect: PgConnectOptions = database_url
+            .parse()
+            .map_err(|e| Error::Config(error::DbError::new(e)))?;
         let connect = connect
             .application_name("calltrail")
             .options([("idle_in_transaction_session_timeout", "30000")]);

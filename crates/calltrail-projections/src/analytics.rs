@@ -269,19 +269,22 @@ fn lead_view(r: &Row, at: usize) -> Result<LeadAnalyticsView, Error> {
 
 /// The analysis and metadata a stored row holds (the response id is not stored).
 fn analysis_of(view: &LeadAnalyticsView) -> Result<(LeadAnalysis, AnalysisMeta), Error> {
-    let lead_status_tag = LeadStatusTag::parse(&view.lead_status_tag).ok_or_else(|| {
-        Error::Invalid(format!(
-            "stored lead_status_tag `{}` is not Hot, Warm or Cold",
-            view.lead_status_tag
-        ))
-    })?;
+    let lead_status_tag =
+        LeadStatusTag::parse(&view.lead_status_tag).ok_or_else(|| Error::CorruptRow {
+            table: "lead_analytics",
+            reason: format!(
+                "lead_status_tag `{}` is not Hot, Warm or Cold",
+                view.lead_status_tag
+            ),
+        })?;
     let analyzer = match view.analyzer.as_str() {
         "openai" => Analyzer::OpenAi,
         "local" => Analyzer::Local,
         other => {
-            return Err(Error::Invalid(format!(
-                "stored analyzer `{other}` is unknown"
-            )))
+            return Err(Error::CorruptRow {
+                table: "lead_analytics",
+                reason: format!("analyzer `{other}` is unknown"),
+            })
         }
     };
     let reasoning = match &view.reasoning {

@@ -366,6 +366,9 @@ pub(crate) fn parse_kind(kind: &str) -> Result<AnalysisKind, Error> {
     match kind {
         "individual" => Ok(AnalysisKind::Individual),
         "complete" => Ok(AnalysisKind::Complete),
-        other => Err(Error::Invalid(format!("unknown analysis kind `{other}`"))),
+        other => Err(Error::CorruptRow {
+            table: "analysis_jobs",
+            reason: format!("unknown analysis kind `{other}`"),
+        }),
     }
 }

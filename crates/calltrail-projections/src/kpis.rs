@@ -115,7 +115,7 @@ SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
 impl ReadStore {
     /// The tenant's calls per UTC day for every day from `first` to `last` inclusive (days
     /// without calls are zeros). At most [`MAX_DAYS`] days; a longer or reversed range is
-    /// `Error::Invalid`.
+    /// [`Error::InvalidInput`].
     pub async fn calls_per_day(
         &self,
         tenant: Uuid,
@@ -124,7 +124,7 @@ impl ReadStore {
     ) -> Result<Vec<DayCounts>, Error> {
         let days = (last - first).num_days() + 1;
         if !(1..=MAX_DAYS).contains(&days) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::InvalidInput(format!(
                 "a range of days runs forward over 1 to {MAX_DAYS} days"
             )));
         }

@@ -13,7 +13,7 @@
 //! - `tables` (private): one module per read table with its load, set-wise write and encoding
 //!   (`calls` with the stored state, `contacts`, `transcripts`, `credits`, `timeline`,
 //!   `lead_analytics`, `dead_letters`), and `READ_TABLES`, the list replay rebuilds.
-//! - [`replay`]: rebuilds every read table into shadow tables (`replay/pipeline.rs`: reader,
+//! - [`replay`](mod@replay): rebuilds every read table into shadow tables (`replay/pipeline.rs`: reader,
 //!   fold, writer) and swaps them in.
 //! - [`jobs`]: the analysis job queue (enqueued by the projector; claim with a lease, retry,
 //!   fail, re-queue, status).
@@ -27,7 +27,8 @@
 //! - [`sessions`]: web console sessions (hashed ids, expiring, revocable).
 //! - [`tenancy`]: users, agents, API keys and webhook tokens (hashes only).
 //! - [`store`]: [`ReadStore`], the tokio-postgres pool (deadpool) every module above uses.
-//! - [`error`]: the crate's [`Error`].
+//! - [`error`]: the crate's [`Error`] (one variant per cause) and [`DbError`], its opaque
+//!   database failure.
 //!
 //! Uses tokio-postgres through deadpool-postgres only; never runs migrations.
 
@@ -46,7 +47,7 @@ mod tables;
 pub mod tenancy;
 pub mod views;
 
-pub use error::Error;
+pub use error::{DbError, Error};
 pub use projector::{BatchOutcome, Projector, ProjectorConfig, ProjectorMetrics, READ_MODELS};
 pub use queries::{CallFilter, CallSort};
 pub use replay::{replay, ReplayOptions, ReplaySummary};

@@ -361,13 +361,13 @@ pub fn arm_failpoints(list: &str) -> Result<Vec<String>, Error> {
     let mut armed = Vec::new();
     for entry in list.split(';').map(str::trim).filter(|e| !e.is_empty()) {
         let Some((name, actions)) = entry.split_once('=') else {
-            return Err(Error::Invalid(format!(
+            return Err(Error::FailPoint(format!(
                 "fail point {entry:?}: expected name=actions"
             )));
         };
         let name = name.trim();
         if name != FAILPOINT_BEFORE_COMMIT {
-            return Err(Error::Invalid(format!(
+            return Err(Error::FailPoint(format!(
                 "unknown fail point {name:?} (known: {FAILPOINT_BEFORE_COMMIT})"
             )));
         }
@@ -379,12 +379,12 @@ pub fn arm_failpoints(list: &str) -> Result<Vec<String>, Error> {
 
 #[cfg(feature = "failpoints")]
 fn arm(name: &str, actions: &str) -> Result<(), Error> {
-    fail::cfg(name, actions).map_err(|e| Error::Invalid(format!("fail point {name}: {e}")))
+    fail::cfg(name, actions).map_err(|e| Error::FailPoint(format!("fail point {name}: {e}")))
 }
 
 #[cfg(not(feature = "failpoints"))]
 fn arm(name: &str, _actions: &str) -> Result<(), Error> {
-    Err(Error::Invalid(format!(
+    Err(Error::FailPoint(format!(
         "fail point {name}: this build has no fail points (feature `failpoints` is off)"
     )))
 }

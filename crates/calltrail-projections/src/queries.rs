@@ -193,7 +193,7 @@ impl CallCursor {
 impl ReadStore {
     /// Calls in `filter.sort` order (newest first by default), keyset-paginated by an opaque
     /// cursor. `limit` is already validated (1–100). A malformed cursor, or one issued for
-    /// another order, is `Error::Invalid`.
+    /// another order, is [`Error::InvalidCursor`].
     pub async fn list_calls(
         &self,
         tenant: Uuid,
@@ -541,7 +541,7 @@ fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), Error> {
 }
 
 fn invalid_cursor() -> Error {
-    Error::Invalid("invalid cursor".to_owned())
+    Error::InvalidCursor
 }
 
 #[cfg(test)]
@@ -614,7 +614,7 @@ mod tests {
             &hex::encode([0xff, 0xfe]),
         ] {
             assert!(
-                matches!(decode_cursor(bad), Err(Error::Invalid(ref m)) if m == "invalid cursor"),
+                matches!(decode_cursor(bad), Err(Error::InvalidCursor)),
                 "{bad}"
             );
         }

@@ -137,11 +137,9 @@ fn resolve_projections(requested: &[String]) -> Result<Vec<&'static str>, Error>
         let known = PROJECTIONS
             .iter()
             .find(|known| **known == name.as_str())
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "unknown projection `{name}` (known: {})",
-                    PROJECTIONS.join(", ")
-                ))
+            .ok_or_else(|| Error::UnknownProjection {
+                name: name.clone(),
+                known: PROJECTIONS.join(", "),
             })?;
         if !names.contains(known) {
             names.push(*known);

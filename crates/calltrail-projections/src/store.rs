@@ -5,7 +5,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-use crate::Error;
+use crate::error::{DbError, Error};
 
 /// How long opening a connection may take before the database counts as unavailable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -31,7 +31,7 @@ impl ReadStore {
     pub fn connect(database_url: &str, max_size: usize) -> Result<Self, Error> {
         let mut config: tokio_postgres::Config = database_url
             .parse()
-            .map_err(|e| Error::Invalid(format!("invalid database URL: {e}")))?;
+            .map_err(|e| Error::InvalidUrl(DbError::driver(e)))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -55,28 +55,25 @@ impl ReadStore {
             .create_timeout(Some(CONNECT_TIMEOUT + Duration::from_secs(1)))
             .recycle_timeout(Some(POOL_WAIT_TIMEOUT))
             .build()
-            .map_err(|e| Error::Invalid(format!("cannot build the connection pool: {e}")))?;
+            .map_err(|e| Error::Pool(DbError::build(e)))?;
         Ok(Self { pool, config })
     }
 
     /// Answers when the database answers.
     pub async fn ping(&self) -> Result<(), Error> {
         let client = self.client().await?;
-        client.simple_query("SELECT 1").await.map_err(unavailable)?;
+        client.simple_query("SELECT 1").await?;
         Ok(())
     }
 
     /// A pooled connection; a pool or connection failure is [`Error::Unavailable`].
     pub(crate) async fn client(&self) -> Result<Object, Error> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))
+        Ok(self.pool.get().await?)
     }
 
     /// A connection of its own, outside the pool (its session ends when it is dropped).
     pub(crate) async fn dedicated_connection(&self) -> Result<tokio_postgres::Client, Error> {
-        let (client, connection) = self.config.connect(NoTls).await.map_err(unavailable)?;
+        let (client, connection) = self.config.connect(NoTls).await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "dedicated read-side connection ended");
@@ -84,20 +81,4 @@ impl ReadStore {
         });
         Ok(client)
     }
-}
-
-/// Maps a driver error to [`Error::Unavailable`] when it means the database could not be
-/// reached, else to [`Error::Database`].
-pub(crate) fn unavailable(error: tokio_postgres::Error) -> Error {
-    if error.is_closed() || error.code().is_none_or(is_connection_code) {
-        Error::Unavailable(error.to_string())
-    } else {
-        Error::Database(error)
-    }
-}
-
-/// SQLSTATE class 08 (connection exception) and 57P01–57P03 (shutdown, cannot connect now).
-fn is_connection_code(code: &tokio_postgres::error::SqlState) -> bool {
-    let code = code.code();
-    code.starts_with("08") || code.starts_with("57P")
 }

@@ -59,7 +59,9 @@ impl ReadStore {
     pub async fn create_user(&self, user: &NewUser) -> Result<IssuedCredentials, Error> {
         let email = user.email.trim();
         if email.is_empty() {
-            return Err(Error::Invalid("the e-mail address is empty".to_owned()));
+            return Err(Error::InvalidInput(
+                "the e-mail address is empty".to_owned(),
+            ));
         }
         let user_id = Uuid::new_v4();
         let (api_key, webhook_token) = (
@@ -148,7 +150,7 @@ impl ReadStore {
     ) -> Result<Uuid, Error> {
         let external_id = external_id.trim();
         if external_id.is_empty() {
-            return Err(Error::Invalid("the agent id is empty".to_owned()));
+            return Err(Error::InvalidInput("the agent id is empty".to_owned()));
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
@@ -322,9 +324,7 @@ fn unknown_user(user_id: Uuid) -> Error {
 /// `prefix` followed by 32 random bytes in hex.
 pub(crate) fn new_secret(prefix: &str) -> Result<String, Error> {
     let mut bytes = [0_u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        Error::Unavailable(format!("the system random number generator failed: {e}"))
-    })?;
+    getrandom::fill(&mut bytes).map_err(Error::Random)?;
     Ok(format!("{prefix}{}", hex::encode(bytes)))
 }
 

@@ -169,3 +169,69 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analysis(command) => commands::analysis::run(&url, command).await,
     }
 }
+
+/// A failed command as the one line it prints: the error and its causes, outermost first,
+/// joined by `: `. A cause whose text its parent's message already ends with (the library
+/// errors quote their cause, so that a log line is complete) is not repeated.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain().map(ToString::to_string) {
+        if line.ends_with(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    const LEAF: &str = "db error: ERROR: relation \"calls\" does not exist (SQLSTATE 42P01)";
+
+    /// An error that quotes its cause in its message, as the library errors do.
+    #[derive(Debug)]
+    struct Quoting(Leaf);
+
+    #[derive(Debug)]
+    struct Leaf;
+
+    impl std::fmt::Display for Quoting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "database error: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    impl std::fmt::Display for Leaf {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(LEAF)
+        }
+    }
+
+    impl std::error::Error for Leaf {}
+
+    #[test]
+    fn a_quoted_cause_is_not_repeated() {
+        let error = anyhow::Error::new(Quoting(Leaf)).context("replay failed");
+        assert_eq!(
+            one_line(&error),
+            format!("replay failed: database error: {LEAF}")
+        );
+    }
+
+    #[test]
+    fn causes_that_are_not_quoted_are_joined() {
+        let error = anyhow::Error::new(Leaf).context("could not add the agent");
+        assert_eq!(one_line(&error), format!("could not add the agent: {LEAF}"));
+    }
+}

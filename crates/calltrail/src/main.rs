@@ -26,9 +26,7 @@ fn main() -> ExitCode {
     match runtime.block_on(calltrail::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // One sentence: the error and its causes, outermost first.
-            let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
-            eprintln!("calltrail: {}", causes.join(": "));
+            eprintln!("calltrail: {}", calltrail::cli::one_line(&error));
             ExitCode::FAILURE
         }
     }

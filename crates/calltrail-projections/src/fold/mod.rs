@@ -27,8 +27,7 @@ pub mod model;
 
 pub use calls::contact_id;
 pub use decode::{
-    decode, decode_batch, AnalysisDecoded, Decoded, DecodedBatch, CALLTRAIL_PROVIDER,
-    CREDITS_GRANTED,
+    decode_batch, AnalysisDecoded, Decoded, DecodedBatch, CALLTRAIL_PROVIDER, CREDITS_GRANTED,
 };
 pub use model::{
     AnalysisStatus, CallKey, CallRecord, Changes, ContactKey, ContactRecord, CreditChange,

@@ -307,14 +307,12 @@ impl Writer {
     /// Waits until every queued job is done; the writer's connection, or its first error.
     pub(super) async fn finish(self) -> Result<Client, Error> {
         drop(self.jobs);
-        self.task
-            .await
-            .map_err(|e| Error::Invalid(format!("the replay writer stopped: {e}")))?
+        self.task.await.map_err(Error::ReplayWriterFailed)?
     }
 }
 
 fn writer_stopped() -> Error {
-    Error::Invalid("the replay writer stopped".to_owned())
+    Error::ReplayWriterStopped
 }
 
 /// Contacts kept per cached call before the contact cache is emptied: contacts are small, and

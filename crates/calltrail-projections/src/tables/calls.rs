@@ -35,12 +35,11 @@ pub(crate) async fn load(
     for row in client.query(&sql, &[&users, &executions]).await? {
         let key: CallKey = (row.try_get(0)?, row.try_get(1)?);
         let state_text: &str = row.try_get(2)?;
-        let mut state: CallState = serde_json::from_str(state_text).map_err(|e| {
-            Error::Invalid(format!(
-                "the stored state of call {} cannot be read ({e}); run `calltrail replay`",
-                key.1
-            ))
-        })?;
+        let mut state: CallState =
+            serde_json::from_str(state_text).map_err(|source| Error::CorruptState {
+                execution_id: key.1.clone(),
+                source,
+            })?;
         state.transcript = row.try_get(7)?;
         let status: String = row.try_get(5)?;
         let unknown_status = state.lifecycle_status.is_none().then_some(status);
@@ -234,5 +233,8 @@ fn stored_state(state: &CallState) -> Result<String, Error> {
         stored.transcript = None;
         serde_json::to_string(&stored)
     };
-    encoded.map_err(|e| Error::Invalid(format!("call state cannot be serialized: {e}")))
+    encoded.map_err(|source| Error::Encode {
+        what: "a call state",
+        source,
+    })
 }

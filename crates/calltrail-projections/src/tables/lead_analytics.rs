@@ -16,8 +16,10 @@ pub(super) async fn write(
         return Ok(());
     }
     let rows: Vec<&LeadAnalyticsRow> = changes.lead_analytics.values().collect();
-    let rows = serde_json::to_value(rows)
-        .map_err(|e| Error::Invalid(format!("lead analytics rows cannot be serialized: {e}")))?;
+    let rows = serde_json::to_value(rows).map_err(|source| Error::Encode {
+        what: "lead analytics rows",
+        source,
+    })?;
     // Every column but the key.
     let updated = [
         "execution_id",

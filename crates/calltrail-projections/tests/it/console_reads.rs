@@ -125,7 +125,7 @@ async fn every_sort_pages_through_every_call_once_in_its_order() {
         .list_calls(tenant, &CallFilter::default(), Some(&cursor), 2)
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    assert!(matches!(err, Error::InvalidCursor), "{err:?}");
 }
 
 #[tokio::test]
@@ -196,7 +196,10 @@ async fn calls_per_day_splits_the_kpis_by_utc_day_and_fills_empty_days() {
             .calls_per_day(tenant, first, last)
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Invalid(_)), "{first}..{last}: {err:?}");
+        assert!(
+            matches!(err, Error::InvalidInput(_)),
+            "{first}..{last}: {err:?}"
+        );
     }
 }
 

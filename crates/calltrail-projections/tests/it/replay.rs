@@ -159,7 +159,14 @@ async fn replay_of_an_empty_log_empties_nothing_it_should_not() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, Error::Invalid(_)));
+    assert!(
+        matches!(&err, Error::UnknownProjection { name, .. } if name == "nope"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "unknown projection `nope` (known: read_models)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

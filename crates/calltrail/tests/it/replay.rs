@@ -168,3 +168,40 @@ async fn reads_during_a_replay_never_fail_nor_see_an_empty_table() {
         "reads ran while the replay did"
     );
 }
+
+/// `calltrail replay` with `args` on `url`, expected to fail: its stderr.
+fn failed_replay(url: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .arg("replay")
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("calltrail replay runs");
+    assert!(!output.status.success(), "{output:?}");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[tokio::test]
+async fn a_failed_replay_says_why_in_one_line() {
+    let db = calltrail_testkit::TestDb::new().await;
+    assert_eq!(
+        failed_replay(db.url(), &["--projection", "nope"]),
+        "calltrail: replay failed: unknown projection `nope` (known: read_models)\n"
+    );
+
+    // A database error names what the server said, once.
+    let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+    sqlx::query("DROP TABLE calls")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let stderr = failed_replay(db.url(), &[]);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("calltrail: replay failed: database error: db error: ERROR: ")
+            && stderr.contains(r#"relation "public.calls" does not exist (SQLSTATE 42P01)"#),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("db error").count(), 1, "{stderr}");
+}
