@@ -1,6 +1,6 @@
 //! Authentication: the [`Tenant`] extractor (`Authorization: Bearer <api_key>`) and a short-lived
-//! in-memory cache of API keys, webhook tokens and agent owners, so the hot path does not ask
-//! the database on every request.
+//! in-memory cache of API keys, webhook tokens, agent owners and providers' signing secrets, so
+//! the hot path does not ask the database on every request.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
+use calltrail_core::providers::ProviderSecret;
+use calltrail_core::Provider;
+use calltrail_projections::tenancy::{SealedSecret, SecretKind};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -98,7 +101,11 @@ pub(crate) struct TenancyCache {
     api_keys: Arc<TtlMap<String, Uuid>>,
     webhook_tokens: Arc<TtlMap<String, Uuid>>,
     agents: Arc<TtlMap<(String, String), Option<Uuid>>>,
+    signing_secrets: Arc<TtlMap<(Uuid, Provider), Secrets>>,
 }
+
+/// A tenant's signing secrets for one provider, shared between the cache and its readers.
+type Secrets = Arc<[ProviderSecret]>;
 
 impl TenancyCache {
     /// A cache whose positive answers live for `ttl` (unknown keys and tokens are not cached).
@@ -108,6 +115,7 @@ impl TenancyCache {
             api_keys: Arc::new(TtlMap::new()),
             webhook_tokens: Arc::new(TtlMap::new()),
             agents: Arc::new(TtlMap::new()),
+            signing_secrets: Arc::new(TtlMap::new()),
         }
     }
 }
@@ -152,6 +160,40 @@ impl AppState {
         Ok(tenant)
     }
 
+    /// The tenant's currently valid webhook signing secrets for a provider, the newest first
+    /// (cached, "none" included, so an unsigned provider costs one look-up per tenant and TTL).
+    ///
+    /// Secrets are stored encrypted under `CALLTRAIL_SECRETS_KEY` (`migrations/0007`), and the
+    /// decryption comes with `calltrail admin set-provider-secret`, which does not exist yet: no
+    /// command can store a secret, so the table is empty and this returns an empty list. With
+    /// no secret every signing provider is fail-closed (401 `signature_not_configured`); Bolna
+    /// signs nothing and is unaffected. A row found anyway (written by a later version) cannot
+    /// be opened by this one: it is reported in the log and the provider stays fail-closed.
+    pub(crate) async fn provider_secrets(
+        &self,
+        tenant: Uuid,
+        provider: Provider,
+    ) -> Result<Arc<[ProviderSecret]>, ApiError> {
+        let cache = &self.tenancy().signing_secrets;
+        let key = (tenant, provider);
+        if let Some(secrets) = cache.get(&key) {
+            return Ok(secrets);
+        }
+        let store = self.store().clone();
+        let sealed = self
+            .on_db_runtime(async move {
+                store
+                    .provider_secrets(tenant, provider.as_str(), SecretKind::WebhookSigning)
+                    .await
+            })
+            .await?
+            .map_err(ApiError::from_store)?;
+        let ttl = secrets_ttl(self.tenancy().ttl, &sealed, chrono::Utc::now());
+        let secrets = open_secrets(tenant, provider, &sealed);
+        cache.insert(key, Arc::clone(&secrets), ttl);
+        Ok(secrets)
+    }
+
     /// The tenant that registered this provider agent, if any (cached; "none" only briefly).
     pub(crate) async fn agent_owner(
         &self,
@@ -188,6 +230,39 @@ impl AppState {
     }
 }
 
+/// How long a tenant's secrets may be cached: the cache's TTL, but never past the moment a
+/// rotated-out secret stops being valid.
+fn secrets_ttl(
+    ttl: Duration,
+    sealed: &[SealedSecret],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Duration {
+    sealed
+        .iter()
+        .filter_map(|secret| secret.valid_until)
+        .map(|until| (until - now).to_std().unwrap_or(Duration::ZERO))
+        .fold(ttl, Duration::min)
+}
+
+/// The secrets in a form a signature check can use. This version cannot decrypt (see
+/// [`AppState::provider_secrets`]), so there are none.
+fn open_secrets(
+    tenant: Uuid,
+    provider: Provider,
+    sealed: &[SealedSecret],
+) -> Arc<[ProviderSecret]> {
+    if !sealed.is_empty() {
+        tracing::warn!(
+            tenant_id = %tenant,
+            %provider,
+            stored = sealed.len(),
+            "provider signing secrets are stored, but this version of calltrail cannot decrypt them: \
+             the provider's webhooks are refused with signature_not_configured"
+        );
+    }
+    Arc::from(Vec::new())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +286,32 @@ mod tests {
             bearer_token(&TestRequest::default().to_http_request()),
             None
         );
+    }
+
+    #[test]
+    fn secrets_are_cached_no_longer_than_a_rotated_one_stays_valid() {
+        let now = chrono::Utc::now();
+        let sealed = |minutes: Option<i64>| SealedSecret {
+            ciphertext: vec![1],
+            nonce: vec![0; 12],
+            base_url: None,
+            valid_until: minutes.map(|m| now + chrono::Duration::minutes(m)),
+        };
+        let ttl = Duration::from_secs(30);
+        assert_eq!(secrets_ttl(ttl, &[], now), ttl);
+        assert_eq!(
+            secrets_ttl(ttl, &[sealed(None), sealed(Some(60))], now),
+            ttl
+        );
+        assert_eq!(
+            secrets_ttl(ttl, &[sealed(None), sealed(Some(0))], now),
+            Duration::ZERO
+        );
+        let soon = SealedSecret {
+            valid_until: Some(now + chrono::Duration::seconds(10)),
+            ..sealed(None)
+        };
+        assert_eq!(secrets_ttl(ttl, &[soon], now), Duration::from_secs(10));
     }
 
     #[test]

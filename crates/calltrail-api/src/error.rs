@@ -26,6 +26,9 @@ pub enum ApiError {
     /// A webhook for a provider calltrail has no endpoint for.
     #[error("unknown provider `{0}`")]
     UnknownProvider(String),
+    /// The provider's signature check refused the request (CONTRACT §5).
+    #[error(transparent)]
+    Signature(#[from] calltrail_core::providers::SignatureError),
     /// The payload's agent is registered to a different tenant than the token's.
     #[error("agent `{0}` belongs to another tenant")]
     AgentOfAnotherTenant(String),
@@ -110,6 +113,11 @@ impl ApiError {
                 "unknown_provider",
                 StatusCode::NOT_FOUND,
                 format!("No webhook endpoint exists for provider `{name}`.").into(),
+            ),
+            E::Signature(err) => (
+                err.code(),
+                StatusCode::UNAUTHORIZED,
+                sentence(err.to_string()).into(),
             ),
             E::AgentOfAnotherTenant(agent) => (
                 "agent_of_another_tenant",
@@ -370,7 +378,8 @@ pub(crate) fn method_not_allowed<B>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use calltrail_core::PayloadError;
+    use calltrail_core::providers::SignatureError;
+    use calltrail_core::{PayloadError, Provider};
 
     fn all() -> Vec<ApiError> {
         vec![
@@ -378,6 +387,8 @@ mod tests {
             ApiError::UnknownWebhookToken,
             ApiError::UnknownProvider("acme".into()),
             ApiError::AgentOfAnotherTenant("a1".into()),
+            ApiError::Signature(SignatureError::Mismatch),
+            ApiError::Signature(SignatureError::NotConfigured(Provider::Bolna)),
             ApiError::InvalidPayload(PayloadError::MissingField("id")),
             ApiError::PayloadRefused("bad escape".into()),
             ApiError::PayloadTooLarge { limit: 10 },
@@ -437,6 +448,16 @@ mod tests {
                 400,
             ),
             (ApiError::PayloadRefused("x".into()), "invalid_payload", 400),
+            (
+                ApiError::Signature(SignatureError::Missing("x-signature")),
+                "invalid_signature",
+                401,
+            ),
+            (
+                ApiError::Signature(SignatureError::PublicUrlNotConfigured(Provider::Bolna)),
+                "signature_not_configured",
+                401,
+            ),
             (
                 ApiError::PayloadTooLarge { limit: 1 },
                 "payload_too_large",

@@ -2,7 +2,8 @@
 //! metrics and the OpenAPI document. Handlers are thin: parse, call one use case, map the result.
 //!
 //! Modules:
-//! - [`webhooks`]: `POST /v1/webhooks/{provider}/{token}`: bounded body, intake, rejected log ([`webhooks::bolna`]).
+//! - [`webhooks`]: `POST /v1/webhooks/{provider}/{token}` for every provider in the table: streamed
+//!   signature check, parse, agent check, append, rejected log ([`webhooks::intake`]).
 //! - [`calls`]: `GET /v1/calls`, `/v1/calls/{execution_id}`, `/v1/calls/{execution_id}/transcript`.
 //! - [`analysis`]: `GET /v1/calls/{execution_id}/analysis`, `GET /v1/contacts/{phone}/analysis`.
 //! - [`contacts`]: `GET /v1/contacts`.
@@ -50,11 +51,20 @@ pub use metrics::Metrics;
 
 use auth::TenancyCache;
 
-/// HTTP server settings (`max_body_bytes` comes from `CALLTRAIL_MAX_BODY_BYTES`).
+/// HTTP server settings (`max_body_bytes`, `max_audio_bytes` and `public_url` come from
+/// `CALLTRAIL_MAX_BODY_BYTES`, `CALLTRAIL_MAX_AUDIO_BYTES` and `CALLTRAIL_PUBLIC_URL`).
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Largest webhook body accepted; beyond it the answer is 413 (default 2 MiB).
     pub max_body_bytes: usize,
+    /// Largest body a provider that streams large messages (ElevenLabs `post_call_audio`) may
+    /// send to be answered as ignored: streamed through the signature check, never kept
+    /// (default 64 MiB). Beyond it the answer is 413.
+    pub max_audio_bytes: usize,
+    /// The base URL providers call, without a trailing `/` (`https://calltrail.example.com`):
+    /// with the request's path and query it is the URL a provider signs (Twilio). `None` when
+    /// not configured.
+    pub public_url: Option<String>,
     /// HTTP worker threads (default: available parallelism).
     pub workers: usize,
     /// Open connections per worker; further connections wait in the accept backlog.
@@ -79,6 +89,8 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 2_097_152,
+            max_audio_bytes: 67_108_864,
+            public_url: None,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             max_connections: 4_096,
             keep_alive: Duration::from_secs(30),
@@ -240,8 +252,7 @@ pub fn app(
         .wrap_fn(metrics::track)
 }
 
-/// Every route. Order matters: the Bolna webhook is matched before the catch-all provider
-/// route. Each path is one resource, so a known path with another method answers 405.
+/// Every route. Each path is one resource, so a known path with another method answers 405.
 fn routes(cfg: &mut web::ServiceConfig) {
     let resource = |path: &'static str, route: Route| {
         web::resource(path)
@@ -256,12 +267,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(openapi::openapi_json),
         ))
         .service(resource(
-            "/v1/webhooks/bolna/{webhook_token}",
-            web::post().to(webhooks::bolna::receive),
-        ))
-        .service(resource(
             "/v1/webhooks/{provider}/{webhook_token}",
-            web::post().to(webhooks::unknown_provider),
+            web::post().to(webhooks::intake::receive),
         ))
         .service(resource("/v1/calls", web::get().to(calls::list_calls)))
         .service(resource(

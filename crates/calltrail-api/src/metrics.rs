@@ -9,6 +9,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
+use calltrail_core::Provider;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -38,8 +39,10 @@ const UNMATCHED: &str = "unmatched";
 /// Labels of the webhook outcome counter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct WebhookLabels {
+    /// The provider's name from `calltrail_core::Provider`'s table.
     provider: &'static str,
-    /// `accepted`, `duplicate`, `conflict` (a duplicate with a different body) or `rejected`.
+    /// `accepted`, `duplicate`, `conflict` (a duplicate with a different body), `ignored` (a
+    /// message checked but not stored) or `rejected`.
     outcome: &'static str,
     /// The error code for `rejected`, empty otherwise.
     code: &'static str,
@@ -54,6 +57,8 @@ pub enum WebhookOutcome {
     Duplicate,
     /// The key was recorded with a different body.
     Conflict,
+    /// A message that says nothing about the call's lifecycle: checked, not stored.
+    Ignored,
     /// Refused with this error code.
     Rejected(&'static str),
 }
@@ -109,7 +114,7 @@ impl Metrics {
         );
         registry.register(
             "webhooks",
-            "Webhooks received, by provider and outcome (accepted, duplicate, conflict, rejected)",
+            "Webhooks received, by provider and outcome (accepted, duplicate, conflict, ignored, rejected)",
             webhooks.clone(),
         );
         Self {
@@ -142,17 +147,18 @@ impl Metrics {
     }
 
     /// Counts one webhook outcome.
-    pub fn webhook(&self, provider: &'static str, outcome: WebhookOutcome) {
+    pub fn webhook(&self, provider: Provider, outcome: WebhookOutcome) {
         let (outcome, code) = match outcome {
             WebhookOutcome::Accepted => ("accepted", ""),
             WebhookOutcome::Duplicate => ("duplicate", ""),
             WebhookOutcome::Conflict => ("conflict", ""),
+            WebhookOutcome::Ignored => ("ignored", ""),
             WebhookOutcome::Rejected(code) => ("rejected", code),
         };
         self.inner
             .webhooks
             .get_or_create(&WebhookLabels {
-                provider,
+                provider: provider.as_str(),
                 outcome,
                 code,
             })

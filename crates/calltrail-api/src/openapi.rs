@@ -8,7 +8,8 @@ use utoipa::{Modify, OpenApi};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::health::HealthBody;
 use crate::params::{phone_schema, time_schema};
-use crate::webhooks::WebhookReceipt;
+use crate::webhooks::schemas::provider_schema;
+use crate::webhooks::{WebhookIgnored, WebhookReceipt};
 
 /// The API description; `ApiDoc::openapi()` builds it.
 #[derive(OpenApi)]
@@ -23,8 +24,7 @@ use crate::webhooks::WebhookReceipt;
         crate::health::readyz,
         crate::metrics::metrics,
         openapi_json,
-        crate::webhooks::bolna::receive,
-        crate::webhooks::unknown_provider,
+        crate::webhooks::intake::receive,
         crate::calls::list_calls,
         crate::calls::get_call,
         crate::calls::get_transcript,
@@ -34,7 +34,7 @@ use crate::webhooks::WebhookReceipt;
         crate::credits::credits,
         crate::kpis::kpis,
     ),
-    components(schemas(ErrorBody, ErrorDetail, HealthBody, WebhookReceipt)),
+    components(schemas(ErrorBody, ErrorDetail, HealthBody, WebhookReceipt, WebhookIgnored)),
     modifiers(&BearerAuth, &ParsedParameters),
     tags(
         (name = "webhooks", description = "Provider webhooks; the tenant's webhook token is in the path"),
@@ -65,9 +65,9 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Gives the parameters that [`crate::params`] parses by hand (`phone` in the query and the
-/// path, `from`/`to`) the schemas of exactly what those parsers accept; the derives only know
-/// they are strings.
+/// Gives the parameters that are parsed by hand (`phone` in the query and the path, `from`/`to`
+/// by [`crate::params`], `provider` by the provider table) the schemas of exactly what those
+/// parsers accept; the derives only know they are strings.
 struct ParsedParameters;
 
 impl Modify for ParsedParameters {
@@ -93,6 +93,7 @@ impl Modify for ParsedParameters {
                     (ParameterIn::Query, "phone") => Some(phone_schema(true)),
                     (ParameterIn::Path, "phone") => Some(phone_schema(false)),
                     (ParameterIn::Query, "from" | "to") => Some(time_schema()),
+                    (ParameterIn::Path, "provider") => Some(provider_schema()),
                     _ => continue,
                 };
             }
@@ -124,7 +125,6 @@ mod tests {
             "/readyz",
             "/metrics",
             "/openapi.json",
-            "/v1/webhooks/bolna/{webhook_token}",
             "/v1/webhooks/{provider}/{webhook_token}",
             "/v1/calls",
             "/v1/calls/{execution_id}",
@@ -144,18 +144,53 @@ mod tests {
         assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
         assert!(doc["components"]["schemas"]["CallView"].is_object());
         assert!(doc["components"]["schemas"]["LeadAnalyticsView"].is_object());
-        let webhook = &doc["paths"]["/v1/webhooks/bolna/{webhook_token}"]["post"];
-        assert_eq!(
-            webhook["requestBody"]["content"]["application/json"]["schema"]["type"],
-            "object"
-        );
         assert!(doc["paths"]["/v1/calls"]["get"]["parameters"]
             .as_array()
             .is_some_and(|p| p.iter().any(|p| p["name"] == "limit")));
+    }
+
+    #[test]
+    fn the_webhook_route_serves_every_provider_of_the_table() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let webhook = &doc["paths"]["/v1/webhooks/{provider}/{webhook_token}"]["post"];
+        let provider = webhook["parameters"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "provider"))
+            .cloned()
+            .unwrap_or_default();
+        let names: Vec<&str> = calltrail_core::Provider::ALL
+            .iter()
+            .map(|p| p.as_str())
+            .collect();
+        assert_eq!(provider["schema"]["enum"], serde_json::json!(names));
+        let content = &webhook["requestBody"]["content"];
         assert_eq!(
-            webhook["requestBody"]["content"]["application/json"]["schema"]["required"],
+            content["application/json"]["schema"]["required"],
             serde_json::json!(["id", "status"])
         );
+        assert_eq!(
+            content["application/x-www-form-urlencoded"]["schema"]["type"],
+            "object"
+        );
+        let statuses: Vec<&str> = webhook["responses"]
+            .as_object()
+            .map(|r| r.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            statuses,
+            ["200", "202", "400", "401", "403", "404", "408", "413", "503"]
+        );
+        let ok = &webhook["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"];
+        assert_eq!(
+            ok,
+            &serde_json::json!([
+                {"$ref": "#/components/schemas/WebhookReceipt"},
+                {"$ref": "#/components/schemas/WebhookIgnored"},
+            ])
+        );
+        assert!(doc["components"]["schemas"]["WebhookIgnored"]["required"]
+            .as_array()
+            .is_some_and(|r| r.contains(&"message_type".into())));
     }
 
     /// The parameter `name` of the operation `GET path`.

@@ -25,7 +25,8 @@
 //! - [`analytics`]: lead analytics rows and the context an analysis worker needs.
 //! - [`leads`]: contacts' lead standings and score history (the console's contacts pages).
 //! - [`sessions`]: web console sessions (hashed ids, expiring, revocable).
-//! - [`tenancy`]: users, agents, API keys and webhook tokens (hashes only).
+//! - [`tenancy`]: users, agents, API keys and webhook tokens (hashes only), provider secrets
+//!   (encrypted).
 //! - [`store`]: [`ReadStore`], the tokio-postgres pool (deadpool) every module above uses.
 //! - [`error`]: the crate's [`Error`] (one variant per cause) and [`DbError`], its opaque
 //!   database failure.

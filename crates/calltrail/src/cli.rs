@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use calltrail_core::Provider;
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
@@ -46,6 +47,13 @@ pub struct ServeArgs {
     /// Webhook body limit in bytes (413 beyond).
     #[arg(long, env = "CALLTRAIL_MAX_BODY_BYTES", default_value_t = 2_097_152, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_body_bytes: u64,
+    /// Largest ElevenLabs `post_call_audio` body streamed through the signature check and
+    /// discarded (413 beyond); at least the webhook body limit.
+    #[arg(long, env = "CALLTRAIL_MAX_AUDIO_BYTES", default_value_t = 67_108_864, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_audio_bytes: u64,
+    /// The base URL providers call, e.g. `https://calltrail.example.com` (Twilio signs it).
+    #[arg(long, env = "CALLTRAIL_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Do not run the projector in this process.
     #[arg(long)]
     pub no_projector: bool,
@@ -100,9 +108,9 @@ pub enum AdminCommand {
         /// The user id.
         #[arg(long)]
         user: Uuid,
-        /// Provider (bolna).
-        #[arg(long)]
-        provider: String,
+        /// The provider, by its name in URLs (see `calltrail_core::Provider::names`).
+        #[arg(long, value_parser = parse_provider)]
+        provider: Provider,
         /// The provider's agent id.
         #[arg(long)]
         external_id: String,
@@ -187,9 +195,17 @@ pub fn one_line(error: &anyhow::Error) -> String {
     line
 }
 
+/// `--provider`: a name from the provider table; an unknown one names every known one.
+fn parse_provider(name: &str) -> Result<Provider, String> {
+    name.parse::<Provider>()
+        .map_err(|err| format!("{err} (known providers: {})", Provider::names()))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use clap::Parser;
+
+    use super::*;
 
     const LEAF: &str = "db error: ERROR: relation \"calls\" does not exist (SQLSTATE 42P01)";
 
@@ -233,5 +249,41 @@ mod tests {
     fn causes_that_are_not_quoted_are_joined() {
         let error = anyhow::Error::new(Leaf).context("could not add the agent");
         assert_eq!(one_line(&error), format!("could not add the agent: {LEAF}"));
+    }
+
+    fn add_agent(provider: &str) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from([
+            "calltrail",
+            "admin",
+            "add-agent",
+            "--user",
+            "5c0e8f17-a2d3-4b96-8e41-f7b3d2a90c65",
+            "--provider",
+            provider,
+            "--external-id",
+            "agent-1",
+        ])
+    }
+
+    #[test]
+    fn add_agent_takes_a_provider_of_the_table_and_names_them_all_otherwise() {
+        for provider in Provider::ALL {
+            let parsed = add_agent(provider.as_str()).map(|cli| cli.command);
+            assert!(
+                matches!(parsed, Ok(Command::Admin(AdminCommand::AddAgent { provider: p, .. })) if p == *provider),
+                "{provider}"
+            );
+        }
+        let message = add_agent("acme")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            message.contains(&format!(
+                "unknown provider `acme` (known providers: {})",
+                Provider::names()
+            )),
+            "{message}"
+        );
     }
 }

@@ -135,6 +135,26 @@ impl AnalysisArgs {
     }
 }
 
+/// `CALLTRAIL_PUBLIC_URL`: empty is unset; anything else must be an absolute `http(s)://` URL
+/// without a query or fragment (the request's own path and query are appended to it). A trailing
+/// `/` is dropped.
+pub fn public_url(value: Option<&str>) -> anyhow::Result<Option<String>> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let host = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .map(|rest| rest.split('/').next().unwrap_or_default());
+    anyhow::ensure!(
+        host.is_some_and(|h| !h.is_empty())
+            && !value.contains(['?', '#'])
+            && !value.contains(char::is_whitespace),
+        "CALLTRAIL_PUBLIC_URL `{value}` is not a base URL (expected e.g. `https://calltrail.example.com`, without a query)"
+    );
+    Ok(Some(value.trim_end_matches('/').to_owned()))
+}
+
 /// A prompt id setting: empty is unset; anything else must look like `pmpt_…`.
 pub fn prompt_id(name: &str, value: Option<&str>) -> anyhow::Result<Option<String>> {
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
@@ -145,4 +165,36 @@ pub fn prompt_id(name: &str, value: Option<&str>) -> anyhow::Result<Option<Strin
         "{name} `{value}` is not an OpenAI prompt id (expected `pmpt_` followed by letters and digits)"
     );
     Ok(Some(value.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_urls_are_absolute_bases() {
+        assert_eq!(public_url(None).ok(), Some(None));
+        assert_eq!(public_url(Some(" ")).ok(), Some(None));
+        assert_eq!(
+            public_url(Some("https://calltrail.example.com/")).ok(),
+            Some(Some("https://calltrail.example.com".to_owned()))
+        );
+        assert_eq!(
+            public_url(Some("http://10.0.0.5:8080/calltrail")).ok(),
+            Some(Some("http://10.0.0.5:8080/calltrail".to_owned()))
+        );
+        for bad in [
+            "calltrail.example.com",
+            "https://",
+            "ftp://x",
+            "https://x/?a=1",
+            "https://x y",
+        ] {
+            let err = public_url(Some(bad))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("CALLTRAIL_PUBLIC_URL"), "{bad}: {err}");
+        }
+    }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::analysis_worker::{DbQueue, DbResults};
 use crate::cli::ServeArgs;
+use crate::config::public_url;
 
 /// What `serve` runs and how.
 #[derive(Debug, Clone)]
@@ -24,6 +25,10 @@ pub struct Settings {
     pub bind: SocketAddr,
     /// Webhook body limit.
     pub max_body_bytes: usize,
+    /// Limit of a large message streamed through the signature check and discarded.
+    pub max_audio_bytes: usize,
+    /// The base URL providers call (no trailing `/`), when configured.
+    pub public_url: Option<String>,
     /// Run the projector in this process.
     pub projector: bool,
     /// Run analysis workers in this process.
@@ -47,10 +52,18 @@ impl Settings {
     pub fn from_serve_args(database_url: &str, args: &ServeArgs) -> anyhow::Result<Self> {
         let max_body_bytes = usize::try_from(args.max_body_bytes)
             .context("CALLTRAIL_MAX_BODY_BYTES does not fit this machine's address space")?;
+        let max_audio_bytes = usize::try_from(args.max_audio_bytes)
+            .context("CALLTRAIL_MAX_AUDIO_BYTES does not fit this machine's address space")?;
+        anyhow::ensure!(
+            max_audio_bytes >= max_body_bytes,
+            "CALLTRAIL_MAX_AUDIO_BYTES ({max_audio_bytes}) must be at least CALLTRAIL_MAX_BODY_BYTES ({max_body_bytes})"
+        );
         Ok(Self {
             database_url: database_url.to_owned(),
             bind: args.bind,
             max_body_bytes,
+            max_audio_bytes,
+            public_url: public_url(args.public_url.as_deref())?,
             projector: !args.no_projector,
             worker: !args.no_worker,
             http_workers: args
@@ -76,6 +89,8 @@ impl Settings {
             database_url: database_url.to_owned(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_body_bytes: 2_097_152,
+            max_audio_bytes: 67_108_864,
+            public_url: None,
             projector: true,
             worker: false,
             http_workers: 2,
@@ -132,6 +147,8 @@ impl Application {
             store.clone(),
             ApiConfig {
                 max_body_bytes: settings.max_body_bytes,
+                max_audio_bytes: settings.max_audio_bytes,
+                public_url: settings.public_url.clone(),
                 workers: settings.http_workers,
                 ..ApiConfig::default()
             },

@@ -1,78 +1,32 @@
-//! Webhook intake shared by every provider: bounded body reading, header redaction for the
-//! rejected log, the backend the intake talks to, the receipt it answers with, and the
-//! catch-all route for providers calltrail does not know.
+//! Webhook intake: one generic intake serves `POST /v1/webhooks/{provider}/{webhook_token}` for
+//! every provider in `calltrail_core::Provider`'s table. This module holds what it shares: header
+//! redaction for the rejected log, the backend the intake talks to, and its answers.
 //!
 //! Modules:
-//! - [`bolna`]: `POST /v1/webhooks/bolna/{webhook_token}` and its testable intake function.
+//! - [`intake`]: the route's thin handler and the testable intake (token → secrets → streamed
+//!   signature check → parse → agent check → append → receipt).
+//! - `body` (private): the body read as a stream through the signature check, bounded.
+//! - [`schemas`]: the route's OpenAPI shapes (provider names, request bodies, the 200 answer).
 
-pub mod bolna;
+mod body;
+pub mod intake;
+pub mod schemas;
 
-use std::time::Duration;
+use std::sync::Arc;
 
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
+use calltrail_core::providers::{Ignored, ProviderSecret};
+use calltrail_core::Provider;
 use calltrail_eventlog::{AppendOutcome, NewEvent, RejectedWebhook};
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 use crate::metrics::WebhookOutcome;
 use crate::AppState;
-
-/// Largest capacity reserved up front from a `Content-Length` (the rest grows as bytes arrive).
-const MAX_PREALLOCATION: usize = 64 * 1024;
-/// Longest provider name echoed back in an `unknown_provider` message.
-const MAX_ECHOED_PROVIDER: usize = 64;
-
-/// A webhook body as far as it was read, and why reading stopped early, if it did.
-#[derive(Debug)]
-pub(crate) struct ReceivedBody {
-    /// The bytes received (at most the limit).
-    pub bytes: Vec<u8>,
-    /// `payload_too_large`, `request_timeout` or `invalid_body` when the body is incomplete.
-    pub problem: Option<ApiError>,
-}
-
-/// Reads a body as a stream, keeping at most `limit` bytes and giving up after `timeout`.
-pub(crate) async fn read_body(
-    mut payload: web::Payload,
-    headers: &HeaderMap,
-    limit: usize,
-    timeout: Duration,
-) -> ReceivedBody {
-    let announced = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut bytes = Vec::with_capacity(announced.min(limit).min(MAX_PREALLOCATION));
-    let read = async {
-        while let Some(chunk) = payload.next().await {
-            match chunk {
-                Ok(chunk) => {
-                    let room = limit.saturating_sub(bytes.len());
-                    if chunk.len() > room {
-                        bytes.extend_from_slice(&chunk[..room]);
-                        return Some(ApiError::PayloadTooLarge { limit });
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Err(err) => return Some(ApiError::BodyRead(err.to_string())),
-            }
-        }
-        None
-    };
-    let problem = match tokio::time::timeout(timeout, read).await {
-        Ok(problem) => problem,
-        Err(_) => Some(ApiError::BodyTimeout {
-            seconds: timeout.as_secs(),
-        }),
-    };
-    ReceivedBody { bytes, problem }
-}
 
 /// True for headers that must not be stored: credentials, cookies, signatures, tokens.
 pub(crate) fn is_secret_header(name: &str) -> bool {
@@ -113,6 +67,13 @@ pub(crate) fn redact_headers(headers: &HeaderMap) -> Value {
 pub(crate) trait IntakeBackend {
     /// The tenant owning a webhook token.
     async fn tenant_by_token(&self, token: &str) -> Result<Option<Uuid>, ApiError>;
+    /// The tenant's currently valid signing secrets for a provider, the newest first (empty
+    /// when none is configured).
+    async fn provider_secrets(
+        &self,
+        tenant: Uuid,
+        provider: Provider,
+    ) -> Result<Arc<[ProviderSecret]>, ApiError>;
     /// The tenant that registered a provider agent, if any did.
     async fn agent_owner(&self, provider: &str, agent_id: &str) -> Result<Option<Uuid>, ApiError>;
     /// Appends an event; answers only after its outcome is committed.
@@ -124,6 +85,14 @@ pub(crate) trait IntakeBackend {
 impl IntakeBackend for AppState {
     async fn tenant_by_token(&self, token: &str) -> Result<Option<Uuid>, ApiError> {
         AppState::tenant_by_webhook_token(self, token).await
+    }
+
+    async fn provider_secrets(
+        &self,
+        tenant: Uuid,
+        provider: Provider,
+    ) -> Result<Arc<[ProviderSecret]>, ApiError> {
+        AppState::provider_secrets(self, tenant, provider).await
     }
 
     async fn agent_owner(&self, provider: &str, agent_id: &str) -> Result<Option<Uuid>, ApiError> {
@@ -217,22 +186,56 @@ impl WebhookReceipt {
     }
 }
 
-/// `POST /v1/webhooks/{provider}/{webhook_token}` for a provider calltrail does not know.
-#[utoipa::path(
-    post,
-    path = "/v1/webhooks/{provider}/{webhook_token}",
-    tag = "webhooks",
-    params(
-        ("provider" = String, Path, description = "A provider name; only `bolna` is served today"),
-        ("webhook_token" = String, Path, description = "The tenant's webhook token"),
-    ),
-    request_body(content = Object, description = "The provider's payload", content_type = "application/json"),
-    responses((status = 404, description = "`unknown_provider`", body = ErrorBody))
-)]
-pub async fn unknown_provider(path: web::Path<(String, String)>) -> Result<HttpResponse, ApiError> {
-    let (provider, _token) = path.into_inner();
-    let shown: String = provider.chars().take(MAX_ECHOED_PROVIDER).collect();
-    Err(ApiError::UnknownProvider(shown))
+/// The answer to a message that says nothing about a call's lifecycle (a live transcript, an
+/// audio upload, …): checked, not stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct WebhookIgnored {
+    /// Always `ignored`.
+    #[schema(example = "ignored")]
+    pub status: String,
+    /// The provider's message type, exactly as sent.
+    #[schema(example = "transcript")]
+    pub message_type: String,
+    /// The call the message is about, when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+}
+
+impl From<Ignored> for WebhookIgnored {
+    fn from(ignored: Ignored) -> Self {
+        Self {
+            status: "ignored".to_owned(),
+            message_type: ignored.message_type,
+            execution_id: ignored.execution_id,
+        }
+    }
+}
+
+/// How the intake answers a webhook it did not refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WebhookAnswer {
+    /// Recorded (202) or already recorded (200).
+    Recorded(WebhookReceipt),
+    /// Checked and not stored (200).
+    Ignored(WebhookIgnored),
+}
+
+impl WebhookAnswer {
+    /// How this answer counts in the metrics.
+    pub(crate) fn outcome(&self) -> WebhookOutcome {
+        match self {
+            WebhookAnswer::Recorded(receipt) => receipt.outcome(),
+            WebhookAnswer::Ignored(_) => WebhookOutcome::Ignored,
+        }
+    }
+
+    /// The HTTP answer.
+    pub(crate) fn into_response(self) -> HttpResponse {
+        match self {
+            WebhookAnswer::Recorded(receipt) => receipt.into_response(),
+            WebhookAnswer::Ignored(ignored) => HttpResponse::Ok().json(ignored),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -265,6 +268,12 @@ mod tests {
             ("x-bolna-signature", "s"),
             ("x-client-secret", "s"),
             ("x-auth-user", "u"),
+            // The signature and secret headers of every provider in docs/CONTRACT.md §5.
+            ("x-twilio-signature", "s"),
+            ("elevenlabs-signature", "t=1,v0=ab"),
+            ("x-retell-signature", "v=1,d=ab"),
+            ("x-vapi-secret", "s"),
+            ("x-signature", "ab"),
             ("x-forwarded-for", "10.0.0.1"),
             ("x-forwarded-for", "10.0.0.2"),
         ]);
@@ -283,6 +292,8 @@ mod tests {
     fn secret_names_are_matched_in_any_case() {
         assert!(is_secret_header("X-Signature"));
         assert!(is_secret_header("Authorization"));
+        assert!(is_secret_header("ElevenLabs-Signature"));
+        assert!(is_secret_header("X-Twilio-Signature"));
         assert!(!is_secret_header("keep-alive"));
         assert!(!is_secret_header("content-length"));
     }
@@ -321,5 +332,27 @@ mod tests {
                 serde_json::json!({"status":"duplicate","duplicate":true,"execution_id":"e1","event":"ringing","position":7,"conflict":true})
             )
         );
+    }
+
+    #[test]
+    fn ignored_messages_answer_200_with_their_type() {
+        let ignored = WebhookAnswer::Ignored(
+            Ignored {
+                message_type: "transcript".into(),
+                execution_id: Some("c1".into()),
+            }
+            .into(),
+        );
+        assert_eq!(ignored.outcome(), WebhookOutcome::Ignored);
+        let WebhookAnswer::Ignored(body) = &ignored else {
+            panic!("not an ignored answer");
+        };
+        assert_eq!(
+            serde_json::to_value(body).ok(),
+            Some(
+                serde_json::json!({"status":"ignored","message_type":"transcript","execution_id":"c1"})
+            )
+        );
+        assert_eq!(ignored.into_response().status(), StatusCode::OK);
     }
 }

@@ -1,5 +1,6 @@
-//! Users, agents, API keys and webhook tokens.
+//! Users, agents, API keys, webhook tokens and provider secrets.
 
+use calltrail_projections::tenancy::SecretKind;
 use calltrail_projections::{Error, NewUser};
 use uuid::Uuid;
 
@@ -145,4 +146,105 @@ async fn agents_belong_to_one_user() {
     // The same external id under another provider is another agent.
     let other = store.add_agent(bob, "vapi", "agent-1", None).await.unwrap();
     assert_ne!(other, agent);
+}
+
+/// A `provider_secrets` row: its kind, ciphertext, base URL, and validity in hours from now
+/// (`None`: the current one).
+struct Row<'a> {
+    user: Uuid,
+    provider: &'a str,
+    kind: &'a str,
+    ciphertext: &'a [u8],
+    base_url: Option<&'a str>,
+    hours: Option<i32>,
+}
+
+async fn insert(
+    client: &tokio_postgres::Client,
+    row: Row<'_>,
+) -> Result<u64, tokio_postgres::Error> {
+    client
+        .execute(
+            "INSERT INTO provider_secrets
+               (user_id, provider, kind, ciphertext, nonce, base_url, valid_until)
+             VALUES ($1, $2, $3, $4, '\\x000102030405060708090a0b'::bytea, $5,
+                     now() + make_interval(hours => $6::int))",
+            &[
+                &row.user,
+                &row.provider,
+                &row.kind,
+                &row.ciphertext,
+                &row.base_url,
+                &row.hours,
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn provider_secrets_are_read_current_first_and_only_while_valid() {
+    let app = TestApp::new().await;
+    let ann = app.user("ann@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let (client, connection) = tokio_postgres::connect(app.db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let signing = |user, provider, ciphertext, hours| Row {
+        user,
+        provider,
+        kind: "webhook_signing",
+        ciphertext,
+        base_url: None,
+        hours,
+    };
+    for row in [
+        signing(ann, "vapi", b"rotated-a-day", Some(24)),
+        signing(ann, "vapi", b"current", None),
+        signing(ann, "vapi", b"rotated-an-hour", Some(1)),
+        signing(ann, "vapi", b"expired", Some(-1)),
+        Row {
+            kind: "api_key",
+            base_url: Some("http://127.0.0.1:9"),
+            ..signing(ann, "vapi", b"api-key", None)
+        },
+        signing(ann, "retell", b"other-provider", None),
+        signing(bob, "vapi", b"other-tenant", None),
+    ] {
+        insert(&client, row).await.unwrap();
+    }
+    let store = &app.store;
+    let secrets = store
+        .provider_secrets(ann, "vapi", SecretKind::WebhookSigning)
+        .await
+        .unwrap();
+    let ciphertexts: Vec<&[u8]> = secrets.iter().map(|s| s.ciphertext.as_slice()).collect();
+    assert_eq!(
+        ciphertexts,
+        [&b"current"[..], b"rotated-a-day", b"rotated-an-hour"]
+    );
+    assert_eq!(secrets[0].valid_until, None);
+    assert_eq!(secrets[0].nonce.len(), 12);
+    assert!(!format!("{:?}", secrets[0]).contains("current"));
+    let api = store
+        .provider_secrets(ann, "vapi", SecretKind::ApiKey)
+        .await
+        .unwrap();
+    assert_eq!(api.len(), 1);
+    assert_eq!(api[0].base_url.as_deref(), Some("http://127.0.0.1:9"));
+    assert!(store
+        .provider_secrets(ann, "twilio", SecretKind::WebhookSigning)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The schema keeps one current credential per kind, and a base URL only on an API key.
+    assert!(insert(&client, signing(ann, "vapi", b"x", None))
+        .await
+        .is_err());
+    let signing_with_url = Row {
+        base_url: Some("http://x"),
+        ..signing(bob, "retell", b"x", None)
+    };
+    assert!(insert(&client, signing_with_url).await.is_err());
 }

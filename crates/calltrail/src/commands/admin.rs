@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use calltrail_core::Provider;
 use calltrail_eventlog::{AppenderConfig, ConnectOptions, EventLog, NewEvent};
 use calltrail_projections::projector::{Projector, ProjectorConfig};
 use calltrail_projections::tenancy::NewUser;
@@ -87,13 +88,9 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
             external_id,
             name,
         } => {
-            anyhow::ensure!(
-                provider.parse::<calltrail_core::Provider>().is_ok(),
-                "unknown provider `{provider}` (supported: bolna)"
-            );
             let agent_id = ctx
                 .store
-                .add_agent(user, &provider, &external_id, name.as_deref())
+                .add_agent(user, provider.as_str(), &external_id, name.as_deref())
                 .await
                 .context("could not add the agent")?;
             print_json(&json!({ "agent_id": agent_id }));
@@ -215,7 +212,12 @@ async fn demo_tenant(ctx: &Ctx) -> anyhow::Result<()> {
         }
     };
     ctx.store
-        .add_agent(issued.user_id, "bolna", DEMO_AGENT_ID, Some("Demo agent"))
+        .add_agent(
+            issued.user_id,
+            Provider::Bolna.as_str(),
+            DEMO_AGENT_ID,
+            Some("Demo agent"),
+        )
         .await
         .context("could not register the demo agent")?;
     print_json(&json!({

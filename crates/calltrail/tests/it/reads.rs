@@ -221,7 +221,7 @@ async fn metrics_report_requests_appends_and_projector_lag() {
     assert_eq!(value("calltrail_append_duplicates_total"), Some(1.0));
     assert!(text.contains("calltrail_projector_lag_events"));
     assert!(text.contains("calltrail_oldest_blocking_transaction_seconds"));
-    assert!(text.contains(r#"calltrail_http_requests_total{method="POST",route="/v1/webhooks/bolna/{webhook_token}",status="202"} 3"#), "{text}");
+    assert!(text.contains(r#"calltrail_http_requests_total{method="POST",route="/v1/webhooks/{provider}/{webhook_token}",status="202"} 3"#), "{text}");
 }
 
 #[tokio::test]

@@ -1,130 +1,37 @@
-//! Unit tests of Bolna webhook intake against an in-memory backend.
+//! Bolna through the generic intake: unsigned JSON, every behaviour the Bolna-only intake had.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
-use calltrail_eventlog::AppendOutcome;
-use chrono::TimeZone;
+use calltrail_core::event::CALL_EVENT_SCHEMA_VERSION;
+use calltrail_core::providers::bolna::Bolna;
 use serde_json::json;
 
 use super::*;
 
-const TOKEN: &str = "tok-a";
-
-/// An in-memory backend: a tenant per token, agent owners, an event log keyed like the real one.
-#[derive(Default)]
-struct Fake {
-    tokens: HashMap<String, Uuid>,
-    agents: HashMap<String, Uuid>,
-    store_down: bool,
-    log_down: bool,
-    refuse_content: bool,
-    appended: RefCell<Vec<NewEvent>>,
-    rejected: RefCell<Vec<RejectedWebhook>>,
-}
-
-impl Fake {
-    fn new() -> (Self, Uuid) {
-        let tenant = Uuid::new_v4();
-        let mut fake = Fake::default();
-        fake.tokens.insert(TOKEN.to_owned(), tenant);
-        (fake, tenant)
-    }
-}
-
-impl IntakeBackend for Fake {
-    async fn tenant_by_token(&self, token: &str) -> Result<Option<Uuid>, ApiError> {
-        if self.store_down {
-            return Err(ApiError::Unavailable("down".into()));
-        }
-        Ok(self.tokens.get(token).copied())
-    }
-
-    async fn agent_owner(&self, provider: &str, agent_id: &str) -> Result<Option<Uuid>, ApiError> {
-        assert_eq!(provider, "bolna");
-        Ok(self.agents.get(agent_id).copied())
-    }
-
-    async fn append(&self, event: NewEvent) -> Result<AppendOutcome, calltrail_eventlog::Error> {
-        if self.log_down {
-            return Err(calltrail_eventlog::Error::AppenderClosed);
-        }
-        if self.refuse_content {
-            return Err(calltrail_eventlog::Error::InvalidEvent(
-                "unsupported Unicode escape sequence".into(),
-            ));
-        }
-        let mut log = self.appended.borrow_mut();
-        let key = |e: &NewEvent| {
-            (
-                e.tenant_id,
-                e.provider.clone(),
-                e.stream_id.clone(),
-                e.event_type.clone(),
-            )
-        };
-        if let Some(index) = log.iter().position(|e| key(e) == key(&event)) {
-            let conflict = log[index].payload != event.payload;
-            return Ok(AppendOutcome::Duplicate {
-                position: i64::try_from(index + 1).unwrap_or(i64::MAX),
-                conflict,
-            });
-        }
-        log.push(event);
-        Ok(AppendOutcome::Appended {
-            position: i64::try_from(log.len()).unwrap_or(i64::MAX),
-        })
-    }
-
-    async fn record_rejected(&self, rejected: RejectedWebhook) {
-        self.rejected.borrow_mut().push(rejected);
-    }
-}
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 fn headers() -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in [
+    header_map(&[
         ("content-type", "application/json"),
         ("user-agent", "bolna-webhooks/1.0"),
         ("x-bolna-signature", "sig"),
-    ] {
-        map.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
-    }
-    map
-}
-
-fn received_at() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0)
-        .single()
-        .unwrap_or_default()
+    ])
 }
 
 async fn deliver(backend: &Fake, token: &str, body: &[u8]) -> Result<WebhookReceipt, ApiError> {
-    deliver_with(backend, token, body, None).await
+    deliver_limited(backend, token, body, limits(2_097_152)).await
 }
 
-async fn deliver_with(
+async fn deliver_limited(
     backend: &Fake,
     token: &str,
     body: &[u8],
-    problem: Option<ApiError>,
+    limits: IntakeLimits,
 ) -> Result<WebhookReceipt, ApiError> {
-    let headers = headers();
-    let delivery = Delivery {
+    let request = Request {
         token,
-        body: ReceivedBody {
-            bytes: body.to_vec(),
-            problem,
-        },
-        headers: &headers,
-        received_at: received_at(),
+        limits,
+        ..Request::new(&Bolna, headers())
     };
-    intake(backend, delivery).await
+    receipt(request.send(backend, body).await)
 }
 
 fn payload(status: &str, extra: serde_json::Value) -> Vec<u8> {
@@ -138,10 +45,6 @@ fn payload(status: &str, extra: serde_json::Value) -> Vec<u8> {
         body.extend(extra.clone());
     }
     serde_json::to_vec(&body).unwrap_or_default()
-}
-
-fn status_of(result: &Result<WebhookReceipt, ApiError>) -> Option<StatusCode> {
-    result.as_ref().err().map(|e| e.row().1)
 }
 
 #[tokio::test]
@@ -251,18 +154,17 @@ async fn bad_payloads_answer_400_with_the_parsers_sentence() {
 #[tokio::test]
 async fn an_oversized_body_answers_413_and_keeps_what_was_read() {
     let (fake, _) = Fake::new();
-    let partial = vec![b'{'; 16];
-    let result = deliver_with(
-        &fake,
-        "unknown-token",
-        &partial,
-        Some(ApiError::PayloadTooLarge { limit: 16 }),
-    )
-    .await;
-    assert_eq!(status_of(&result), Some(StatusCode::PAYLOAD_TOO_LARGE));
+    let body = payload("ringing", json!({"transcript": "x".repeat(100)}));
+    for token in ["unknown-token", TOKEN] {
+        let result = deliver_limited(&fake, token, &body, limits(16)).await;
+        assert_eq!(status_of(&result), Some(StatusCode::PAYLOAD_TOO_LARGE));
+    }
     let rejected = fake.rejected.borrow();
-    assert_eq!(rejected[0].status_code, 413);
-    assert_eq!(rejected[0].body, partial);
+    assert_eq!(rejected.len(), 2);
+    assert!(rejected
+        .iter()
+        .all(|r| r.status_code == 413 && r.body == body[..16]));
+    assert!(fake.appended.borrow().is_empty());
 }
 
 #[tokio::test]
@@ -296,6 +198,11 @@ async fn an_unavailable_database_answers_503_without_recording() {
     assert_eq!(status_of(&result), Some(StatusCode::SERVICE_UNAVAILABLE));
 
     let (mut fake, _) = Fake::new();
+    fake.secrets_down = true;
+    let result = deliver(&fake, TOKEN, &body).await;
+    assert_eq!(status_of(&result), Some(StatusCode::SERVICE_UNAVAILABLE));
+
+    let (mut fake, _) = Fake::new();
     fake.log_down = true;
     let result = deliver(&fake, TOKEN, &body).await;
     assert_eq!(status_of(&result), Some(StatusCode::SERVICE_UNAVAILABLE));
@@ -325,4 +232,29 @@ async fn a_byte_order_mark_is_not_stored_in_the_payload() {
         fake.appended.borrow()[0].payload.as_deref(),
         Some(r#"{"id":"exec-4","status":"queued"}"#)
     );
+}
+
+#[tokio::test]
+async fn bolna_signs_nothing_so_its_secrets_do_not_matter() {
+    let (mut fake, _) = Fake::new();
+    assert!(deliver(&fake, TOKEN, &payload("ringing", json!({})))
+        .await
+        .is_ok());
+    fake.secrets = vec![ProviderSecret::new(b"unused".to_vec())];
+    assert!(deliver(&fake, TOKEN, &payload("completed", json!({})))
+        .await
+        .is_ok());
+    assert_eq!(fake.appended.borrow().len(), 2);
+}
+
+#[tokio::test]
+async fn a_form_body_is_refused_by_a_json_provider_and_kept() {
+    let (fake, tenant) = Fake::new();
+    let body = b"id=exec-5&status=ringing";
+    let result = deliver(&fake, TOKEN, body).await;
+    assert_eq!(status_of(&result), Some(StatusCode::BAD_REQUEST));
+    assert_eq!(result.err().map(|e| e.code()), Some("invalid_payload"));
+    let rejected = fake.rejected.borrow();
+    assert_eq!(rejected[0].tenant_id, Some(tenant));
+    assert_eq!(rejected[0].body, body.to_vec());
 }
