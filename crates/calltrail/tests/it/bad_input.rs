@@ -156,3 +156,64 @@ async fn the_read_api_needs_a_valid_key_and_validates_its_parameters() {
         assert_eq!(error_code(&body), code, "{query}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_signing_provider_is_fail_closed_without_a_secret() {
+    use calltrail_core::Provider;
+
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    let signing: Vec<Provider> = Provider::ALL
+        .iter()
+        .copied()
+        .filter(|p| *p != Provider::Bolna)
+        .collect();
+    for provider in &signing {
+        let response = app
+            .client
+            .post(format!(
+                "{}/v1/webhooks/{provider}/{}",
+                app.address, tenant.webhook_token
+            ))
+            .header("content-type", "application/json")
+            .header("x-vapi-secret", "guess")
+            .header("authorization", "Bearer guess")
+            .header("x-signature", "00")
+            .body(r#"{"message":{"type":"status-update"}}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{provider}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            error_code(&answer),
+            "signature_not_configured",
+            "{provider}"
+        );
+    }
+    let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
+    let rows: Vec<(String, i32, Value)> =
+        sqlx::query_as("SELECT provider, status_code, headers FROM rejected_webhooks ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(rows.len(), signing.len(), "each refusal is kept");
+    for ((provider, status, headers), expected) in rows.iter().zip(&signing) {
+        assert_eq!((provider.as_str(), *status), (expected.as_str(), 401));
+        assert_eq!(headers["content-type"], "application/json");
+        for secret in ["x-vapi-secret", "authorization", "x-signature"] {
+            assert!(headers.get(secret).is_none(), "{secret} was stored");
+        }
+    }
+    assert_eq!(app.sql_count("SELECT count(*) FROM events").await, 0);
+
+    // Bolna signs nothing: the same tenant's Bolna webhooks are accepted.
+    let (status, answer) = app
+        .post_bolna_json(
+            &tenant.webhook_token,
+            &fixtures::read("bolna/success/01-initiated.json"),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+}
