@@ -130,6 +130,22 @@ async fn an_unknown_provider_answers_404() {
 }
 
 #[actix_web::test]
+async fn every_provider_of_the_contract_has_a_webhook_route() {
+    // docs/CONTRACT.md §5. The database is down: 503 (not 404) shows the route took the name.
+    for provider in ["bolna", "vapi", "elevenlabs", "twilio", "retell"] {
+        let req = TestRequest::post()
+            .uri(&format!("/v1/webhooks/{provider}/some-token"))
+            .set_payload("{}");
+        let (status, _, body) = send(req).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{provider}: {body}"
+        );
+    }
+}
+
+#[actix_web::test]
 async fn an_oversized_webhook_answers_413_even_with_the_database_down() {
     let req = TestRequest::post()
         .uri("/v1/webhooks/bolna/some-token")

@@ -55,6 +55,7 @@ impl Provider {
         Provider::Vapi,
         Provider::ElevenLabs,
         Provider::Twilio,
+        Provider::Retell,
     ];
 
     /// The provider's name as used in URLs, the CLI and the event log.
