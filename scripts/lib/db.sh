@@ -126,6 +126,27 @@ _ct_pg_bindir() {
   dirname "$(readlink -f "$initdb")"
 }
 
+# Installs PostgreSQL with apt-get (as root only) when no initdb exists. APT_LOG: where its
+# output goes; WHY: what else was tried, for the message when it cannot install.
+_ct_pg_install() {
+  local apt_log=$1 why=${2:-}
+  _ct_pg_bindir "" >/dev/null 2>&1 && return 0
+  _ct_is_root || {
+    _ct_fail "no PostgreSQL found: ${why}no initdb installed; install PostgreSQL or set DATABASE_URL"
+    return 1
+  }
+  mkdir -p "$(dirname "$apt_log")"
+  echo "calltrail: no PostgreSQL installed; installing it with apt-get (log: $apt_log)" >&2
+  { DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; } >"$apt_log" 2>&1 || {
+    _ct_fail "apt-get install postgresql failed; see $apt_log"
+    return 1
+  }
+  _ct_pg_bindir "" >/dev/null 2>&1 || {
+    _ct_fail "PostgreSQL was installed but no initdb was found"
+    return 1
+  }
+}
+
 _ct_private_up() {
   local pgdir=$CALLTRAIL_PG_DIR port=${CALLTRAIL_PG_PORT:-54329}
   local data=$pgdir/data log=$pgdir/postgres.log
@@ -179,19 +200,8 @@ _ct_private_start() {
   local pgdir=$1 data=$2 log=$3 port=$4 lock_fd=$5 bindir apt_log=$1/apt.log
 
   if ! bindir=$(_ct_pg_bindir "$data"); then
-    _ct_is_root || {
-      _ct_fail "no PostgreSQL found: DATABASE_URL unset or not answering, nothing on 127.0.0.1:5432, no initdb installed; install PostgreSQL or set DATABASE_URL"
-      return 1
-    }
-    echo "calltrail: no PostgreSQL installed; installing it with apt-get (log: $apt_log)" >&2
-    { DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; } >"$apt_log" 2>&1 || {
-      _ct_fail "apt-get install postgresql failed; see $apt_log"
-      return 1
-    }
-    bindir=$(_ct_pg_bindir "$data") || {
-      _ct_fail "PostgreSQL was installed but no initdb was found"
-      return 1
-    }
+    _ct_pg_install "$apt_log" "DATABASE_URL unset or not answering, nothing on 127.0.0.1:5432, " || return 1
+    bindir=$(_ct_pg_bindir "$data") || return 1
   fi
 
   if _ct_is_root; then

@@ -6,12 +6,14 @@
 //! - [`notify`]: LISTEN/NOTIFY wake-ups with a polling fallback.
 //! - [`payloads`]: raw payloads as received, by position (the console's call page).
 //! - [`rejected`]: the log of refused webhook requests.
+//! - `connect` (private): `DATABASE_URL` with one or several hosts, and following a failover.
 //! - [`error`]: the crate's [`Error`] (one variant per cause) and [`DbError`], its opaque
 //!   database failure.
 //!
 //! This crate owns the only migration runner (`migrations/` at the workspace root).
 
 pub mod append;
+mod connect;
 pub mod error;
 pub mod notify;
 pub mod payloads;
@@ -55,23 +57,34 @@ impl Default for ConnectOptions {
 #[derive(Debug, Clone)]
 pub struct EventLog {
     pool: PgPool,
+    /// With several hosts: keeps the failover watcher running while any handle lives.
+    _watcher: Option<std::sync::Arc<connect::WatcherGuard>>,
 }
 
 impl EventLog {
     /// Connects lazily: the pool opens connections on first use, so a database that is down
     /// at start-up surfaces as [`Error::Unavailable`] on each call rather than here.
+    ///
+    /// `database_url` may list several hosts with `target_session_attrs=read-write` (URL or
+    /// key=value form, as libpq reads them): the log then uses the first host that accepts
+    /// writes and, after a failover, finds the new one by itself (call this inside a tokio
+    /// runtime for that). Docs: docs/scaling.md.
     pub fn connect(database_url: &str, options: &ConnectOptions) -> Result<Self, Error> {
-        let connect: PgConnectOptions = database_url
-            .parse()
-            .map_err(|e| Error::Config(error::DbError::new(e)))?;
-        let connect = connect
-            .application_name("calltrail")
-            .options([("idle_in_transaction_session_timeout", "30000")]);
-        let pool = PgPoolOptions::new()
+        let mut target = connect::parse(database_url)?;
+        target.hosts = (target.hosts.into_iter())
+            .map(|host: PgConnectOptions| {
+                host.application_name("calltrail")
+                    .options([("idle_in_transaction_session_timeout", "30000")])
+            })
+            .collect();
+        let pool_options = PgPoolOptions::new()
             .max_connections(options.max_connections)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_lazy_with(connect);
-        Ok(Self { pool })
+            .acquire_timeout(options.acquire_timeout);
+        let (pool, watcher) = connect::pool(target, pool_options);
+        Ok(Self {
+            pool,
+            _watcher: watcher.map(std::sync::Arc::new),
+        })
     }
 
     /// Applies every migration in `migrations/` that is not applied yet.

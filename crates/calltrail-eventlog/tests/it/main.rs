@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod append;
+mod hosts;
 mod never_skip;
 mod outage;
 mod property;

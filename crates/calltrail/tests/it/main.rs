@@ -7,6 +7,7 @@ mod bad_input;
 mod browser;
 mod console;
 mod crash;
+mod failover;
 mod helpers;
 mod hostile;
 mod kpis;
