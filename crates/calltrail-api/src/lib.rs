@@ -12,6 +12,7 @@
 //! - [`health`]: `GET /healthz`, `GET /readyz`.
 //! - [`metrics`]: the [`Metrics`] registry, request/webhook metrics, `GET /metrics`.
 //! - [`openapi`]: `GET /openapi.json` ([`openapi::ApiDoc`]).
+//! - [`replica`]: the optional read replica: where a read goes ([`ReadFrom`]), its health and lag.
 //! - [`auth`]: the [`auth::Tenant`] extractor (bearer API key) and the tenancy cache.
 //! - [`params`]: `limit`, `from`/`to` and `phone` parsing.
 //! - [`error`]: [`ApiError`], the one table of error codes, statuses and messages.
@@ -29,6 +30,7 @@ pub mod kpis;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
+pub mod replica;
 pub mod webhooks;
 
 #[cfg(test)]
@@ -48,6 +50,7 @@ use calltrail_projections::ReadStore;
 
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use replica::{ReadFrom, ReadReplica};
 
 use auth::TenancyCache;
 
@@ -110,6 +113,7 @@ pub struct AppState {
     log: EventLog,
     appender: Appender,
     store: ReadStore,
+    replica: Option<ReadReplica>,
     config: ApiConfig,
     metrics: Metrics,
     tenancy: TenancyCache,
@@ -138,9 +142,21 @@ impl AppState {
             log,
             appender,
             store,
+            replica: None,
             config,
             metrics: Metrics::new(),
         }
+    }
+
+    /// Sends [`ReadFrom::Replica`] reads to this replica while it is healthy.
+    pub fn with_replica(mut self, replica: ReadReplica) -> Self {
+        self.replica = Some(replica);
+        self
+    }
+
+    /// The read replica, when one is configured.
+    pub fn replica(&self) -> Option<&ReadReplica> {
+        self.replica.as_ref()
     }
 
     /// Uses this registry instead (e.g. one the binary already registered its metrics on).
@@ -169,7 +185,7 @@ impl AppState {
         &self.appender
     }
 
-    /// The read store (queries, tenancy).
+    /// The read store on the primary (tenancy, webhooks, reads that must see their own writes).
     pub fn store(&self) -> &ReadStore {
         &self.store
     }
@@ -178,19 +194,35 @@ impl AppState {
         &self.tenancy
     }
 
-    /// Runs a database future on the runtime that owns the pools (see [`AppState::new`]).
-    /// Runs a read-side query on the database runtime, mapping its errors to the API's.
+    /// Runs a read of the read tables on the database runtime, on the replica when one is
+    /// configured and healthy ([`ReadFrom::Replica`]), mapping its errors to the API's.
     pub(crate) async fn read<T, F, Fut>(&self, query: F) -> Result<T, ApiError>
     where
         F: FnOnce(ReadStore) -> Fut,
         Fut: Future<Output = Result<T, calltrail_projections::Error>> + Send + 'static,
         T: Send + 'static,
     {
-        self.on_db_runtime(query(self.store.clone()))
+        self.read_from(ReadFrom::Replica, query).await
+    }
+
+    /// Runs a read-side query on the database runtime against the server `from` names.
+    pub(crate) async fn read_from<T, F, Fut>(&self, from: ReadFrom, query: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(ReadStore) -> Fut,
+        Fut: Future<Output = Result<T, calltrail_projections::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let replica = match from {
+            ReadFrom::Replica => self.replica.as_ref().and_then(ReadReplica::for_reads),
+            ReadFrom::Primary => None,
+        };
+        let store = replica.unwrap_or(&self.store).clone();
+        self.on_db_runtime(query(store))
             .await?
             .map_err(ApiError::from_store)
     }
 
+    /// Runs a database future on the runtime that owns the pools (see [`AppState::new`]).
     pub(crate) async fn on_db_runtime<F>(&self, future: F) -> Result<F::Output, ApiError>
     where
         F: Future + Send + 'static,

@@ -8,6 +8,7 @@ use utoipa::{Modify, OpenApi};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::health::HealthBody;
 use crate::params::{phone_schema, time_schema};
+use crate::replica::{ReplicaHealth, ReplicaState};
 use crate::webhooks::schemas::provider_schema;
 use crate::webhooks::{WebhookIgnored, WebhookReceipt};
 
@@ -34,7 +35,15 @@ use crate::webhooks::{WebhookIgnored, WebhookReceipt};
         crate::credits::credits,
         crate::kpis::kpis,
     ),
-    components(schemas(ErrorBody, ErrorDetail, HealthBody, WebhookReceipt, WebhookIgnored)),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        HealthBody,
+        ReplicaHealth,
+        ReplicaState,
+        WebhookReceipt,
+        WebhookIgnored
+    )),
     modifiers(&BearerAuth, &ParsedParameters),
     tags(
         (name = "webhooks", description = "Provider webhooks; the tenant's webhook token is in the path"),

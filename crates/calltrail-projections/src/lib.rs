@@ -20,6 +20,7 @@
 //!
 //! The read side and the rest:
 //! - [`queries`]: read queries for the HTTP API, keyset pagination.
+//! - [`replication`]: a streaming replica's replay position and the primary's WAL position.
 //! - [`views`]: the JSON shapes the read API returns.
 //! - [`kpis`]: KPIs over a time window (`GET /v1/kpis`) and calls per UTC day.
 //! - [`analytics`]: lead analytics rows and the context an analysis worker needs.
@@ -42,6 +43,7 @@ pub mod leads;
 pub mod projector;
 pub mod queries;
 pub mod replay;
+pub mod replication;
 pub mod sessions;
 pub mod store;
 mod tables;

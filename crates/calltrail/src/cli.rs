@@ -63,6 +63,12 @@ pub struct ServeArgs {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CALLTRAIL_HTTP_WORKERS")]
     pub http_workers: Option<usize>,
+    /// A streaming replica for the read API's queries (docs/scaling.md); unset: all on DATABASE_URL.
+    #[arg(long, env = "CALLTRAIL_READ_DATABASE_URL", hide_env_values = true)]
+    pub read_database_url: Option<crate::config::Secret>,
+    /// How far behind (seconds) the read replica may be before reads go to the primary.
+    #[arg(long, env = "CALLTRAIL_READ_MAX_LAG_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub read_max_lag_secs: u64,
     /// Billing.
     #[command(flatten)]
     pub billing: BillingArgs,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use calltrail_analysis::{Backoff, LeadAnalyzer, OpenAiConfig, Worker, WorkerConfig};
-use calltrail_api::{ApiConfig, AppState};
+use calltrail_api::{ApiConfig, AppState, ReadReplica};
 use calltrail_eventlog::{Appender, AppenderConfig, ConnectOptions, EventLog};
 use calltrail_projections::projector::{self, Projector, ProjectorConfig};
 use calltrail_projections::ReadStore;
@@ -21,6 +21,10 @@ use crate::config::public_url;
 pub struct Settings {
     /// PostgreSQL URL.
     pub database_url: String,
+    /// A streaming replica for read queries (`CALLTRAIL_READ_DATABASE_URL`).
+    pub read_database_url: Option<String>,
+    /// How far behind the replica may be before reads go to the primary.
+    pub read_max_lag: Duration,
     /// Listen address (port 0 picks a free port; read it back with [`Application::port`]).
     pub bind: SocketAddr,
     /// Webhook body limit.
@@ -60,6 +64,10 @@ impl Settings {
         );
         Ok(Self {
             database_url: database_url.to_owned(),
+            read_database_url: (args.read_database_url.as_ref())
+                .map(|url| url.expose().trim().to_owned())
+                .filter(|url| !url.is_empty()),
+            read_max_lag: Duration::from_secs(args.read_max_lag_secs),
             bind: args.bind,
             max_body_bytes,
             max_audio_bytes,
@@ -87,6 +95,8 @@ impl Settings {
     pub fn for_tests(database_url: &str) -> Self {
         Self {
             database_url: database_url.to_owned(),
+            read_database_url: None,
+            read_max_lag: Duration::from_secs(10),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_body_bytes: 2_097_152,
             max_audio_bytes: 67_108_864,
@@ -154,9 +164,23 @@ impl Application {
             },
         )
         .with_metrics(metrics.clone());
+        let shutdown = CancellationToken::new();
+        let state = match &settings.read_database_url {
+            Some(url) => {
+                let replica = ReadStore::connect(url, 16)
+                    .context("CALLTRAIL_READ_DATABASE_URL is not a usable connection string")?;
+                let replica = ReadReplica::new(replica, settings.read_max_lag, &metrics);
+                tokio::spawn(
+                    replica
+                        .clone()
+                        .watch(store.clone(), shutdown.clone().cancelled_owned()),
+                );
+                state.with_replica(replica)
+            }
+            None => state,
+        };
         let server =
             calltrail_api::server(state, listener).context("cannot start the HTTP server")?;
-        let shutdown = CancellationToken::new();
         let gauges = crate::ops::register_gauges(&metrics);
         tokio::spawn(crate::ops::sample(
             log.clone(),
@@ -193,6 +217,7 @@ impl Application {
             address = %SocketAddr::from(([127, 0, 0, 1], port)),
             projector = settings.projector,
             analysis_workers = workers.len(),
+            read_replica = settings.read_database_url.is_some(),
             "calltrail is serving"
         );
         Ok(Self {

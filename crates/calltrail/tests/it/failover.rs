@@ -265,17 +265,18 @@ async fn a_killed_primary_and_a_promoted_standby_lose_no_acknowledged_webhook() 
         .map(|w| w[1] - w[0])
         .max()
         .unwrap_or_default();
-    let during = seen
+    // Answers already on their way when the primary died (committed on both machines first).
+    let in_flight = seen
         .acknowledged
         .iter()
-        .filter(|at| **at > killed_at && **at < back_at)
+        .filter(|at| **at > killed_at && **at < promote_at)
         .count();
     eprintln!(
         "failover drill: {before} webhooks acknowledged before the kill; first 503 {first_503:?} \
          after it; promoted {:?} after the kill (pg_ctl promote took {promoted_in:?}); first 2xx \
-         {:?} after the kill, {:?} after the promotion; {} acknowledged in all ({total} \
-         lifecycles over {SENDERS} connections), {during} of them between the kill and the \
-         first 2xx after the promotion; {} answers 503; slowest answer {:?}; time without \
+         after the promotion {:?} after the kill, {:?} after pg_ctl promote began; {} acknowledged in all ({total} \
+         lifecycles over {SENDERS} connections), {in_flight} of them answered between the kill \
+         and the promotion (in flight when the primary died); {} answers 503; slowest answer {:?}; time without \
          service {without_service:?}",
         promote_at - killed_at,
         back_at - killed_at,

@@ -17,4 +17,5 @@ mod outage;
 mod projectors;
 mod reads;
 mod replay;
+mod replica;
 mod webdriver;
