@@ -153,7 +153,7 @@ async fn a_killed_primary_and_a_promoted_standby_lose_no_acknowledged_webhook() 
             // Whole lifecycles, each webhook retried until acknowledged, as a provider does.
             while !stop.is_cancelled() {
                 let id = format!("drill7-{sender}-{lifecycles}");
-                for body in scenario("success") {
+                for body in fixtures::scenario("bolna/success") {
                     let body = with_fields(&body, &[("id", json!(id))]);
                     loop {
                         assert!(Instant::now() < deadline, "a webhook was never accepted");

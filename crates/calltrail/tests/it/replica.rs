@@ -38,7 +38,7 @@ async fn a_replica_that_is_down_sends_reads_to_the_primary_and_the_node_stays_re
     })
     .await;
     let tenant = app.create_tenant().await;
-    for body in scenario("busy") {
+    for body in fixtures::scenario("bolna/busy") {
         let (status, answer) = app.post_bolna_json(&tenant.webhook_token, &body).await;
         assert_eq!(status, 202, "{answer}");
     }
@@ -141,7 +141,7 @@ async fn reads_go_to_a_streaming_replica_while_it_keeps_up() {
             id.to_owned(),
         );
         async move {
-            for body in scenario("success") {
+            for body in fixtures::scenario("bolna/success") {
                 let body = with_fields(&body, &[("id", json!(id))]);
                 let response = client
                     .post(format!("{base}/v1/webhooks/bolna/{token}"))
