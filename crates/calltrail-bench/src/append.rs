@@ -165,6 +165,88 @@ fn lifecycle_rows(events: usize) -> anyhow::Result<LifecycleRows> {
     Ok(rows)
 }
 
+/// The lifecycle rows' insert statement (`$1` tenant, then one array per column).
+const INSERT_LIFECYCLE: &str = "INSERT INTO events (tenant_id, provider, stream_id, event_type, schema_version, occurred_at,
+                                 data, payload, payload_hash, metadata)
+             SELECT $1, 'bolna', s, e, 1, o, d::jsonb, p::jsonb, sha256(convert_to(p, 'UTF8')), m::jsonb
+               FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
+                    AS u(s, e, o, d, p, m)";
+
+/// PostgreSQL's concurrent ceiling for the rows ingest writes: the lifecycle rows of
+/// [`raw_lifecycle`] in `batch`-row transactions from `connections` connections at once, into
+/// the real `events` table with all its indexes (each connection takes the next batch).
+pub async fn raw_lifecycle_concurrent(
+    events: usize,
+    batch: usize,
+    connections: usize,
+) -> anyhow::Result<Row> {
+    let rows = Arc::new(lifecycle_rows(events)?);
+    let db = TestDb::new().await;
+    let connections = connections.max(1);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(u32::try_from(connections)?)
+        .min_connections(u32::try_from(connections)?)
+        .connect(db.url())
+        .await?;
+    let tenant = Uuid::new_v4();
+    let batch = batch.max(1);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sampler = crate::proc::Sampler::start(None, Some(db.name().to_owned()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (pool, rows, next) = (pool.clone(), rows.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+                if i >= events {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let end = (i + batch).min(events);
+                sqlx::query(INSERT_LIFECYCLE)
+                    .bind(tenant)
+                    .bind(&rows.streams[i..end])
+                    .bind(&rows.types[i..end])
+                    .bind(&rows.occurred[i..end])
+                    .bind(&rows.data[i..end])
+                    .bind(&rows.payloads[i..end])
+                    .bind(&rows.metadata[i..end])
+                    .execute(&pool)
+                    .await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let wall = started.elapsed();
+    let samples = sampler.finish().await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await?;
+    anyhow::ensure!(
+        usize::try_from(stored)? == events,
+        "{stored} stored of {events}"
+    );
+    pool.close().await;
+    let rows_f = u32::try_from(events).map_or(f64::from(u32::MAX), f64::from);
+    Ok(Row::new(
+        "raw",
+        format!("lifecycle batch={batch} connections={connections}"),
+        events,
+        wall,
+        Vec::new(),
+    )
+    .detail(
+        "postgres_cpu_us_per_row",
+        crate::report::round3(samples.postgres_cpu_s * 1e6 / rows_f.max(1.0)),
+    )
+    .detail(
+        "machine_cores_busy",
+        crate::report::round3(samples.machine_cores_busy),
+    ))
+}
+
 /// PostgreSQL's own ceiling for the rows ingest writes: the lifecycle workload (payload,
 /// normalized `data`, metadata, sha256 computed by the server) inserted by plain SQL with
 /// `batch` rows per transaction on one connection. Rows are built before the clock starts.
@@ -179,22 +261,16 @@ pub async fn raw_lifecycle(events: usize, batch: usize) -> anyhow::Result<Row> {
     let mut i = 0;
     while i < events {
         let end = (i + batch).min(events);
-        sqlx::query(
-            "INSERT INTO events (tenant_id, provider, stream_id, event_type, schema_version, occurred_at,
-                                 data, payload, payload_hash, metadata)
-             SELECT $1, 'bolna', s, e, 1, o, d::jsonb, p::jsonb, sha256(convert_to(p, 'UTF8')), m::jsonb
-               FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[])
-                    AS u(s, e, o, d, p, m)",
-        )
-        .bind(tenant)
-        .bind(&rows.streams[i..end])
-        .bind(&rows.types[i..end])
-        .bind(&rows.occurred[i..end])
-        .bind(&rows.data[i..end])
-        .bind(&rows.payloads[i..end])
-        .bind(&rows.metadata[i..end])
-        .execute(&pool)
-        .await?;
+        sqlx::query(INSERT_LIFECYCLE)
+            .bind(tenant)
+            .bind(&rows.streams[i..end])
+            .bind(&rows.types[i..end])
+            .bind(&rows.occurred[i..end])
+            .bind(&rows.data[i..end])
+            .bind(&rows.payloads[i..end])
+            .bind(&rows.metadata[i..end])
+            .execute(&pool)
+            .await?;
         i = end;
     }
     let wall = started.elapsed();

@@ -6,7 +6,12 @@
 //! - `append`: N events from C concurrent tasks straight through the group-commit appender.
 //! - `raw`: the same events inserted by plain SQL, one row per transaction and 100-row
 //!   batches: the ceiling PostgreSQL itself sustains here; plus the same for the lifecycle rows
-//!   ingest writes (`lifecycle batch=…`), the ceiling the `ratio` column divides by.
+//!   ingest writes (`lifecycle batch=…`), the ceiling the `ratio` column divides by; and those
+//!   rows in 100-row batches from 4, 8 and 16 connections at once (`connections=…`), whose best
+//!   is the concurrent ceiling ingest's `ratio_concurrent` detail divides by.
+//! - `sync`: ingest at 64 connections against a primary with a streaming standby on this
+//!   machine (two clusters `scripts/bench` starts): standby asynchronous, synchronous with
+//!   `synchronous_commit = on`, and with `remote_apply` — what a 2xx on two machines costs.
 //! - `analysis`: answered calls analysed by the workers against a local Responses API server
 //!   with 200 ms latency, at 4 and 16 workers: analyses/s and drain time.
 //! - `ingest`: webhooks over HTTP into the release `calltrail serve` (child process) from the
@@ -25,6 +30,7 @@ mod proc;
 mod replay;
 mod report;
 mod server;
+mod sync;
 mod workload;
 
 use std::time::Duration;
@@ -32,6 +38,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::loadgen::ClientKind;
+
+/// Connections of the concurrent `raw` ceiling (100-row batches): PostgreSQL's best of these is
+/// what `ratio_concurrent` divides by.
+const RAW_CONNECTIONS: [usize; 3] = [4, 8, 16];
 
 /// Connections of the ingest run with the projector live.
 const PROJECTOR_CONNECTIONS: usize = 64;
@@ -51,7 +61,7 @@ struct Args {
 }
 
 const USAGE: &str = "\
-calltrail-bench [--scenario append,raw,ingest,replay,analysis,console] [--events N] [--concurrency 1,16,64]
+calltrail-bench [--scenario append,raw,ingest,sync,replay,analysis,console] [--events N] [--concurrency 1,16,64]
                 [--webhooks N] [--connections 16,64,256] [--client raw|reqwest] [--replay-events N]
                 [--analysis-calls N] [--console-calls N] [--console-requests N]
 calltrail-bench loadgen …   (the load generator; started by the ingest scenario)";
@@ -69,7 +79,7 @@ fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<usize>> {
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut args = Args {
-        scenarios: ["append", "raw", "ingest", "replay", "analysis", "console"]
+        scenarios: ["append", "raw", "ingest", "sync", "replay", "analysis", "console"]
             .map(str::to_owned)
             .to_vec(),
         events: 20_000,
@@ -131,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     let needs_ceiling = args
         .scenarios
         .iter()
-        .any(|s| s == "ingest" || s == "replay");
+        .any(|s| s == "ingest" || s == "sync" || s == "replay");
     if needs_ceiling && !args.scenarios.iter().any(|s| s == "raw") {
         // The ratios need PostgreSQL's batched ceiling measured in the same run.
         report.push(append::raw_lifecycle(args.events, 100).await?);
@@ -148,6 +158,11 @@ async fn main() -> anyhow::Result<()> {
                 report.push(append::raw(args.events, 100).await?);
                 report.push(append::raw_lifecycle(args.events.min(10_000), 1).await?);
                 report.push(append::raw_lifecycle(args.events, 100).await?);
+                for connections in RAW_CONNECTIONS {
+                    report.push(
+                        append::raw_lifecycle_concurrent(args.events, 100, connections).await?,
+                    );
+                }
             }
             "ingest" => {
                 let level = |connections, projector| ingest::Level {
@@ -162,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 report.push(ingest::level(level(PROJECTOR_CONNECTIONS, true)).await?);
             }
+            "sync" => sync::run(args.webhooks, args.client, &mut report).await?,
             "replay" => replay::run(args.replay_events, &mut report).await?,
             "analysis" => {
                 for workers in [4, 16] {
@@ -175,7 +191,7 @@ async fn main() -> anyhow::Result<()> {
                 console::run(args.console_calls, args.console_requests, &mut report).await?
             }
             other => anyhow::bail!(
-                "unknown scenario {other} (known: append, raw, ingest, replay, analysis, console)"
+                "unknown scenario {other} (known: append, raw, ingest, sync, replay, analysis, console)"
             ),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -197,11 +213,23 @@ fn set_ratios(report: &mut report::Report) {
     let Some(ceiling) = ceiling.filter(|c| *c > 0.0) else {
         return;
     };
+    let concurrent = report
+        .rows()
+        .iter()
+        .filter(|r| r.scenario == "raw" && r.params.starts_with("lifecycle batch=100 connections="))
+        .map(|r| r.per_second)
+        .fold(0.0_f64, f64::max);
     for row in report.rows_mut() {
         let measured = row.scenario == "ingest"
+            || row.scenario == "sync"
             || (row.scenario == "replay" && row.params.starts_with("events="));
         if measured {
             row.ratio = Some(report::round3(row.per_second / ceiling));
+        }
+        if (row.scenario == "ingest" || row.scenario == "sync") && concurrent > 0.0 {
+            let ratio = report::round3(row.per_second / concurrent);
+            row.details
+                .insert("ratio_concurrent".to_owned(), ratio.into());
         }
     }
 }
