@@ -79,9 +79,11 @@ fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<usize>> {
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut args = Args {
-        scenarios: ["append", "raw", "ingest", "sync", "replay", "analysis", "console"]
-            .map(str::to_owned)
-            .to_vec(),
+        scenarios: [
+            "append", "raw", "ingest", "sync", "replay", "analysis", "console",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
         events: 20_000,
         concurrency: vec![1, 16, 64],
         webhooks: 30_000,
