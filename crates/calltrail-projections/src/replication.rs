@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use crate::store::unavailable;
 use crate::{Error, ReadStore};
 
 /// A replica's replay position, read on the replica.
@@ -32,8 +31,7 @@ impl ReadStore {
                         END::float8",
                 &[],
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
         let behind: f64 = row.try_get(2)?;
         Ok(ReplicaPosition {
             in_recovery: row.try_get(0)?,
@@ -50,8 +48,7 @@ impl ReadStore {
                 "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
                 &[],
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(row.try_get(0)?)
     }
 }
