@@ -355,6 +355,29 @@ mod tests {
     }
 
     #[test]
+    fn the_table_lists_every_provider() {
+        // The match has no wildcard: a new variant fails to compile here until it is in `every`,
+        // and then this fails until it is in `Provider::ALL`.
+        let every = [
+            Provider::Bolna,
+            Provider::Vapi,
+            Provider::ElevenLabs,
+            Provider::Twilio,
+            Provider::Retell,
+        ];
+        for provider in every {
+            match provider {
+                Provider::Bolna
+                | Provider::Vapi
+                | Provider::ElevenLabs
+                | Provider::Twilio
+                | Provider::Retell => {}
+            }
+        }
+        assert_eq!(Provider::ALL, every);
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
         let secret = ProviderSecret::new(b"hunter2".to_vec());
         assert_eq!(format!("{secret:?}"), "ProviderSecret(7 bytes)");
