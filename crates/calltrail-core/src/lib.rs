@@ -7,6 +7,8 @@
 //! - [`lifecycle`]: call lifecycle statuses, their precedence, and the fold of a call's events into [`CallState`].
 //! - [`billing`]: duration rounding and credit math (CONTRACT §4.5).
 //! - [`phone`]: E.164 phone numbers as a parsed type.
+//! - [`secrets`]: provider credentials encrypted at rest with `CALLTRAIL_SECRETS_KEY` (the crate's one
+//!   source of non-determinism: random nonces).
 //! - [`timestamp`]: serde serialization of UTC timestamps, byte for byte as chrono writes them, faster.
 //! - [`providers`]: one module per provider (Bolna, Vapi, ElevenLabs, Twilio, Retell): signature checks over the raw bytes,
 //!   tolerant parsing, and normalization into [`CallEvent`]s, all listed in [`Provider`].
@@ -18,6 +20,7 @@ pub mod event;
 pub mod lifecycle;
 pub mod phone;
 pub mod providers;
+pub mod secrets;
 pub mod timestamp;
 
 pub use analysis::{
