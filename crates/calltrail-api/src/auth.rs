@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use calltrail_core::providers::ProviderSecret;
+use calltrail_core::secrets::SecretsKey;
 use calltrail_core::Provider;
-use calltrail_projections::tenancy::{SealedSecret, SecretKind};
+use calltrail_projections::credentials::{secret_binding, SealedSecret, SecretKind};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -25,6 +26,12 @@ const CACHE_CAPACITY: usize = 10_000;
 /// How long "no tenant registered this agent" is believed: short, so a newly registered
 /// agent is enforced almost at once.
 const NEGATIVE_AGENT_TTL: Duration = Duration::from_secs(2);
+/// How often signatures that fail with the cached secrets may have them read again: a secret
+/// set a moment ago is used at once, and a flood of bad signatures costs one query a second.
+const SECRETS_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest a tenant's signing secrets are cached: a secret that stopped being valid (replaced
+/// without a window) is refused within this time by every running server.
+const SECRETS_TTL: Duration = Duration::from_secs(5);
 
 /// The tenant an API request is authenticated as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,11 +108,19 @@ pub(crate) struct TenancyCache {
     api_keys: Arc<TtlMap<String, Uuid>>,
     webhook_tokens: Arc<TtlMap<String, Uuid>>,
     agents: Arc<TtlMap<(String, String), Option<Uuid>>>,
-    signing_secrets: Arc<TtlMap<(Uuid, Provider), Secrets>>,
+    signing_secrets: Arc<TtlMap<(Uuid, Provider), CachedSecrets>>,
 }
 
 /// A tenant's signing secrets for one provider, shared between the cache and its readers.
 type Secrets = Arc<[ProviderSecret]>;
+
+/// Signing secrets as cached: the decrypted list, and when a failed signature last had them
+/// read again (`None`: they were read for the cache).
+#[derive(Clone)]
+struct CachedSecrets {
+    secrets: Secrets,
+    rechecked_at: Option<Instant>,
+}
 
 impl TenancyCache {
     /// A cache whose positive answers live for `ttl` (unknown keys and tokens are not cached).
@@ -160,25 +175,50 @@ impl AppState {
         Ok(tenant)
     }
 
-    /// The tenant's currently valid webhook signing secrets for a provider, the newest first
-    /// (cached, "none" included, so an unsigned provider costs one look-up per tenant and TTL).
-    ///
-    /// Secrets are stored encrypted under `CALLTRAIL_SECRETS_KEY` (`migrations/0007`), and the
-    /// decryption comes with `calltrail admin set-provider-secret`, which does not exist yet: no
-    /// command can store a secret, so the table is empty and this returns an empty list. With
-    /// no secret every signing provider is fail-closed (401 `signature_not_configured`); Bolna
-    /// signs nothing and is unaffected. A row found anyway (written by a later version) cannot
-    /// be opened by this one: it is reported in the log and the provider stays fail-closed.
+    /// The tenant's currently valid webhook signing secrets for a provider, decrypted, the
+    /// newest first (cached for 5 s at most, "none" included, so an unsigned provider costs one
+    /// look-up per tenant and TTL; never past the moment a rotated-out secret stops being valid).
     pub(crate) async fn provider_secrets(
         &self,
         tenant: Uuid,
         provider: Provider,
-    ) -> Result<Arc<[ProviderSecret]>, ApiError> {
-        let cache = &self.tenancy().signing_secrets;
-        let key = (tenant, provider);
-        if let Some(secrets) = cache.get(&key) {
-            return Ok(secrets);
+    ) -> Result<Secrets, ApiError> {
+        match self.tenancy().signing_secrets.get(&(tenant, provider)) {
+            Some(cached) => Ok(cached.secrets),
+            None => self.load_provider_secrets(tenant, provider, None).await,
         }
+    }
+
+    /// After a signature failed with `seen`: the tenant's secrets read again, when no failure
+    /// had them read in the last second, and they differ now (a secret set since, or rotated
+    /// out); otherwise `None`. So a new secret verifies at once, and a flood of bad signatures
+    /// costs one query a second.
+    pub(crate) async fn fresher_provider_secrets(
+        &self,
+        tenant: Uuid,
+        provider: Provider,
+        seen: &[ProviderSecret],
+    ) -> Result<Option<Secrets>, ApiError> {
+        let cached = self.tenancy().signing_secrets.get(&(tenant, provider));
+        let recent = |c: &CachedSecrets| {
+            c.rechecked_at
+                .is_some_and(|at| at.elapsed() < SECRETS_REFRESH_INTERVAL)
+        };
+        if cached.as_ref().is_some_and(recent) {
+            return Ok(None);
+        }
+        let fresh = self
+            .load_provider_secrets(tenant, provider, Some(Instant::now()))
+            .await?;
+        Ok((*fresh != *seen).then_some(fresh))
+    }
+
+    async fn load_provider_secrets(
+        &self,
+        tenant: Uuid,
+        provider: Provider,
+        rechecked_at: Option<Instant>,
+    ) -> Result<Secrets, ApiError> {
         let store = self.store().clone();
         let sealed = self
             .on_db_runtime(async move {
@@ -188,9 +228,24 @@ impl AppState {
             })
             .await?
             .map_err(ApiError::from_store)?;
-        let ttl = secrets_ttl(self.tenancy().ttl, &sealed, chrono::Utc::now());
-        let secrets = open_secrets(tenant, provider, &sealed);
-        cache.insert(key, Arc::clone(&secrets), ttl);
+        let ttl = secrets_ttl(
+            self.tenancy().ttl.min(SECRETS_TTL),
+            &sealed,
+            chrono::Utc::now(),
+        );
+        let secrets = open_secrets(
+            self.config().secrets_key.as_ref(),
+            tenant,
+            provider,
+            &sealed,
+        );
+        let cached = CachedSecrets {
+            secrets: Arc::clone(&secrets),
+            rechecked_at,
+        };
+        self.tenancy()
+            .signing_secrets
+            .insert((tenant, provider), cached, ttl);
         Ok(secrets)
     }
 
@@ -244,23 +299,44 @@ fn secrets_ttl(
         .fold(ttl, Duration::min)
 }
 
-/// The secrets in a form a signature check can use. This version cannot decrypt (see
-/// [`AppState::provider_secrets`]), so there are none.
+/// The secrets a signature check can use: every stored one that opens under the key. One that
+/// does not (no key configured, another key, an altered row) is left out and logged without
+/// its bytes; with none left the provider is fail-closed (401 `signature_not_configured`).
 fn open_secrets(
+    key: Option<&SecretsKey>,
     tenant: Uuid,
     provider: Provider,
     sealed: &[SealedSecret],
-) -> Arc<[ProviderSecret]> {
-    if !sealed.is_empty() {
-        tracing::warn!(
+) -> Secrets {
+    if sealed.is_empty() {
+        return Arc::from(Vec::new());
+    }
+    let Some(key) = key else {
+        tracing::error!(
             tenant_id = %tenant,
             %provider,
             stored = sealed.len(),
-            "provider signing secrets are stored, but this version of calltrail cannot decrypt them: \
+            "provider signing secrets are stored but CALLTRAIL_SECRETS_KEY is not set: \
              the provider's webhooks are refused with signature_not_configured"
         );
-    }
-    Arc::from(Vec::new())
+        return Arc::from(Vec::new());
+    };
+    let binding = secret_binding(tenant, provider, SecretKind::WebhookSigning);
+    sealed
+        .iter()
+        .filter_map(|secret| match secret.open(key, &binding) {
+            Ok(opened) => Some(opened),
+            Err(error) => {
+                tracing::error!(
+                    tenant_id = %tenant,
+                    %provider,
+                    %error,
+                    "a stored provider signing secret cannot be used"
+                );
+                None
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -312,6 +388,37 @@ mod tests {
             ..sealed(None)
         };
         assert_eq!(secrets_ttl(ttl, &[soon], now), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn stored_secrets_open_only_with_the_key_and_for_their_own_row() {
+        let key = SecretsKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").ok();
+        let Some(key) = key else {
+            panic!("the test key is valid base64 of 32 bytes")
+        };
+        let (ann, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let seal = |user, provider, secret: &[u8]| {
+            let binding = secret_binding(user, provider, SecretKind::WebhookSigning);
+            let sealed = key.seal(&binding, secret).ok();
+            let Some(sealed) = sealed else {
+                panic!("sealing works")
+            };
+            SealedSecret {
+                ciphertext: sealed.ciphertext,
+                nonce: sealed.nonce,
+                base_url: None,
+                valid_until: None,
+            }
+        };
+        let rows = [
+            seal(ann, Provider::Vapi, b"ann-vapi"),
+            seal(bob, Provider::Vapi, b"bob-vapi"),
+            seal(ann, Provider::Retell, b"ann-retell"),
+        ];
+        let opened = open_secrets(Some(&key), ann, Provider::Vapi, &rows);
+        assert_eq!(&*opened, &[ProviderSecret::new(b"ann-vapi".to_vec())]);
+        assert!(open_secrets(None, ann, Provider::Vapi, &rows).is_empty());
+        assert!(open_secrets(Some(&key), ann, Provider::Vapi, &[]).is_empty());
     }
 
     #[test]

@@ -55,7 +55,8 @@ pub use replica::{ReadFrom, ReadReplica};
 use auth::TenancyCache;
 
 /// HTTP server settings (`max_body_bytes`, `max_audio_bytes` and `public_url` come from
-/// `CALLTRAIL_MAX_BODY_BYTES`, `CALLTRAIL_MAX_AUDIO_BYTES` and `CALLTRAIL_PUBLIC_URL`).
+/// `CALLTRAIL_MAX_BODY_BYTES`, `CALLTRAIL_MAX_AUDIO_BYTES`, `CALLTRAIL_PUBLIC_URL` and
+/// `CALLTRAIL_SECRETS_KEY`).
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Largest webhook body accepted; beyond it the answer is 413 (default 2 MiB).
@@ -68,6 +69,9 @@ pub struct ApiConfig {
     /// with the request's path and query it is the URL a provider signs (Twilio). `None` when
     /// not configured.
     pub public_url: Option<String>,
+    /// `CALLTRAIL_SECRETS_KEY`: opens the tenants' stored signing secrets. `None` when not
+    /// configured (then no stored secret can be used: the provider is fail-closed).
+    pub secrets_key: Option<calltrail_core::secrets::SecretsKey>,
     /// HTTP worker threads (default: available parallelism).
     pub workers: usize,
     /// Open connections per worker; further connections wait in the accept backlog.
@@ -94,6 +98,7 @@ impl Default for ApiConfig {
             max_body_bytes: 2_097_152,
             max_audio_bytes: 67_108_864,
             public_url: None,
+            secrets_key: None,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             max_connections: 4_096,
             keep_alive: Duration::from_secs(30),

@@ -26,8 +26,8 @@
 //! - [`analytics`]: lead analytics rows and the context an analysis worker needs.
 //! - [`leads`]: contacts' lead standings and score history (the console's contacts pages).
 //! - [`sessions`]: web console sessions (hashed ids, expiring, revocable).
-//! - [`tenancy`]: users, agents, API keys and webhook tokens (hashes only), provider secrets
-//!   (encrypted).
+//! - [`tenancy`]: users, agents, API keys and webhook tokens (hashes only).
+//! - [`credentials`]: provider signing secrets and API keys, sealed with `CALLTRAIL_SECRETS_KEY`.
 //! - [`store`]: [`ReadStore`], the tokio-postgres pool (deadpool) every module above uses.
 //! - [`error`]: the crate's [`Error`] (one variant per cause) and [`DbError`], its opaque
 //!   database failure.
@@ -35,6 +35,7 @@
 //! Uses tokio-postgres through deadpool-postgres only; never runs migrations.
 
 pub mod analytics;
+pub mod credentials;
 pub mod error;
 pub mod fold;
 pub mod jobs;

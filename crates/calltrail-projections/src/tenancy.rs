@@ -1,8 +1,7 @@
-//! Tenancy: users (tenants), their agents, API keys, webhook tokens and provider secrets. Plain
-//! configuration, not events. API keys and webhook tokens are shown once at creation and stored
-//! only as sha256 hashes; provider secrets are stored only encrypted (`migrations/0007`).
+//! Tenancy: users (tenants), their agents, API keys and webhook tokens. Plain configuration, not
+//! events. API keys and webhook tokens are shown once at creation and stored only as sha256
+//! hashes (provider secrets, stored only encrypted, are in [`crate::credentials`]).
 
-use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
@@ -53,47 +52,6 @@ pub struct UserPrompts {
     pub individual_prompt_id: Option<String>,
     /// Prompt id for complete analyses.
     pub complete_prompt_id: Option<String>,
-}
-
-/// Which of a tenant's provider credentials (`provider_secrets.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SecretKind {
-    /// Checks the provider's webhook signatures (docs/CONTRACT.md §5).
-    WebhookSigning,
-    /// Authenticates reconciliation's calls to the provider's API (docs/CONTRACT.md §6).
-    ApiKey,
-}
-
-impl SecretKind {
-    /// The value of `provider_secrets.kind`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SecretKind::WebhookSigning => "webhook_signing",
-            SecretKind::ApiKey => "api_key",
-        }
-    }
-}
-
-/// A provider credential as stored: encrypted, never plaintext. `Debug` shows no bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SealedSecret {
-    /// The AEAD ciphertext (with its tag).
-    pub ciphertext: Vec<u8>,
-    /// The AEAD nonce.
-    pub nonce: Vec<u8>,
-    /// The provider API's base URL of an API key, when not the provider's default.
-    pub base_url: Option<String>,
-    /// Until when a rotated-out credential stays valid; `None` for the current one.
-    pub valid_until: Option<DateTime<Utc>>,
-}
-
-impl std::fmt::Debug for SealedSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealedSecret")
-            .field("base_url", &self.base_url)
-            .field("valid_until", &self.valid_until)
-            .finish_non_exhaustive()
-    }
 }
 
 impl ReadStore {
@@ -271,38 +229,6 @@ impl ReadStore {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    /// A tenant's still-valid credentials of one kind for one provider, the current one first,
-    /// then rotated-out ones by how long they stay valid. Empty when none is stored.
-    pub async fn provider_secrets(
-        &self,
-        user_id: Uuid,
-        provider: &str,
-        kind: SecretKind,
-    ) -> Result<Vec<SealedSecret>, Error> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT ciphertext, nonce, base_url, valid_until FROM provider_secrets
-                  WHERE user_id = $1 AND provider = $2 AND kind = $3
-                    AND (valid_until IS NULL OR valid_until > now())
-                  ORDER BY valid_until DESC NULLS FIRST, id DESC",
-            )
-            .await?;
-        let rows = client
-            .query(&stmt, &[&user_id, &provider, &kind.as_str()])
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SealedSecret {
-                    ciphertext: row.try_get("ciphertext")?,
-                    nonce: row.try_get("nonce")?,
-                    base_url: row.try_get("base_url")?,
-                    valid_until: row.try_get("valid_until")?,
-                })
-            })
-            .collect()
-    }
-
     /// Whether a user exists.
     pub async fn user_exists(&self, user_id: Uuid) -> Result<bool, Error> {
         let client = self.client().await?;
@@ -392,7 +318,7 @@ async fn insert_secrets(
     Ok(())
 }
 
-fn unknown_user(user_id: Uuid) -> Error {
+pub(crate) fn unknown_user(user_id: Uuid) -> Error {
     Error::NotFound(format!("no user with id {user_id}"))
 }
 

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::commands;
-use crate::config::{AnalysisArgs, BillingArgs, DatabaseArgs};
+use crate::config::{AnalysisArgs, BillingArgs, DatabaseArgs, Secret};
 
 /// calltrail — event-sourced call lifecycles from voice-AI provider webhooks.
 #[derive(Debug, Parser)]
@@ -139,6 +139,26 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
+    /// Set a user's webhook signing secret for a provider, or rotate it by running it again;
+    /// prints {"provider","configured":true}. Stored encrypted with CALLTRAIL_SECRETS_KEY;
+    /// never shown again.
+    SetProviderSecret {
+        /// The user id.
+        #[arg(long)]
+        user: Uuid,
+        /// A provider that signs its webhooks (every one but bolna).
+        #[arg(long, value_parser = parse_signing_provider)]
+        provider: Provider,
+        /// The secret as the provider shows it (README: "Connecting each provider"); `-` reads
+        /// it from the first line of standard input, keeping it out of shell history and the
+        /// process list.
+        #[arg(long)]
+        secret: Secret,
+        /// How long the secret being replaced stays valid, e.g. `24h` or `30m` (default: it
+        /// stops at once). Earlier ones never outlive this.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        previous_valid_for: std::time::Duration,
+    },
     /// Create the demo tenant and agent if missing; prints fresh credentials for it.
     DemoTenant,
     /// Change a user's own OpenAI prompt ids (an empty value clears one); prints the ids in force.
@@ -199,6 +219,23 @@ pub fn one_line(error: &anyhow::Error) -> String {
         line.push_str(&cause);
     }
     line
+}
+
+/// `--provider` of a signing secret: a provider of the table that signs its webhooks.
+fn parse_signing_provider(name: &str) -> Result<Provider, String> {
+    let provider = parse_provider(name)?;
+    if provider.webhooks().signs_webhooks() {
+        return Ok(provider);
+    }
+    let signing: Vec<&str> = Provider::ALL
+        .iter()
+        .filter(|p| p.webhooks().signs_webhooks())
+        .map(|p| p.as_str())
+        .collect();
+    Err(format!(
+        "{provider} does not sign its webhooks, so it takes no secret (providers that do: {})",
+        signing.join(", ")
+    ))
 }
 
 /// `--provider`: a name from the provider table; an unknown one names every known one.
@@ -269,6 +306,44 @@ mod tests {
             "--external-id",
             "agent-1",
         ])
+    }
+
+    #[test]
+    fn set_provider_secret_takes_a_signing_provider_and_a_duration() {
+        let parse = |provider: &str, window: &str| {
+            Cli::try_parse_from([
+                "calltrail",
+                "admin",
+                "set-provider-secret",
+                "--user",
+                "5c0e8f17-a2d3-4b96-8e41-f7b3d2a90c65",
+                "--provider",
+                provider,
+                "--secret",
+                "s3cr3t",
+                "--previous-valid-for",
+                window,
+            ])
+            .map(|cli| cli.command)
+        };
+        let parsed = parse("twilio", "24h");
+        assert!(
+            matches!(
+                &parsed,
+                Ok(Command::Admin(AdminCommand::SetProviderSecret { provider: Provider::Twilio, previous_valid_for, .. }))
+                    if previous_valid_for.as_secs() == 24 * 3600
+            ),
+            "{parsed:?}"
+        );
+        assert!(!format!("{parsed:?}").contains("s3cr3t"));
+        let bolna = parse("bolna", "1h").err().map(|e| e.to_string());
+        assert!(
+            bolna.as_deref().unwrap_or_default().contains(
+                "bolna does not sign its webhooks, so it takes no secret (providers that do: vapi, elevenlabs, twilio, retell)"
+            ),
+            "{bolna:?}"
+        );
+        assert!(parse("vapi", "a day").is_err());
     }
 
     #[test]

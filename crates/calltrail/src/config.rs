@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use anyhow::Context;
+use calltrail_core::secrets::{SecretsKey, SecretsKeyError, SECRETS_KEY_VAR};
+use calltrail_projections::credentials::CredentialSummary;
 use clap::Args;
 
 /// A secret string whose `Debug` never prints it.
@@ -155,6 +158,67 @@ pub fn public_url(value: Option<&str>) -> anyhow::Result<Option<String>> {
     Ok(Some(value.trim_end_matches('/').to_owned()))
 }
 
+/// `CALLTRAIL_SECRETS_KEY` from the environment: `None` when unset or empty, an error naming
+/// the variable when it is set to something that is not 32 bytes of base64.
+pub fn secrets_key() -> anyhow::Result<Option<SecretsKey>> {
+    let value = std::env::var_os(SECRETS_KEY_VAR);
+    let value = match value.as_deref().map(|v| v.to_str()) {
+        None => None,
+        Some(Some(text)) => Some(text),
+        Some(None) => anyhow::bail!("{SECRETS_KEY_VAR} is not valid UTF-8 text"),
+    };
+    Ok(SecretsKey::from_env_value(value)?)
+}
+
+/// `CALLTRAIL_SECRETS_KEY`, where a command cannot work without it.
+pub fn required_secrets_key() -> anyhow::Result<SecretsKey> {
+    secrets_key()?.ok_or_else(|| SecretsKeyError::Missing.into())
+}
+
+/// What `serve` refuses to start without, given the stored credentials: the key that opens
+/// them (set, and the one they were stored with), and `CALLTRAIL_PUBLIC_URL` once a tenant
+/// has a secret of a provider that signs the URL it calls (Twilio).
+pub fn check_credentials(
+    summary: &CredentialSummary,
+    key: Option<&SecretsKey>,
+    public_url: Option<&str>,
+) -> anyhow::Result<()> {
+    if summary.stored > 0 {
+        let Some(key) = key else {
+            anyhow::bail!(
+                "{SECRETS_KEY_VAR} is not set, and {} provider credential(s) are stored encrypted with it: \
+                 set it to the key they were stored with (losing it means setting every provider secret again)",
+                summary.stored
+            );
+        };
+        if let Some((binding, sealed)) = &summary.newest {
+            sealed.open(key, binding).with_context(|| {
+                format!(
+                    "{SECRETS_KEY_VAR} does not open the newest stored provider credential ({} {}): \
+                     is it the key the credentials were stored with?",
+                    binding.provider,
+                    binding.kind.as_str()
+                )
+            })?;
+        }
+    }
+    if public_url.is_none() {
+        let needing: Vec<String> = summary
+            .signing_tenants
+            .iter()
+            .filter(|(provider, tenants)| *tenants > 0 && provider.webhooks().signs_public_url())
+            .map(|(provider, tenants)| format!("{provider} ({tenants} tenant(s))"))
+            .collect();
+        anyhow::ensure!(
+            needing.is_empty(),
+            "CALLTRAIL_PUBLIC_URL is not set, and signing secrets are stored for {}, whose \
+             signatures cover the URL they call: set it to the base URL they call (e.g. https://calltrail.example.com)",
+            needing.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// A prompt id setting: empty is unset; anything else must look like `pmpt_…`.
 pub fn prompt_id(name: &str, value: Option<&str>) -> anyhow::Result<Option<String>> {
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
@@ -168,8 +232,58 @@ pub fn prompt_id(name: &str, value: Option<&str>) -> anyhow::Result<Option<Strin
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use calltrail_core::Provider;
+    use calltrail_projections::credentials::{secret_binding, SealedSecret, SecretKind};
+    use uuid::Uuid;
+
     use super::*;
+
+    #[test]
+    fn serve_needs_the_key_the_credentials_were_stored_with_and_twilio_a_public_url() {
+        let key = SecretsKey::from_base64(&"A".repeat(43)).unwrap();
+        let other = SecretsKey::from_base64(&format!("{}E", "A".repeat(42))).unwrap();
+        let binding = secret_binding(Uuid::new_v4(), Provider::Twilio, SecretKind::WebhookSigning);
+        let sealed = key.seal(&binding, b"auth-token").unwrap();
+        let summary = CredentialSummary {
+            stored: 1,
+            signing_tenants: vec![(Provider::Twilio, 1)],
+            newest: Some((
+                binding,
+                SealedSecret {
+                    ciphertext: sealed.ciphertext,
+                    nonce: sealed.nonce,
+                    base_url: None,
+                    valid_until: None,
+                },
+            )),
+        };
+        let url = Some("https://calltrail.example.com");
+        let error = |key, url| {
+            check_credentials(&summary, key, url)
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default()
+        };
+        assert!(check_credentials(&summary, Some(&key), url).is_ok());
+        assert!(error(None, url).contains("CALLTRAIL_SECRETS_KEY is not set"));
+        assert!(error(Some(&other), url).contains("CALLTRAIL_SECRETS_KEY does not open"));
+        let no_url = error(Some(&key), None);
+        assert!(
+            no_url.contains("CALLTRAIL_PUBLIC_URL is not set"),
+            "{no_url}"
+        );
+        assert!(no_url.contains("twilio (1 tenant(s))"), "{no_url}");
+
+        let vapi_only = CredentialSummary {
+            signing_tenants: vec![(Provider::Vapi, 3)],
+            newest: None,
+            ..summary.clone()
+        };
+        assert!(check_credentials(&vapi_only, Some(&key), None).is_ok());
+        assert!(check_credentials(&CredentialSummary::default(), None, None).is_ok());
+    }
 
     #[test]
     fn public_urls_are_absolute_bases() {

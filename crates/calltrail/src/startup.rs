@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use calltrail_analysis::{Backoff, LeadAnalyzer, OpenAiConfig, Worker, WorkerConfig};
 use calltrail_api::{ApiConfig, AppState, ReadReplica};
+use calltrail_core::secrets::SecretsKey;
 use calltrail_eventlog::{Appender, AppenderConfig, ConnectOptions, EventLog};
 use calltrail_projections::projector::{self, Projector, ProjectorConfig};
 use calltrail_projections::ReadStore;
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::analysis_worker::{DbQueue, DbResults};
 use crate::cli::ServeArgs;
-use crate::config::public_url;
+use crate::config::{check_credentials, public_url, secrets_key};
 
 /// What `serve` runs and how.
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct Settings {
     pub max_audio_bytes: usize,
     /// The base URL providers call (no trailing `/`), when configured.
     pub public_url: Option<String>,
+    /// `CALLTRAIL_SECRETS_KEY`, when configured.
+    pub secrets_key: Option<SecretsKey>,
     /// Run the projector in this process.
     pub projector: bool,
     /// Run analysis workers in this process.
@@ -72,6 +75,7 @@ impl Settings {
             max_body_bytes,
             max_audio_bytes,
             public_url: public_url(args.public_url.as_deref())?,
+            secrets_key: secrets_key()?,
             projector: !args.no_projector,
             worker: !args.no_worker,
             http_workers: args
@@ -101,6 +105,7 @@ impl Settings {
             max_body_bytes: 2_097_152,
             max_audio_bytes: 67_108_864,
             public_url: None,
+            secrets_key: None,
             projector: true,
             worker: false,
             http_workers: 2,
@@ -117,6 +122,27 @@ impl Settings {
                 ..WorkerConfig::default()
             },
         }
+    }
+}
+
+/// Refuses to start when stored provider credentials cannot be used as configured (see
+/// [`check_credentials`]). A database that is down now cannot say: that is logged, and the
+/// intake stays fail-closed for any secret it cannot open.
+async fn check_stored_credentials(store: &ReadStore, settings: &Settings) -> anyhow::Result<()> {
+    match store.credential_summary().await {
+        Ok(summary) => check_credentials(
+            &summary,
+            settings.secrets_key.as_ref(),
+            settings.public_url.as_deref(),
+        ),
+        Err(calltrail_projections::Error::Unavailable(error)) => {
+            tracing::warn!(
+                %error,
+                "the stored provider credentials could not be checked at start-up: the database is unavailable"
+            );
+            Ok(())
+        }
+        Err(error) => Err(error).context("cannot read the stored provider credentials"),
     }
 }
 
@@ -143,6 +169,7 @@ impl Application {
             },
         )?;
         let store = ReadStore::connect(&settings.database_url, 16)?;
+        check_stored_credentials(&store, &settings).await?;
         let metrics = calltrail_api::Metrics::new();
         let appender = log.appender(AppenderConfig {
             observer: Some(crate::ops::append_observer(&metrics)),
@@ -159,6 +186,7 @@ impl Application {
                 max_body_bytes: settings.max_body_bytes,
                 max_audio_bytes: settings.max_audio_bytes,
                 public_url: settings.public_url.clone(),
+                secrets_key: settings.secrets_key.clone(),
                 workers: settings.http_workers,
                 ..ApiConfig::default()
             },

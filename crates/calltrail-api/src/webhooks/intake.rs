@@ -10,10 +10,13 @@
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::Uri;
 use actix_web::web::Bytes;
+use std::sync::Arc;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use calltrail_core::event::CALL_EVENT_SCHEMA_VERSION;
 use calltrail_core::providers::{
-    BodyVerifier, Headers, Parsed, ProviderEvent, VerifyRequest, WebhookProvider,
+    BodyVerifier, Headers, Parsed, ProviderEvent, ProviderSecret, SignatureError, VerifyRequest,
+    WebhookProvider,
 };
 use calltrail_core::Provider;
 use calltrail_eventlog::{NewEvent, RejectedWebhook};
@@ -144,19 +147,23 @@ enum Gate {
     UnknownToken,
     /// The tenant's secrets could not be read (the database is down).
     SecretsUnavailable(Uuid, ApiError),
-    /// The signature check refused the request from its headers alone.
-    Refused(Uuid, ApiError),
-    /// The signature check waits for the body.
-    Verifying(Uuid, Box<dyn BodyVerifier>),
+    /// The signature check refused the request from its headers alone (with the secrets it
+    /// had).
+    Refused(Uuid, SignatureError, Secrets),
+    /// The signature check waits for the body (with the secrets it has).
+    Verifying(Uuid, Box<dyn BodyVerifier>, Secrets),
 }
+
+/// A tenant's signing secrets for one provider, as the backend hands them out.
+type Secrets = Arc<[ProviderSecret]>;
 
 impl Gate {
     fn tenant(&self) -> Option<Uuid> {
         match self {
             Gate::Unavailable(_) | Gate::UnknownToken => None,
             Gate::SecretsUnavailable(tenant, _)
-            | Gate::Refused(tenant, _)
-            | Gate::Verifying(tenant, _) => Some(*tenant),
+            | Gate::Refused(tenant, ..)
+            | Gate::Verifying(tenant, ..) => Some(*tenant),
         }
     }
 }
@@ -212,15 +219,15 @@ where
                     now: received_at,
                 };
                 match webhooks.verifier(&request) {
-                    Ok(verifier) => Gate::Verifying(tenant, verifier),
-                    Err(err) => Gate::Refused(tenant, ApiError::Signature(err)),
+                    Ok(verifier) => Gate::Verifying(tenant, verifier, secrets),
+                    Err(err) => Gate::Refused(tenant, err, secrets),
                 }
             }
         },
     };
 
     let verifier: Option<&mut dyn BodyVerifier> = match &mut gate {
-        Gate::Verifying(_, verifier) => Some(verifier.as_mut()),
+        Gate::Verifying(_, verifier, _) => Some(verifier.as_mut()),
         _ => None,
     };
     // Only a signature check under way can make an oversized body worth reading on.
@@ -241,15 +248,28 @@ where
         // The body is incomplete: refuse it whatever the token (the tenant is noted when known).
         return Err(rejected(gate.tenant(), None, problem, bytes).await);
     }
-    let (tenant, verifier) = match gate {
+    let (tenant, verdict, seen) = match gate {
         Gate::Unavailable(err) | Gate::SecretsUnavailable(_, err) => return Err(err),
         Gate::UnknownToken => {
             return Err(rejected(None, None, ApiError::UnknownWebhookToken, bytes).await)
         }
-        Gate::Refused(tenant, err) => return Err(rejected(Some(tenant), None, err, bytes).await),
-        Gate::Verifying(tenant, verifier) => (tenant, verifier),
+        Gate::Refused(tenant, err, seen) => (tenant, Err(err), seen),
+        Gate::Verifying(tenant, verifier, seen) => (tenant, verifier.finish(), seen),
     };
-    let verdict = verifier.finish();
+    let verdict = match verdict {
+        Err(err) if !oversized && err.may_pass_with_other_secrets() => {
+            let recheck = Recheck {
+                webhooks,
+                tenant,
+                headers,
+                public_url,
+                received_at,
+                body: &bytes,
+            };
+            recheck.with_fresher_secrets(backend, &seen, err).await?
+        }
+        verdict => verdict,
+    };
     if oversized {
         // Larger than what is kept: answerable only as a verified message that is not stored.
         return match (verdict, webhooks.ignorable_prefix(&bytes)) {
@@ -326,6 +346,45 @@ where
             }
             other => Err(other),
         },
+    }
+}
+
+/// A complete body whose signature the cached secrets refused, to check again.
+struct Recheck<'a> {
+    webhooks: &'a dyn WebhookProvider,
+    tenant: Uuid,
+    headers: &'a HeaderMap,
+    public_url: Option<&'a str>,
+    received_at: DateTime<Utc>,
+    body: &'a [u8],
+}
+
+impl Recheck<'_> {
+    /// The verdict with the tenant's secrets read again when they changed since they were
+    /// cached (a secret set or rotated a moment ago verifies at once), else `first`.
+    async fn with_fresher_secrets<B: IntakeBackend>(
+        self,
+        backend: &B,
+        seen: &[ProviderSecret],
+        first: SignatureError,
+    ) -> Result<Result<(), SignatureError>, ApiError> {
+        let provider = self.webhooks.provider();
+        let Some(secrets) = backend
+            .fresher_provider_secrets(self.tenant, provider, seen)
+            .await?
+        else {
+            return Ok(Err(first));
+        };
+        let request = VerifyRequest {
+            headers: &HeaderAccess(self.headers),
+            secrets: &secrets,
+            public_url: self.public_url,
+            now: self.received_at,
+        };
+        Ok(self.webhooks.verifier(&request).and_then(|mut verifier| {
+            verifier.update(self.body);
+            verifier.finish()
+        }))
     }
 }
 

@@ -74,6 +74,14 @@ pub(crate) trait IntakeBackend {
         tenant: Uuid,
         provider: Provider,
     ) -> Result<Arc<[ProviderSecret]>, ApiError>;
+    /// After a signature failed with `seen`: the tenant's secrets read again when they may have
+    /// changed since (at most about once a second), `None` when they did not.
+    async fn fresher_provider_secrets(
+        &self,
+        tenant: Uuid,
+        provider: Provider,
+        seen: &[ProviderSecret],
+    ) -> Result<Option<Arc<[ProviderSecret]>>, ApiError>;
     /// The tenant that registered a provider agent, if any did.
     async fn agent_owner(&self, provider: &str, agent_id: &str) -> Result<Option<Uuid>, ApiError>;
     /// Appends an event; answers only after its outcome is committed.
@@ -93,6 +101,15 @@ impl IntakeBackend for AppState {
         provider: Provider,
     ) -> Result<Arc<[ProviderSecret]>, ApiError> {
         AppState::provider_secrets(self, tenant, provider).await
+    }
+
+    async fn fresher_provider_secrets(
+        &self,
+        tenant: Uuid,
+        provider: Provider,
+        seen: &[ProviderSecret],
+    ) -> Result<Option<Arc<[ProviderSecret]>>, ApiError> {
+        AppState::fresher_provider_secrets(self, tenant, provider, seen).await
     }
 
     async fn agent_owner(&self, provider: &str, agent_id: &str) -> Result<Option<Uuid>, ApiError> {

@@ -300,6 +300,10 @@ impl WebhookProvider for Bolna {
         Ok(Box::new(Unsigned))
     }
 
+    fn signs_webhooks(&self) -> bool {
+        false
+    }
+
     fn parse(&self, body: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, PayloadError> {
         let payload = parse(body)?;
         let event = payload.normalize(received_at);

@@ -125,6 +125,18 @@ pub trait WebhookProvider: Sync {
         request: &VerifyRequest<'_>,
     ) -> Result<Box<dyn BodyVerifier>, SignatureError>;
 
+    /// Whether the provider signs its webhooks, so it needs a secret (`admin
+    /// set-provider-secret`) and is fail-closed without one. Only Bolna does not.
+    fn signs_webhooks(&self) -> bool {
+        true
+    }
+
+    /// Whether the signature covers the URL the provider called, so `CALLTRAIL_PUBLIC_URL` is
+    /// required once a tenant has this provider's secret (Twilio).
+    fn signs_public_url(&self) -> bool {
+        false
+    }
+
     /// Whether a body larger than the webhook limit may still be a message that is answered
     /// without being stored (ElevenLabs `post_call_audio`), so it must be streamed through the
     /// verifier up to the audio limit instead of being refused at once.
@@ -262,6 +274,15 @@ impl SignatureError {
             _ => "invalid_signature",
         }
     }
+
+    /// Whether other secrets could have passed this request: a secret missing or not matching
+    /// (not a malformed, missing or expired signature, nor a missing public URL).
+    pub fn may_pass_with_other_secrets(&self) -> bool {
+        matches!(
+            self,
+            SignatureError::NotConfigured(_) | SignatureError::Mismatch
+        )
+    }
 }
 
 /// What a verified body says.
@@ -375,6 +396,24 @@ mod tests {
             }
         }
         assert_eq!(Provider::ALL, every);
+    }
+
+    #[test]
+    fn every_provider_but_bolna_signs_and_only_twilio_signs_the_url() {
+        for provider in Provider::ALL {
+            let webhooks = provider.webhooks();
+            assert_eq!(webhooks.signs_webhooks(), *provider != Provider::Bolna);
+            assert_eq!(webhooks.signs_public_url(), *provider == Provider::Twilio);
+            // A provider that signs is fail-closed without a secret.
+            let request = VerifyRequest {
+                headers: &&[][..],
+                secrets: &[],
+                public_url: Some("https://calltrail.example.com/v1/webhooks/x/t"),
+                now: chrono::Utc::now(),
+            };
+            let verdict = webhooks.verifier(&request).and_then(|v| v.finish());
+            assert_eq!(verdict.is_err(), webhooks.signs_webhooks(), "{provider}");
+        }
     }
 
     #[test]

@@ -42,6 +42,10 @@ impl WebhookProvider for Twilio {
         Provider::Twilio
     }
 
+    fn signs_public_url(&self) -> bool {
+        true
+    }
+
     fn verifier(
         &self,
         request: &VerifyRequest<'_>,

@@ -1,6 +1,10 @@
 //! Users, agents, API keys, webhook tokens and provider secrets.
 
-use calltrail_projections::tenancy::SecretKind;
+use std::time::Duration;
+
+use calltrail_core::secrets::SecretsKey;
+use calltrail_core::Provider;
+use calltrail_projections::credentials::{secret_binding, NewCredential, SecretKind};
 use calltrail_projections::{Error, NewUser};
 use uuid::Uuid;
 
@@ -247,4 +251,129 @@ async fn provider_secrets_are_read_current_first_and_only_while_valid() {
         ..signing(bob, "retell", b"x", None)
     };
     assert!(insert(&client, signing_with_url).await.is_err());
+}
+
+fn secrets_key() -> SecretsKey {
+    SecretsKey::from_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap()
+}
+
+/// The tenant's signing secrets for a provider in force now, opened, current first.
+async fn signing_secrets(app: &TestApp, user: Uuid, provider: Provider) -> Vec<String> {
+    let binding = secret_binding(user, provider, SecretKind::WebhookSigning);
+    app.store
+        .provider_secrets(user, provider.as_str(), SecretKind::WebhookSigning)
+        .await
+        .unwrap()
+        .iter()
+        .map(|sealed| {
+            let opened = sealed.open(&secrets_key(), &binding).unwrap();
+            String::from_utf8(opened.expose().to_vec()).unwrap()
+        })
+        .collect()
+}
+
+fn signing(
+    user: Uuid,
+    provider: Provider,
+    secret: &str,
+    previous_valid_for: Duration,
+) -> NewCredential<'_> {
+    NewCredential {
+        user_id: user,
+        provider,
+        kind: SecretKind::WebhookSigning,
+        secret: secret.as_bytes(),
+        base_url: None,
+        previous_valid_for,
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_secret_stays_valid_for_its_window_and_never_longer() {
+    let app = TestApp::new().await;
+    let ann = app.user("ann@example.com").await;
+    let key = secrets_key();
+    let store = &app.store;
+    let day = Duration::from_secs(24 * 3600);
+    store
+        .set_provider_credential(&key, signing(ann, Provider::Vapi, "one", Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(signing_secrets(&app, ann, Provider::Vapi).await, ["one"]);
+
+    // Rotating with a window keeps the old one beside the new one.
+    store
+        .set_provider_credential(&key, signing(ann, Provider::Vapi, "two", day))
+        .await
+        .unwrap();
+    assert_eq!(
+        signing_secrets(&app, ann, Provider::Vapi).await,
+        ["two", "one"]
+    );
+    let summary = store.credential_summary().await.unwrap();
+    assert_eq!(summary.stored, 2);
+    assert_eq!(summary.signing_tenants, [(Provider::Vapi, 1)]);
+    let (binding, newest) = summary.newest.unwrap();
+    assert_eq!(newest.open(&key, &binding).unwrap().expose(), b"two");
+
+    // A shorter window cuts every earlier secret to it; none of them outlives it.
+    store
+        .set_provider_credential(
+            &key,
+            signing(ann, Provider::Vapi, "three", Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        signing_secrets(&app, ann, Provider::Vapi).await,
+        ["three", "two", "one"]
+    );
+    let rows = store
+        .provider_secrets(ann, "vapi", SecretKind::WebhookSigning)
+        .await
+        .unwrap();
+    let in_a_minute = chrono::Utc::now() + chrono::Duration::seconds(61);
+    assert!(rows[1..]
+        .iter()
+        .all(|r| r.valid_until.is_some_and(|t| t <= in_a_minute)));
+
+    // Without a window the earlier secrets stop at once (a leaked secret is replaced so).
+    store
+        .set_provider_credential(&key, signing(ann, Provider::Vapi, "four", Duration::ZERO))
+        .await
+        .unwrap();
+    assert_eq!(signing_secrets(&app, ann, Provider::Vapi).await, ["four"]);
+
+    // Other tenants and providers are untouched; stored bytes are not the secret.
+    let bob = app.user("bob@example.com").await;
+    store
+        .set_provider_credential(&key, signing(bob, Provider::Twilio, "bob-token", day))
+        .await
+        .unwrap();
+    assert_eq!(signing_secrets(&app, ann, Provider::Vapi).await, ["four"]);
+    assert_eq!(
+        signing_secrets(&app, bob, Provider::Twilio).await,
+        ["bob-token"]
+    );
+    let (client, connection) = tokio_postgres::connect(app.db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let dump: Vec<Vec<u8>> = client
+        .query("SELECT ciphertext FROM provider_secrets", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!dump.is_empty());
+    assert!(dump
+        .iter()
+        .all(|c| !c.windows(4).any(|w| w == b"four" || w == b"bob-")));
+
+    // An unknown user is refused.
+    let missing = store
+        .set_provider_credential(&key, signing(Uuid::new_v4(), Provider::Vapi, "x", day))
+        .await;
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use calltrail_core::Provider;
 use calltrail_eventlog::{AppenderConfig, ConnectOptions, EventLog, NewEvent};
+use calltrail_projections::credentials::{NewCredential, SecretKind};
 use calltrail_projections::projector::{Projector, ProjectorConfig};
 use calltrail_projections::tenancy::NewUser;
 use calltrail_projections::ReadStore;
@@ -14,7 +15,7 @@ use uuid::Uuid;
 
 use crate::cli::AdminCommand;
 use crate::commands::print_json;
-use crate::config::prompt_id;
+use crate::config::{prompt_id, required_secrets_key};
 
 /// The demo tenant `scripts/run` creates.
 pub const DEMO_EMAIL: &str = "demo@calltrail.local";
@@ -105,6 +106,33 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
                 print_json(&row);
             }
         }
+        AdminCommand::SetProviderSecret {
+            user,
+            provider,
+            secret,
+            previous_valid_for,
+        } => {
+            let key = required_secrets_key()?;
+            let secret = read_secret(secret.expose())?;
+            let credential = NewCredential {
+                user_id: user,
+                provider,
+                kind: SecretKind::WebhookSigning,
+                secret: secret.as_bytes(),
+                base_url: None,
+                previous_valid_for,
+            };
+            ctx.store
+                .set_provider_credential(&key, credential)
+                .await
+                .context("could not store the secret")?;
+            if provider.webhooks().signs_public_url() && public_url_unset() {
+                eprintln!(
+                    "note: {provider} signs the URL it calls: `calltrail serve` needs CALLTRAIL_PUBLIC_URL (the base URL {provider} calls)"
+                );
+            }
+            print_json(&json!({ "provider": provider, "configured": true }));
+        }
         AdminCommand::DemoTenant => demo_tenant(ctx).await?,
         AdminCommand::SetPrompts {
             user,
@@ -138,6 +166,27 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The secret of `--secret`: the value itself, or for `-` the first line of standard input
+/// (without its line end). Surrounding whitespace is kept: it would be part of the secret.
+fn read_secret(value: &str) -> anyhow::Result<String> {
+    let secret = if value == "-" {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("could not read the secret from standard input")?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    } else {
+        value.to_owned()
+    };
+    anyhow::ensure!(!secret.is_empty(), "the secret is empty");
+    Ok(secret)
+}
+
+/// Whether `CALLTRAIL_PUBLIC_URL` is unset or empty here.
+fn public_url_unset() -> bool {
+    std::env::var("CALLTRAIL_PUBLIC_URL").map_or(true, |v| v.trim().is_empty())
 }
 
 /// Appends a grant event, then makes sure it is projected and returns the new balance.

@@ -18,4 +18,5 @@ mod projectors;
 mod reads;
 mod replay;
 mod replica;
+mod secrets;
 mod webdriver;

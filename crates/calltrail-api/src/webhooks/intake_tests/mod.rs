@@ -34,6 +34,9 @@ struct Fake {
     tokens: HashMap<String, Uuid>,
     agents: HashMap<String, Uuid>,
     secrets: Vec<ProviderSecret>,
+    /// What a re-read of the secrets finds (`None`: the same as `secrets`); re-reads counted.
+    fresher_secrets: Option<Vec<ProviderSecret>>,
+    rereads: RefCell<usize>,
     store_down: bool,
     secrets_down: bool,
     log_down: bool,
@@ -70,6 +73,23 @@ impl IntakeBackend for Fake {
             return Err(ApiError::Unavailable("down".into()));
         }
         Ok(self.secrets.clone().into())
+    }
+
+    async fn fresher_provider_secrets(
+        &self,
+        _tenant: Uuid,
+        _provider: Provider,
+        seen: &[ProviderSecret],
+    ) -> Result<Option<Arc<[ProviderSecret]>>, ApiError> {
+        *self.rereads.borrow_mut() += 1;
+        if self.secrets_down {
+            return Err(ApiError::Unavailable("down".into()));
+        }
+        Ok(self
+            .fresher_secrets
+            .clone()
+            .filter(|fresh| fresh.as_slice() != seen)
+            .map(Arc::from))
     }
 
     async fn agent_owner(&self, provider: &str, agent_id: &str) -> Result<Option<Uuid>, ApiError> {

@@ -216,6 +216,45 @@ async fn the_current_and_a_rotated_out_secret_both_verify() {
 }
 
 #[tokio::test]
+async fn a_secret_set_after_the_cache_was_filled_verifies_at_once() {
+    let provider = Signed::default();
+    let secrets = |names: &[&str]| {
+        names
+            .iter()
+            .map(|s| ProviderSecret::new(s.as_bytes().to_vec()))
+            .collect::<Vec<_>>()
+    };
+    // Cached: no secret, or only the old one; stored by now: the new one.
+    for cached in [&[][..], &["old"][..]] {
+        let (mut fake, _) = fake_with_secrets(cached);
+        fake.fresher_secrets = Some(secrets(&["new", "old"]));
+        let answer = receipt(
+            Request::new(&provider, signed_headers("new", RINGING))
+                .send(&fake, RINGING)
+                .await,
+        );
+        assert_eq!(answer.map(|r| r.status).ok().as_deref(), Some("accepted"));
+        assert_eq!(*fake.rereads.borrow(), 1);
+    }
+
+    // Unchanged secrets: the refusal stands. A malformed or missing signature cannot pass
+    // with other secrets, so it costs no re-read.
+    let (mut fake, _) = fake_with_secrets(&["old"]);
+    fake.fresher_secrets = Some(secrets(&["old"]));
+    let wrong = Request::new(&provider, signed_headers("guess", RINGING))
+        .send(&fake, RINGING)
+        .await;
+    assert_eq!(wrong.err().map(|e| e.code()), Some("invalid_signature"));
+    assert_eq!(*fake.rereads.borrow(), 1);
+    let malformed = Request::new(&provider, header_map(&[(SIGNATURE, "nonsense")]))
+        .send(&fake, RINGING)
+        .await;
+    assert_eq!(malformed.err().map(|e| e.code()), Some("invalid_signature"));
+    assert_eq!(*fake.rereads.borrow(), 1);
+    assert_eq!(fake.rejected.borrow().len(), 2);
+}
+
+#[tokio::test]
 async fn a_message_about_nothing_is_answered_ignored_and_not_stored() {
     let provider = Signed::default();
     let (fake, _) = fake_with_secrets(&["s1"]);
