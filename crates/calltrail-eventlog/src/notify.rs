@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use calltrail_core::backoff::Backoff;
 use sqlx::postgres::PgListener;
 
 use crate::{EventLog, NOTIFY_CHANNEL};
@@ -22,14 +23,16 @@ pub struct Wakeups {
     listener: Option<PgListener>,
     listen: bool,
     poll_interval: Duration,
-    /// Quick re-checks left after a notification: a committed event may not be readable yet
-    /// while an older transaction anywhere on the cluster is still running (docs/EVENTLOG.md §1).
+    /// Re-checks left after a notification: a committed event may not be readable yet while an
+    /// older transaction anywhere on the cluster is still running (docs/EVENTLOG.md §1).
     rechecks: u32,
 }
 
-/// Quick re-checks after a notification, and their spacing.
+/// Re-checks after a notification: the first after 50 ms, each later one twice as far apart
+/// (never more than the poll interval), so an event held back by a long transaction elsewhere
+/// is seen soon after that transaction ends, at the cost of a handful of reads.
 const RECHECKS: u32 = 10;
-const RECHECK_INTERVAL: Duration = Duration::from_millis(50);
+const RECHECK_BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(60));
 
 impl std::fmt::Debug for Wakeups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,16 +77,18 @@ impl Wakeups {
         self.listener.is_some()
     }
 
-    /// Waits for a notification or the poll interval, whichever comes first. For a short
-    /// while after a notification, it also returns every 50 ms, so an event that becomes
-    /// readable only when an older transaction ends is not left waiting a whole poll interval.
+    /// Waits for a notification or the poll interval, whichever comes first. After a
+    /// notification it also returns after 50 ms, 100 ms, 200 ms, … (up to the poll interval, ten
+    /// times), so an event that becomes readable only when an older transaction ends is not
+    /// left waiting a whole poll interval.
     pub async fn wait(&mut self) -> Wake {
         if self.listen && self.listener.is_none() {
             self.listener = self.connect_listener().await;
         }
         let interval = if self.rechecks > 0 {
+            let retry = RECHECKS - self.rechecks + 1;
             self.rechecks -= 1;
-            RECHECK_INTERVAL.min(self.poll_interval)
+            RECHECK_BACKOFF.delay(retry).min(self.poll_interval)
         } else {
             self.poll_interval
         };

@@ -28,11 +28,12 @@ fn follow(log: EventLog, mut wakeups: Wakeups) -> mpsc::UnboundedReceiver<String
     rx
 }
 
-/// How long a follower may take to see an event. Well under the 30 s poll interval of the
-/// NOTIFY case (so seeing the event there still proves NOTIFY woke the follower), and generous
-/// beside the 300 ms polling interval: a gap-safe read waits for the oldest transaction on the
-/// whole server, which other databases' work (parallel test runs) can hold for a while.
-const DEADLINE: Duration = Duration::from_secs(10);
+/// How long a follower may take to see an event. Well under the 60 s poll interval of the
+/// NOTIFY case (so seeing the event there still proves NOTIFY and its re-checks woke the
+/// follower), and generous beside the 300 ms polling interval: a gap-safe read waits for the
+/// oldest transaction on the whole server, which other databases' work (parallel test runs)
+/// can hold for seconds.
+const DEADLINE: Duration = Duration::from_secs(30);
 
 async fn appended_event_is_seen(notify: bool) {
     let db = TestDb::new().await;
@@ -41,7 +42,7 @@ async fn appended_event_is_seen(notify: bool) {
     // A long poll interval proves NOTIFY is what wakes the follower; a short one with
     // polling only proves a lost notification costs at most one interval.
     let mut wakeups = if notify {
-        log.wakeups(Duration::from_secs(30))
+        log.wakeups(Duration::from_secs(60))
     } else {
         log.polling_wakeups(Duration::from_millis(300))
     };
