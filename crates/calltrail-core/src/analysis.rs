@@ -28,6 +28,7 @@ pub const MAX_TRANSCRIPTS_PER_COMPLETE_ANALYSIS: usize = 10;
 
 /// The lead temperature a person acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LeadStatusTag {
     /// Ready to buy or book now.
     Hot,
@@ -60,6 +61,7 @@ impl LeadStatusTag {
 
 /// Which analyzer produced a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Analyzer {
     /// The OpenAI Responses API.
@@ -98,8 +100,10 @@ impl AnalysisKind {
     }
 }
 
-/// The analysis fields of a LeadAnalytics row (CONTRACT §3), as produced by an analyzer.
+/// The analysis fields of a LeadAnalytics row (CONTRACT §3), as produced by an analyzer. Their
+/// names are the `lead_analytics` columns' and the read API's (the one list of them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeadAnalysis {
     /// Overall score, `0..=100`.
     pub total_score: i32,
@@ -126,6 +130,7 @@ pub struct LeadAnalysis {
     /// Hot, Warm or Cold.
     pub lead_status_tag: LeadStatusTag,
     /// Why, per dimension (`intent`, `urgency`, `budget`, `fit`, `engagement`, `cta_behavior`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub reasoning: Map<String, Value>,
     /// The caller's company, when stated.
     pub company_name: Option<String>,

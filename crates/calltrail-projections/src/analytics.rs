@@ -14,8 +14,16 @@ use uuid::Uuid;
 use crate::views::LeadAnalyticsView;
 use crate::{Error, ReadStore, UserPrompts};
 
-/// The analysis result columns of `lead_analytics`, shared by reads and the fold's upsert.
-pub(crate) const ANALYSIS_COLUMNS: [&str; 26] = [
+/// The columns of `lead_analytics` a [`LeadAnalyticsView`] is read from ([`lead_view`] reads
+/// them by name); the fold's upsert writes the same list. The analysis fields among them are
+/// [`LeadAnalysis`]'s field names.
+pub(crate) const LEAD_COLUMNS: [&str; 32] = [
+    "analysis_type",
+    "execution_id",
+    "user_id",
+    "phone_number",
+    "previous_calls_analyzed",
+    "analysis_timestamp",
     "total_score",
     "intent_level",
     "intent_score",
@@ -43,20 +51,6 @@ pub(crate) const ANALYSIS_COLUMNS: [&str; 26] = [
     "model",
     "tokens_used",
 ];
-
-/// The columns of a [`LeadAnalyticsView`], in the order [`lead_view`] reads them.
-fn lead_columns() -> impl Iterator<Item = &'static str> {
-    [
-        "analysis_type",
-        "execution_id",
-        "user_id",
-        "phone_number",
-        "previous_calls_analyzed",
-        "analysis_timestamp",
-    ]
-    .into_iter()
-    .chain(ANALYSIS_COLUMNS)
-}
 
 /// What a worker needs to analyse one call.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,12 +106,12 @@ impl ReadStore {
         let sql = format!(
             "SELECT {} FROM lead_analytics
               WHERE user_id = $1 AND analysis_type = $2 AND key = $3",
-            lead_columns().collect::<Vec<_>>().join(", ")
+            LEAD_COLUMNS.join(", ")
         );
         let row = client
             .query_opt(&sql, &[&tenant, &kind.as_str(), &key])
             .await?;
-        row.map(|r| lead_view(&r, 0)).transpose()
+        row.as_ref().map(lead_view).transpose()
     }
 
     /// Everything needed to analyse call `execution_id` of `user_id` (`None` when the call or
@@ -147,21 +141,21 @@ impl ReadStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let phone_number: Option<String> = row.try_get(0)?;
-        let created_at: DateTime<Utc> = row.try_get(2)?;
+        let phone_number: Option<String> = row.try_get("phone_number")?;
+        let created_at: DateTime<Utc> = row.try_get("created_at")?;
         let mut context = AnalysisContext {
             phone_number: phone_number.clone(),
-            transcript: row.try_get(1)?,
+            transcript: row.try_get("content")?,
             call_date: Some(created_at.date_naive()),
-            call_duration_seconds: seconds(row.try_get(3)?),
+            call_duration_seconds: seconds(row.try_get("duration_seconds")?),
             contact: ContactHints {
-                name: row.try_get(4)?,
-                email: row.try_get(5)?,
-                company: row.try_get(6)?,
+                name: row.try_get("name")?,
+                email: row.try_get("email")?,
+                company: row.try_get("company")?,
             },
             prompts: UserPrompts {
-                individual_prompt_id: row.try_get(7)?,
-                complete_prompt_id: row.try_get(8)?,
+                individual_prompt_id: row.try_get("individual_prompt_id")?,
+                complete_prompt_id: row.try_get("complete_prompt_id")?,
             },
             current: None,
             previous: Vec::new(),
@@ -173,15 +167,14 @@ impl ReadStore {
         context.current = self
             .lead_analytics(user_id, AnalysisKind::Individual, execution_id)
             .await?
-            .map(|view| analysis_of(&view))
-            .transpose()?;
+            .map(analysis_of);
         let Some(phone) = phone_number else {
             return Ok(Some(context));
         };
-        let columns: Vec<String> = lead_columns().map(|c| format!("la.{c}")).collect();
+        let columns: Vec<String> = LEAD_COLUMNS.iter().map(|c| format!("la.{c}")).collect();
         let sql = format!(
-            "SELECT c.execution_id, c.created_at, c.duration_seconds, t.content,
-                    count(*) OVER (), {}
+            "SELECT c.created_at AS call_created_at, c.duration_seconds AS call_duration_seconds,
+                    t.content AS transcript, count(*) OVER () AS analysed_calls, {}
                FROM calls c
                JOIN transcripts t ON t.user_id = c.user_id AND t.execution_id = c.execution_id
                JOIN lead_analytics la ON la.user_id = c.user_id
@@ -198,15 +191,16 @@ impl ReadStore {
             )
             .await?;
         for row in rows.iter().rev() {
-            let created_at: DateTime<Utc> = row.try_get(1)?;
-            context.other_analysed_calls = row.try_get(4)?;
-            let (analysis, _) = analysis_of(&lead_view(row, 5)?)?;
+            let created_at: DateTime<Utc> = row.try_get("call_created_at")?;
+            context.other_analysed_calls = row.try_get("analysed_calls")?;
+            // An individual row: its `execution_id` is the call's (the join's key).
+            let view = lead_view(row)?;
             context.previous.push(PreviousCall {
-                execution_id: row.try_get(0)?,
-                transcript: row.try_get(3)?,
+                execution_id: view.execution_id.unwrap_or_default(),
+                transcript: row.try_get("transcript")?,
                 call_date: Some(created_at.date_naive()),
-                call_duration_seconds: seconds(row.try_get(2)?),
-                analysis: Some(analysis),
+                call_duration_seconds: seconds(row.try_get("call_duration_seconds")?),
+                analysis: Some(view.analysis),
             });
         }
         Ok(Some(context))
@@ -221,63 +215,21 @@ fn seconds(duration: i64) -> Option<f64> {
         .map(f64::from)
 }
 
-/// Reads a [`LeadAnalyticsView`] from `row`, its columns starting at `at` in [`lead_columns`] order.
-fn lead_view(r: &Row, at: usize) -> Result<LeadAnalyticsView, Error> {
-    let analysis_type: String = r.try_get(at)?;
-    let execution_id: String = r.try_get(at + 1)?;
+/// Reads a [`LeadAnalyticsView`] from `r`, which holds the [`LEAD_COLUMNS`] (by name).
+fn lead_view(r: &Row) -> Result<LeadAnalyticsView, Error> {
+    let analysis_type: String = r.try_get("analysis_type")?;
+    let execution_id: String = r.try_get("execution_id")?;
     let (individual, complete) = if analysis_type == "complete" {
         (None, Some(execution_id))
     } else {
         (Some(execution_id), None)
     };
-    Ok(LeadAnalyticsView {
-        analysis_type,
-        execution_id: individual,
-        latest_execution_id: complete,
-        user_id: r.try_get(at + 2)?,
-        phone_number: r.try_get(at + 3)?,
-        previous_calls_analyzed: r.try_get(at + 4)?,
-        analysis_timestamp: r.try_get(at + 5)?,
-        total_score: r.try_get(at + 6)?,
-        intent_level: r.try_get(at + 7)?,
-        intent_score: r.try_get(at + 8)?,
-        urgency_level: r.try_get(at + 9)?,
-        urgency_score: r.try_get(at + 10)?,
-        budget_constraint: r.try_get(at + 11)?,
-        budget_score: r.try_get(at + 12)?,
-        fit_alignment: r.try_get(at + 13)?,
-        fit_score: r.try_get(at + 14)?,
-        engagement_health: r.try_get(at + 15)?,
-        engagement_score: r.try_get(at + 16)?,
-        lead_status_tag: r.try_get(at + 17)?,
-        reasoning: r.try_get(at + 18)?,
-        company_name: r.try_get(at + 19)?,
-        extracted_name: r.try_get(at + 20)?,
-        extracted_email: r.try_get(at + 21)?,
-        smart_notification: r.try_get(at + 22)?,
-        cta_pricing_clicked: r.try_get(at + 23)?,
-        cta_demo_clicked: r.try_get(at + 24)?,
-        cta_followup_clicked: r.try_get(at + 25)?,
-        cta_sample_clicked: r.try_get(at + 26)?,
-        cta_escalated_to_human: r.try_get(at + 27)?,
-        demo_book_datetime: r.try_get(at + 28)?,
-        analyzer: r.try_get(at + 29)?,
-        model: r.try_get(at + 30)?,
-        tokens_used: r.try_get(at + 31)?,
-    })
-}
-
-/// The analysis and metadata a stored row holds (the response id is not stored).
-fn analysis_of(view: &LeadAnalyticsView) -> Result<(LeadAnalysis, AnalysisMeta), Error> {
-    let lead_status_tag =
-        LeadStatusTag::parse(&view.lead_status_tag).ok_or_else(|| Error::CorruptRow {
-            table: "lead_analytics",
-            reason: format!(
-                "lead_status_tag `{}` is not Hot, Warm or Cold",
-                view.lead_status_tag
-            ),
-        })?;
-    let analyzer = match view.analyzer.as_str() {
+    let tag: &str = r.try_get("lead_status_tag")?;
+    let lead_status_tag = LeadStatusTag::parse(tag).ok_or_else(|| Error::CorruptRow {
+        table: "lead_analytics",
+        reason: format!("lead_status_tag `{tag}` is not Hot, Warm or Cold"),
+    })?;
+    let analyzer = match r.try_get("analyzer")? {
         "openai" => Analyzer::OpenAi,
         "local" => Analyzer::Local,
         other => {
@@ -287,40 +239,56 @@ fn analysis_of(view: &LeadAnalyticsView) -> Result<(LeadAnalysis, AnalysisMeta),
             })
         }
     };
-    let reasoning = match &view.reasoning {
-        Value::Object(map) => map.clone(),
+    let reasoning = match r.try_get("reasoning")? {
+        Value::Object(map) => map,
         _ => Map::new(),
     };
-    let analysis = LeadAnalysis {
-        total_score: view.total_score,
-        intent_level: view.intent_level.clone(),
-        intent_score: view.intent_score,
-        urgency_level: view.urgency_level.clone(),
-        urgency_score: view.urgency_score,
-        budget_constraint: view.budget_constraint.clone(),
-        budget_score: view.budget_score,
-        fit_alignment: view.fit_alignment.clone(),
-        fit_score: view.fit_score,
-        engagement_health: view.engagement_health.clone(),
-        engagement_score: view.engagement_score,
-        lead_status_tag,
-        reasoning,
-        company_name: view.company_name.clone(),
-        extracted_name: view.extracted_name.clone(),
-        extracted_email: view.extracted_email.clone(),
-        smart_notification: view.smart_notification.clone(),
-        cta_pricing_clicked: view.cta_pricing_clicked,
-        cta_demo_clicked: view.cta_demo_clicked,
-        cta_followup_clicked: view.cta_followup_clicked,
-        cta_sample_clicked: view.cta_sample_clicked,
-        cta_escalated_to_human: view.cta_escalated_to_human,
-        demo_book_datetime: view.demo_book_datetime.clone(),
-    };
-    let meta = AnalysisMeta {
+    Ok(LeadAnalyticsView {
+        analysis_type,
+        execution_id: individual,
+        latest_execution_id: complete,
+        user_id: r.try_get("user_id")?,
+        phone_number: r.try_get("phone_number")?,
+        previous_calls_analyzed: r.try_get("previous_calls_analyzed")?,
+        analysis_timestamp: r.try_get("analysis_timestamp")?,
+        analysis: LeadAnalysis {
+            total_score: r.try_get("total_score")?,
+            intent_level: r.try_get("intent_level")?,
+            intent_score: r.try_get("intent_score")?,
+            urgency_level: r.try_get("urgency_level")?,
+            urgency_score: r.try_get("urgency_score")?,
+            budget_constraint: r.try_get("budget_constraint")?,
+            budget_score: r.try_get("budget_score")?,
+            fit_alignment: r.try_get("fit_alignment")?,
+            fit_score: r.try_get("fit_score")?,
+            engagement_health: r.try_get("engagement_health")?,
+            engagement_score: r.try_get("engagement_score")?,
+            lead_status_tag,
+            reasoning,
+            company_name: r.try_get("company_name")?,
+            extracted_name: r.try_get("extracted_name")?,
+            extracted_email: r.try_get("extracted_email")?,
+            smart_notification: r.try_get("smart_notification")?,
+            cta_pricing_clicked: r.try_get("cta_pricing_clicked")?,
+            cta_demo_clicked: r.try_get("cta_demo_clicked")?,
+            cta_followup_clicked: r.try_get("cta_followup_clicked")?,
+            cta_sample_clicked: r.try_get("cta_sample_clicked")?,
+            cta_escalated_to_human: r.try_get("cta_escalated_to_human")?,
+            demo_book_datetime: r.try_get("demo_book_datetime")?,
+        },
         analyzer,
-        model: view.model.clone(),
+        model: r.try_get("model")?,
+        tokens_used: r.try_get("tokens_used")?,
+    })
+}
+
+/// The analysis and metadata a stored row holds (the response id is not stored).
+fn analysis_of(view: LeadAnalyticsView) -> (LeadAnalysis, AnalysisMeta) {
+    let meta = AnalysisMeta {
+        analyzer: view.analyzer,
+        model: view.model,
         response_id: None,
         tokens_used: view.tokens_used,
     };
-    Ok((analysis, meta))
+    (view.analysis, meta)
 }

@@ -188,15 +188,15 @@ impl ReadStore {
         let client = self.client().await?;
         let stored = client
             .query_one(
-                "SELECT count(*) FROM provider_secrets
+                "SELECT count(*) AS stored FROM provider_secrets
                   WHERE valid_until IS NULL OR valid_until > now()",
                 &[],
             )
             .await?
-            .try_get(0)?;
+            .try_get("stored")?;
         let signing = client
             .query(
-                "SELECT provider, count(DISTINCT user_id) FROM provider_secrets
+                "SELECT provider, count(DISTINCT user_id) AS tenants FROM provider_secrets
                   WHERE kind = 'webhook_signing' AND (valid_until IS NULL OR valid_until > now())
                   GROUP BY provider ORDER BY provider",
                 &[],
@@ -209,11 +209,11 @@ impl ReadStore {
         let signing_tenants = signing
             .iter()
             .map(|row| {
-                let provider: String = row.try_get(0)?;
+                let provider: String = row.try_get("provider")?;
                 let provider = provider
                     .parse::<Provider>()
                     .map_err(|err| corrupt(err.to_string()))?;
-                Ok((provider, row.try_get(1)?))
+                Ok((provider, row.try_get("tenants")?))
             })
             .collect::<Result<Vec<_>, Error>>()?;
         let newest = client

@@ -146,15 +146,15 @@ impl ReadStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let kind: String = row.try_get(2)?;
+        let kind: String = row.try_get("kind")?;
         Ok(Some(ClaimedJob {
-            id: row.try_get(0)?,
-            user_id: row.try_get(1)?,
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
             kind: parse_kind(&kind)?,
-            provider: row.try_get(3)?,
-            execution_id: row.try_get(4)?,
-            phone_number: row.try_get(5)?,
-            attempts: row.try_get(6)?,
+            provider: row.try_get("provider")?,
+            execution_id: row.try_get("execution_id")?,
+            phone_number: row.try_get("phone_number")?,
+            attempts: row.try_get("attempts")?,
         }))
     }
 
@@ -285,11 +285,11 @@ impl ReadStore {
                      WHERE r.kind = 'individual' AND t.user_id = r.user_id
                        AND t.execution_id = r.execution_id AND t.analysis_status = 'failed'
                  )
-                 SELECT count(*) FROM requeued",
+                 SELECT count(*) AS requeued FROM requeued",
                 &[&execution_id],
             )
             .await?;
-        let count: i64 = row.try_get(0)?;
+        let count: i64 = row.try_get("requeued")?;
         tracing::info!(count, "failed analysis jobs re-queued");
         Ok(count)
     }
@@ -299,7 +299,7 @@ impl ReadStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT state, count(*) FROM analysis_jobs WHERE state <> 'completed' GROUP BY state",
+                "SELECT state, count(*) AS jobs FROM analysis_jobs WHERE state <> 'completed' GROUP BY state",
                 &[],
             )
             .await?;
@@ -309,7 +309,7 @@ impl ReadStore {
             .map(|s| ((*s).to_owned(), 0))
             .collect();
         for row in rows {
-            counts.insert(row.try_get(0)?, row.try_get(1)?);
+            counts.insert(row.try_get("state")?, row.try_get("jobs")?);
         }
         Ok(counts)
     }
@@ -320,11 +320,11 @@ impl ReadStore {
         let limit: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&errors];
         let (count_rows, oldest, error_rows) = tokio::try_join!(
             client.query(
-                "SELECT state, count(*) FROM analysis_jobs GROUP BY state",
+                "SELECT state, count(*) AS jobs FROM analysis_jobs GROUP BY state",
                 &[]
             ),
             client.query_one(
-                "SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8
+                "SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS oldest_pending_seconds
                    FROM analysis_jobs WHERE state = 'pending'",
                 &[],
             ),
@@ -338,24 +338,24 @@ impl ReadStore {
         let mut counts: BTreeMap<String, i64> =
             JOB_STATES.iter().map(|s| ((*s).to_owned(), 0)).collect();
         for row in count_rows {
-            counts.insert(row.try_get(0)?, row.try_get(1)?);
+            counts.insert(row.try_get("state")?, row.try_get("jobs")?);
         }
         let last_errors = error_rows
             .iter()
             .map(|r| {
                 Ok(JobError {
-                    execution_id: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    state: r.try_get(2)?,
-                    attempts: r.try_get(3)?,
-                    error: r.try_get(4)?,
-                    updated_at: r.try_get(5)?,
+                    execution_id: r.try_get("execution_id")?,
+                    kind: r.try_get("kind")?,
+                    state: r.try_get("state")?,
+                    attempts: r.try_get("attempts")?,
+                    error: r.try_get("last_error")?,
+                    updated_at: r.try_get("updated_at")?,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(QueueStatus {
             counts,
-            oldest_pending_seconds: oldest.try_get(0)?,
+            oldest_pending_seconds: oldest.try_get("oldest_pending_seconds")?,
             last_errors,
         })
     }

@@ -99,15 +99,18 @@ WITH w AS (
      WHERE la.user_id = $1 AND la.analysis_type = 'complete'
        AND la.key IN (SELECT DISTINCT phone_number FROM w WHERE phone_number IS NOT NULL)
 )
-SELECT total, connected, missed, failed, avg_seconds, total_seconds, credits, analysed.n, hot, warm, cold
+SELECT total AS total_calls, connected AS connected_calls, missed AS missed_calls,
+       failed AS failed_calls, avg_seconds, total_seconds AS total_duration_seconds,
+       credits AS credits_used, analysed.n AS leads_analyzed, hot AS hot_leads, warm AS warm_leads,
+       cold AS cold_leads
   FROM totals, analysed, tags";
 
 /// The same definitions as [`KPIS`], grouped by UTC day.
 const PER_DAY: &str = "
 SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
-       count(*),
-       count(*) FILTER (WHERE call_answered_at IS NOT NULL OR call_disconnected_at IS NOT NULL OR duration_seconds > 0),
-       count(*) FILTER (WHERE call_lifecycle_status IN ('no-answer', 'busy'))
+       count(*) AS total_calls,
+       count(*) FILTER (WHERE call_answered_at IS NOT NULL OR call_disconnected_at IS NOT NULL OR duration_seconds > 0) AS connected_calls,
+       count(*) FILTER (WHERE call_lifecycle_status IN ('no-answer', 'busy')) AS missed_calls
   FROM calls
  WHERE user_id = $1 AND created_at >= $2 AND created_at < $3
  GROUP BY day";
@@ -134,8 +137,13 @@ impl ReadStore {
         let rows = client.query(PER_DAY, &[&tenant, &from, &to]).await?;
         let mut counted = std::collections::HashMap::with_capacity(rows.len());
         for row in &rows {
-            let day: NaiveDate = row.try_get(0)?;
-            counted.insert(day, (row.try_get(1)?, row.try_get(2)?, row.try_get(3)?));
+            let day: NaiveDate = row.try_get("day")?;
+            let counts = (
+                row.try_get("total_calls")?,
+                row.try_get("connected_calls")?,
+                row.try_get("missed_calls")?,
+            );
+            counted.insert(day, counts);
         }
         Ok(first
             .iter_days()
@@ -162,9 +170,9 @@ impl ReadStore {
     ) -> Result<KpisView, Error> {
         let client = self.client().await?;
         let row = client.query_one(KPIS, &[&tenant, &from, &to]).await?;
-        let total: i64 = row.try_get(0)?;
-        let connected: i64 = row.try_get(1)?;
-        let missed: i64 = row.try_get(2)?;
+        let total: i64 = row.try_get("total_calls")?;
+        let connected: i64 = row.try_get("connected_calls")?;
+        let missed: i64 = row.try_get("missed_calls")?;
         let rate = |part: i64| -> f64 {
             if total == 0 {
                 return 0.0;
@@ -174,23 +182,23 @@ impl ReadStore {
             let fraction = part as f64 / total as f64;
             (fraction * 10_000.0).round() / 10_000.0
         };
-        let avg: f64 = row.try_get(4)?;
+        let avg: f64 = row.try_get("avg_seconds")?;
         Ok(KpisView {
             from,
             to,
             total_calls: total,
             connected_calls: connected,
             missed_calls: missed,
-            failed_calls: row.try_get(3)?,
+            failed_calls: row.try_get("failed_calls")?,
             connected_rate: rate(connected),
             missed_rate: rate(missed),
             avg_conversation_seconds: (avg * 100.0).round() / 100.0,
-            total_duration_seconds: row.try_get(5)?,
-            credits_used: row.try_get(6)?,
-            leads_analyzed: row.try_get(7)?,
-            hot_leads: row.try_get(8)?,
-            warm_leads: row.try_get(9)?,
-            cold_leads: row.try_get(10)?,
+            total_duration_seconds: row.try_get("total_duration_seconds")?,
+            credits_used: row.try_get("credits_used")?,
+            leads_analyzed: row.try_get("leads_analyzed")?,
+            hot_leads: row.try_get("hot_leads")?,
+            warm_leads: row.try_get("warm_leads")?,
+            cold_leads: row.try_get("cold_leads")?,
         })
     }
 }

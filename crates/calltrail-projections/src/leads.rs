@@ -58,11 +58,11 @@ impl ReadStore {
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get(0)?,
+                    r.try_get("key")?,
                     LeadStanding {
-                        lead_status_tag: r.try_get(1)?,
-                        total_score: r.try_get(2)?,
-                        previous_calls_analyzed: r.try_get(3)?,
+                        lead_status_tag: r.try_get("lead_status_tag")?,
+                        total_score: r.try_get("total_score")?,
+                        previous_calls_analyzed: r.try_get("previous_calls_analyzed")?,
                     },
                 ))
             })
@@ -92,10 +92,10 @@ impl ReadStore {
             .iter()
             .map(|r| {
                 Ok(ScorePoint {
-                    execution_id: r.try_get(0)?,
-                    analysis_timestamp: r.try_get(1)?,
-                    total_score: r.try_get(2)?,
-                    lead_status_tag: r.try_get(3)?,
+                    execution_id: r.try_get("execution_id")?,
+                    analysis_timestamp: r.try_get("analysis_timestamp")?,
+                    total_score: r.try_get("total_score")?,
+                    lead_status_tag: r.try_get("lead_status_tag")?,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;

@@ -214,7 +214,7 @@ impl Projector {
             )
             .await?;
         let row = match locked {
-            Some(row) if !row.try_get::<_, bool>(2)? => row,
+            Some(row) if !row.try_get::<_, bool>("held_elsewhere")? => row,
             _ => {
                 tx.rollback().await?;
                 if !self.metrics.standby.swap(true, Ordering::Relaxed) {
@@ -233,7 +233,7 @@ impl Projector {
             tracing::info!(projector = name, "projection acquired; projecting");
         }
         // Take or renew the lease (renewed once half of it is gone, so an idle poll rarely writes).
-        if row.try_get::<_, bool>(3)? {
+        if row.try_get::<_, bool>("renew")? {
             tx.execute(
                 "UPDATE projector_checkpoints
                     SET owner = $2, lease_until = now() + $3::int8 * interval '1 millisecond'
@@ -243,8 +243,8 @@ impl Projector {
             .await?;
         }
         let checkpoint = Checkpoint {
-            txid: row.try_get(0)?,
-            position: row.try_get(1)?,
+            txid: row.try_get("txid")?,
+            position: row.try_get("position")?,
         };
         let limit = i64::try_from(self.config.batch_size.max(1)).unwrap_or(i64::MAX);
         let events = self.log.read_after(checkpoint, limit).await?;
@@ -408,8 +408,8 @@ impl ReadStore {
             .await?;
         row.map(|r| {
             Ok(Checkpoint {
-                txid: r.try_get(0)?,
-                position: r.try_get(1)?,
+                txid: r.try_get("txid")?,
+                position: r.try_get("position")?,
             })
         })
         .transpose()
@@ -428,9 +428,9 @@ impl ReadStore {
     pub async fn dead_letter_count(&self) -> Result<i64, Error> {
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT count(*) FROM dead_letters", &[])
+            .query_one("SELECT count(*) AS dead_letters FROM dead_letters", &[])
             .await?;
-        Ok(row.try_get(0)?)
+        Ok(row.try_get("dead_letters")?)
     }
 
     /// Creates a projector's checkpoint row at the start of the log if it is missing.

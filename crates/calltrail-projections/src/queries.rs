@@ -273,10 +273,10 @@ impl ReadStore {
             .iter()
             .map(|r| {
                 Ok(TimelineEvent {
-                    event_type: r.try_get(0)?,
-                    occurred_at: r.try_get(1)?,
-                    recorded_at: r.try_get(2)?,
-                    position: r.try_get(3)?,
+                    event_type: r.try_get("event_type")?,
+                    occurred_at: r.try_get("occurred_at")?,
+                    recorded_at: r.try_get("recorded_at")?,
+                    position: r.try_get("position")?,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -302,9 +302,9 @@ impl ReadStore {
             .await?;
         row.map(|r| {
             Ok(TranscriptView {
-                content: r.try_get(0)?,
-                analysis_status: r.try_get(1)?,
-                analysis_error: r.try_get(2)?,
+                content: r.try_get("content")?,
+                analysis_status: r.try_get("analysis_status")?,
+                analysis_error: r.try_get("analysis_error")?,
             })
         })
         .transpose()
@@ -384,16 +384,19 @@ impl ReadStore {
                 &page,
             ),
         )?;
-        let balance = balance.map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
+        let balance = balance
+            .map(|r| r.try_get("balance"))
+            .transpose()?
+            .unwrap_or(0);
         let transactions = rows
             .iter()
             .map(|r| {
                 Ok(CreditTransactionView {
-                    kind: r.try_get(0)?,
-                    amount: r.try_get(1)?,
-                    balance_after: r.try_get(2)?,
-                    call_id: r.try_get(3)?,
-                    created_at: r.try_get(4)?,
+                    kind: r.try_get("kind")?,
+                    amount: r.try_get("amount")?,
+                    balance_after: r.try_get("balance_after")?,
+                    call_id: r.try_get("call_id")?,
+                    created_at: r.try_get("created_at")?,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -412,7 +415,7 @@ impl ReadStore {
                 &[&user_id],
             )
             .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
+        Ok(row.map(|r| r.try_get("balance")).transpose()?.unwrap_or(0))
     }
 
     /// `balance_after` of the credit transaction the event at `position` caused, once projected
@@ -425,16 +428,19 @@ impl ReadStore {
                 &[&position],
             )
             .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        Ok(row.map(|r| r.try_get("balance_after")).transpose()?)
     }
 
     /// How many calls a tenant has.
     pub async fn call_count(&self, tenant: Uuid) -> Result<i64, Error> {
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT count(*) FROM calls WHERE user_id = $1", &[&tenant])
+            .query_one(
+                "SELECT count(*) AS calls FROM calls WHERE user_id = $1",
+                &[&tenant],
+            )
             .await?;
-        Ok(row.try_get(0)?)
+        Ok(row.try_get("calls")?)
     }
 }
 
@@ -486,40 +492,40 @@ fn next_page<T>(items: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -
 
 fn call_view(r: &Row) -> Result<CallView, Error> {
     Ok(CallView {
-        execution_id: r.try_get(0)?,
-        agent_id: r.try_get(1)?,
-        user_id: r.try_get(2)?,
-        contact_id: r.try_get(3)?,
-        phone_number: r.try_get(4)?,
-        lead_type: r.try_get(5)?,
-        call_lifecycle_status: r.try_get(6)?,
-        status: r.try_get(7)?,
-        duration_seconds: r.try_get(8)?,
-        duration_minutes: r.try_get(9)?,
-        credits_used: r.try_get(10)?,
-        hangup_by: r.try_get(11)?,
-        hangup_reason: r.try_get(12)?,
-        hangup_provider_code: r.try_get(13)?,
-        recording_url: r.try_get(14)?,
-        ringing_started_at: r.try_get(15)?,
-        call_answered_at: r.try_get(16)?,
-        call_disconnected_at: r.try_get(17)?,
-        completed_at: r.try_get(18)?,
-        created_at: r.try_get(19)?,
-        updated_at: r.try_get(20)?,
+        execution_id: r.try_get("execution_id")?,
+        agent_id: r.try_get("agent_id")?,
+        user_id: r.try_get("user_id")?,
+        contact_id: r.try_get("contact_id")?,
+        phone_number: r.try_get("phone_number")?,
+        lead_type: r.try_get("lead_type")?,
+        call_lifecycle_status: r.try_get("call_lifecycle_status")?,
+        status: r.try_get("status")?,
+        duration_seconds: r.try_get("duration_seconds")?,
+        duration_minutes: r.try_get("duration_minutes")?,
+        credits_used: r.try_get("credits_used")?,
+        hangup_by: r.try_get("hangup_by")?,
+        hangup_reason: r.try_get("hangup_reason")?,
+        hangup_provider_code: r.try_get("hangup_provider_code")?,
+        recording_url: r.try_get("recording_url")?,
+        ringing_started_at: r.try_get("ringing_started_at")?,
+        call_answered_at: r.try_get("call_answered_at")?,
+        call_disconnected_at: r.try_get("call_disconnected_at")?,
+        completed_at: r.try_get("completed_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
     })
 }
 
 fn contact_view(r: &Row) -> Result<ContactView, Error> {
     Ok(ContactView {
-        id: r.try_get(0)?,
-        phone_number: r.try_get(1)?,
-        name: r.try_get(2)?,
-        email: r.try_get(3)?,
-        company: r.try_get(4)?,
-        not_connected: r.try_get(5)?,
-        auto_created_from_call_id: r.try_get(6)?,
-        created_at: r.try_get(7)?,
+        id: r.try_get("id")?,
+        phone_number: r.try_get("phone_number")?,
+        name: r.try_get("name")?,
+        email: r.try_get("email")?,
+        company: r.try_get("company")?,
+        not_connected: r.try_get("not_connected")?,
+        auto_created_from_call_id: r.try_get("auto_created_from_call_id")?,
+        created_at: r.try_get("created_at")?,
     })
 }
 

@@ -93,9 +93,12 @@ pub async fn replay(
     let started = Instant::now();
     let mut session = store.dedicated_connection().await?;
     let locked: bool = session
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&REPLAY_LOCK_KEY])
+        .query_one(
+            "SELECT pg_try_advisory_lock($1) AS locked",
+            &[&REPLAY_LOCK_KEY],
+        )
         .await?
-        .try_get(0)?;
+        .try_get("locked")?;
     if !locked {
         return Err(Error::ReplayRunning);
     }
@@ -231,9 +234,9 @@ async fn create_shadow(session: &Client, tables: &[&str]) -> Result<Vec<IndexDdl
     // The live tables' own definitions, so the rebuilt ones get exactly the same names.
     let rows = session
         .query(
-            "SELECT c.relname::text, true,
+            "SELECT c.relname::text AS table_name, true AS is_key,
                     format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', $2::text, c.relname,
-                           k.conname, pg_get_constraintdef(k.oid))
+                           k.conname, pg_get_constraintdef(k.oid)) AS ddl
                FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
               WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY($1)
                 AND k.contype IN ('p', 'u', 'x')
@@ -251,9 +254,9 @@ async fn create_shadow(session: &Client, tables: &[&str]) -> Result<Vec<IndexDdl
     let mut later = Vec::new();
     let mut now = String::new();
     for row in rows {
-        let table: String = row.try_get(0)?;
-        let is_key: bool = row.try_get(1)?;
-        let ddl: String = row.try_get(2)?;
+        let table: String = row.try_get("table_name")?;
+        let is_key: bool = row.try_get("is_key")?;
+        let ddl: String = row.try_get("ddl")?;
         let upserted = READ_TABLES.iter().any(|t| t.upserted && t.name == table);
         if is_key && upserted {
             now.push_str(&ddl);

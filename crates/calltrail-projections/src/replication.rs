@@ -23,19 +23,19 @@ impl ReadStore {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT pg_is_in_recovery(),
-                        pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,
+                "SELECT pg_is_in_recovery() AS in_recovery,
+                        pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint AS replayed,
                         CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn()
                              THEN 0
                              ELSE COALESCE(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
-                        END::float8",
+                        END::float8 AS behind",
                 &[],
             )
             .await?;
-        let behind: f64 = row.try_get(2)?;
+        let behind: f64 = row.try_get("behind")?;
         Ok(ReplicaPosition {
-            in_recovery: row.try_get(0)?,
-            replayed: row.try_get(1)?,
+            in_recovery: row.try_get("in_recovery")?,
+            replayed: row.try_get("replayed")?,
             behind: Duration::try_from_secs_f64(behind.max(0.0)).unwrap_or(Duration::MAX),
         })
     }
@@ -45,10 +45,10 @@ impl ReadStore {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint",
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint AS written",
                 &[],
             )
             .await?;
-        Ok(row.try_get(0)?)
+        Ok(row.try_get("written")?)
     }
 }

@@ -70,7 +70,7 @@ impl ReadStore {
         let row = client
             .query_opt(&stmt, &[&secret_hash(id).as_slice()])
             .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        Ok(row.map(|r| r.try_get("user_id")).transpose()?)
     }
 
     /// Ends a session (sign-out). Returns whether a live session was ended.

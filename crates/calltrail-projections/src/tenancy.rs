@@ -111,7 +111,7 @@ impl ReadStore {
                 &[&email.trim()],
             )
             .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 
     /// Issues an additional API key and webhook token for an existing user (old ones stay valid).
@@ -173,7 +173,7 @@ impl ReadStore {
             )
             .await?;
         let agent_id: Uuid = match inserted {
-            Some(row) => row.try_get(0)?,
+            Some(row) => row.try_get("id")?,
             None => {
                 let row = tx
                     .query_one(
@@ -181,7 +181,7 @@ impl ReadStore {
                         &[&provider, &external_id],
                     )
                     .await?;
-                let owner: Uuid = row.try_get(1)?;
+                let owner: Uuid = row.try_get("user_id")?;
                 if owner != user_id {
                     return Err(Error::Conflict(format!(
                         "the {provider} agent {external_id} is registered to another user"
@@ -194,7 +194,7 @@ impl ReadStore {
                     )
                     .await?;
                 }
-                row.try_get(0)?
+                row.try_get("id")?
             }
         };
         tx.commit().await?;
@@ -226,7 +226,7 @@ impl ReadStore {
         let row = client
             .query_opt(&stmt, &[&provider, &external_id.trim()])
             .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        Ok(row.map(|r| r.try_get("user_id")).transpose()?)
     }
 
     /// Whether a user exists.
@@ -249,8 +249,8 @@ impl ReadStore {
             .await?;
         row.map(|r| {
             Ok(UserPrompts {
-                individual_prompt_id: r.try_get(0)?,
-                complete_prompt_id: r.try_get(1)?,
+                individual_prompt_id: r.try_get("individual_prompt_id")?,
+                complete_prompt_id: r.try_get("complete_prompt_id")?,
             })
         })
         .transpose()
@@ -284,8 +284,8 @@ impl ReadStore {
             .await?;
         let row = row.ok_or_else(|| Error::NotFound(format!("no user with id {user_id}")))?;
         Ok(UserPrompts {
-            individual_prompt_id: row.try_get(0)?,
-            complete_prompt_id: row.try_get(1)?,
+            individual_prompt_id: row.try_get("individual_prompt_id")?,
+            complete_prompt_id: row.try_get("complete_prompt_id")?,
         })
     }
 
@@ -294,7 +294,7 @@ impl ReadStore {
         let stmt = client.prepare_cached(sql).await?;
         let hash = secret_hash(secret);
         let row = client.query_opt(&stmt, &[&hash.as_slice()]).await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        Ok(row.map(|r| r.try_get("user_id")).transpose()?)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The JSON shapes of the read API (CONTRACT §3). Field names are the contract's.
 
+use calltrail_core::{Analyzer, LeadAnalysis};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -162,55 +163,11 @@ pub struct LeadAnalyticsView {
     pub previous_calls_analyzed: i32,
     /// When the analysis was made.
     pub analysis_timestamp: DateTime<Utc>,
-    /// Overall score, 0–100.
-    pub total_score: i32,
-    /// Intent label.
-    pub intent_level: Option<String>,
-    /// Intent, 0–5.
-    pub intent_score: i32,
-    /// Urgency label.
-    pub urgency_level: Option<String>,
-    /// Urgency, 0–5.
-    pub urgency_score: i32,
-    /// Budget label.
-    pub budget_constraint: Option<String>,
-    /// Budget, 0–5.
-    pub budget_score: i32,
-    /// Fit label.
-    pub fit_alignment: Option<String>,
-    /// Fit, 0–5.
-    pub fit_score: i32,
-    /// Engagement label.
-    pub engagement_health: Option<String>,
-    /// Engagement, 0–5.
-    pub engagement_score: i32,
-    /// `Hot`, `Warm` or `Cold`.
-    pub lead_status_tag: String,
-    /// Why, per dimension.
-    #[schema(value_type = Object)]
-    pub reasoning: serde_json::Value,
-    /// The caller's company.
-    pub company_name: Option<String>,
-    /// The caller's name.
-    pub extracted_name: Option<String>,
-    /// The caller's e-mail address.
-    pub extracted_email: Option<String>,
-    /// A one-line notification for the business.
-    pub smart_notification: Option<String>,
-    /// The caller asked about price.
-    pub cta_pricing_clicked: bool,
-    /// The caller asked for or accepted a demo.
-    pub cta_demo_clicked: bool,
-    /// The caller asked to be contacted again.
-    pub cta_followup_clicked: bool,
-    /// The caller asked for a sample or trial.
-    pub cta_sample_clicked: bool,
-    /// The caller asked for a human.
-    pub cta_escalated_to_human: bool,
-    /// The booked demo time, RFC 3339.
-    pub demo_book_datetime: Option<String>,
+    /// The analysis fields (scores, labels, reasoning, extracted details, calls to action).
+    #[serde(flatten)]
+    pub analysis: LeadAnalysis,
     /// `openai` or `local`.
-    pub analyzer: String,
+    pub analyzer: Analyzer,
     /// The model that answered (OpenAI only).
     pub model: Option<String>,
     /// The response's `usage.total_tokens`.

@@ -143,7 +143,8 @@ fn analysis_section(analysis: Option<&LeadAnalyticsView>) -> Markup {
 }
 
 /// The scores, labels, extracted details and calls to action of an analysis.
-pub fn analysis_facts(a: &LeadAnalyticsView) -> Markup {
+pub fn analysis_facts(view: &LeadAnalyticsView) -> Markup {
+    let a = &view.analysis;
     let dimensions = [
         ("Intent", a.intent_score, a.intent_level.as_deref()),
         ("Urgency", a.urgency_score, a.urgency_level.as_deref()),
@@ -164,7 +165,7 @@ pub fn analysis_facts(a: &LeadAnalyticsView) -> Markup {
     ];
     let asked: Vec<&str> = ctas.iter().filter(|(_, on)| *on).map(|(l, _)| *l).collect();
     html! {
-        p { (lead_tag(&a.lead_status_tag)) " Score " strong { (a.total_score) } " / 100" }
+        p { (lead_tag(a.lead_status_tag.as_str())) " Score " strong { (a.total_score) } " / 100" }
         @if let Some(note) = &a.smart_notification { p { (note) } }
         table {
             thead { tr { th scope="col" { "Dimension" } th.num scope="col" { "Score (0–5)" } th scope="col" { "Assessment" } } }
@@ -182,10 +183,10 @@ pub fn analysis_facts(a: &LeadAnalyticsView) -> Markup {
                 @if asked.is_empty() { (dash()) } @else { (asked.join(", ")) }
             }
             dt { "Demo booked for" } dd { (opt_text(a.demo_book_datetime.as_deref())) }
-            dt { "Analysed" } dd { (format::time(a.analysis_timestamp)) " by " (a.analyzer)
-                @if let Some(model) = &a.model { " (" (model) ")" } }
+            dt { "Analysed" } dd { (format::time(view.analysis_timestamp)) " by " (view.analyzer.as_str())
+                @if let Some(model) = &view.model { " (" (model) ")" } }
         }
-        @if let Some(reasons) = a.reasoning.as_object().filter(|r| !r.is_empty()) {
+        @if let Some(reasons) = Some(&a.reasoning).filter(|r| !r.is_empty()) {
             details {
                 summary { "Reasoning" }
                 dl.facts {

@@ -33,25 +33,28 @@ pub(crate) async fn load(
     );
     let mut loaded = Vec::new();
     for row in client.query(&sql, &[&users, &executions]).await? {
-        let key: CallKey = (row.try_get(0)?, row.try_get(1)?);
-        let state_text: &str = row.try_get(2)?;
+        let key: CallKey = (row.try_get("user_id")?, row.try_get("execution_id")?);
+        let state_text: &str = row.try_get("state")?;
         let mut state: CallState =
             serde_json::from_str(state_text).map_err(|source| Error::CorruptState {
                 execution_id: key.1.clone(),
                 source,
             })?;
-        state.transcript = row.try_get(7)?;
-        let status: String = row.try_get(5)?;
+        state.transcript = row.try_get("content")?;
+        let status: String = row.try_get("call_lifecycle_status")?;
         let unknown_status = state.lifecycle_status.is_none().then_some(status);
         let record = CallRecord {
             state,
-            contact_id: row.try_get(3)?,
-            not_connected_counted: row.try_get(4)?,
+            contact_id: row.try_get("contact_id")?,
+            not_connected_counted: row.try_get("not_connected_counted")?,
             unknown_status,
-            last_position: row.try_get(6)?,
+            last_position: row.try_get("last_position")?,
             analysis: TranscriptAnalysis {
-                status: AnalysisStatus::parse(row.try_get::<_, Option<&str>>(8)?.unwrap_or("")),
-                error: row.try_get(9)?,
+                status: AnalysisStatus::parse(
+                    row.try_get::<_, Option<&str>>("analysis_status")?
+                        .unwrap_or(""),
+                ),
+                error: row.try_get("analysis_error")?,
             },
         };
         loaded.push((key, record));

@@ -25,14 +25,14 @@ pub(crate) async fn load(
     );
     let mut loaded = Vec::new();
     for row in client.query(&sql, &[&users, &phones]).await? {
-        let key: ContactKey = (row.try_get(0)?, row.try_get(1)?);
+        let key: ContactKey = (row.try_get("user_id")?, row.try_get("phone_number")?);
         let contact = ContactRecord {
-            id: row.try_get(2)?,
-            name: row.try_get(3)?,
-            company: row.try_get(4)?,
-            not_connected: row.try_get(5)?,
-            auto_created_from_call_id: row.try_get(6)?,
-            created_at: row.try_get(7)?,
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            company: row.try_get("company")?,
+            not_connected: row.try_get("not_connected")?,
+            auto_created_from_call_id: row.try_get("auto_created_from_call_id")?,
+            created_at: row.try_get("created_at")?,
         };
         loaded.push((key, contact));
     }

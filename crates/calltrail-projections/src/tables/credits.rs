@@ -20,7 +20,7 @@ pub(crate) async fn load_balances(
         format!("SELECT user_id, balance FROM {schema}.credit_balances WHERE user_id = ANY($1)");
     let mut loaded = Vec::new();
     for row in client.query(&sql, &[&users]).await? {
-        loaded.push((row.try_get(0)?, row.try_get(1)?));
+        loaded.push((row.try_get("user_id")?, row.try_get("balance")?));
     }
     Ok(loaded)
 }

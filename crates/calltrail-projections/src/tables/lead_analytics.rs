@@ -20,16 +20,11 @@ pub(super) async fn write(
         what: "lead analytics rows",
         source,
     })?;
-    // Every column but the key.
-    let updated = [
-        "execution_id",
-        "phone_number",
-        "previous_calls_analyzed",
-        "analysis_timestamp",
-    ]
-    .into_iter()
-    .chain(crate::analytics::ANALYSIS_COLUMNS)
-    .chain(["position"]);
+    // Every column but the key (`user_id`, `analysis_type`, `key`).
+    let updated = crate::analytics::LEAD_COLUMNS
+        .into_iter()
+        .filter(|c| !matches!(*c, "user_id" | "analysis_type"))
+        .chain(["position"]);
     let set = updated
         .map(|c| format!("{c} = EXCLUDED.{c}"))
         .collect::<Vec<_>>()

@@ -141,10 +141,13 @@ async fn analysis_events_fold_into_rows_statuses_and_jobs() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (individual.execution_id.as_deref(), individual.total_score),
+        (
+            individual.execution_id.as_deref(),
+            individual.analysis.total_score
+        ),
         (Some("c1"), 60)
     );
-    assert_eq!(individual.analyzer, "openai");
+    assert_eq!(individual.analyzer, Analyzer::OpenAi);
     assert_eq!(status(&app, tenant, "c1").await, ("completed".into(), None));
     assert_eq!(
         jobs(&app).await,
@@ -190,7 +193,10 @@ async fn analysis_events_fold_into_rows_statuses_and_jobs() {
         .unwrap();
     assert_eq!(complete.latest_execution_id.as_deref(), Some("c2"));
     assert_eq!(
-        (complete.previous_calls_analyzed, complete.total_score),
+        (
+            complete.previous_calls_analyzed,
+            complete.analysis.total_score
+        ),
         (2, 62)
     );
 
