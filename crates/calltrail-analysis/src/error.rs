@@ -16,7 +16,7 @@ pub enum AnalysisError {
     #[error("no OpenAI prompt id for {kind} analyses: set {variable} or the user's own prompt id", kind = .0.as_str(), variable = prompt_variable(*.0))]
     MissingPromptId(AnalysisKind),
     /// The prompt id is not of the `pmpt_…` form; nothing was sent.
-    #[error("`{0}` is not an OpenAI prompt id (expected `pmpt_` followed by letters and digits)")]
+    #[error("`{0}` is not an OpenAI prompt id (expected `pmpt_` followed by letters, digits, `_` or `-`)")]
     InvalidPromptId(String),
     /// OpenAI does not know the prompt id.
     #[error("prompt id {prompt_id} not found ({status} from OpenAI): {message}")]

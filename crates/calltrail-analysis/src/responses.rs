@@ -21,10 +21,15 @@ pub enum ResponseFormat {
     PromptDefault,
 }
 
-/// `true` for `pmpt_` followed by 1–200 ASCII letters and digits.
+/// `true` for `pmpt_` followed by 1–200 ASCII letters, digits, `_` and `-` (OpenAI documents
+/// no stricter shape; the id only ever travels inside the JSON body).
 pub fn is_valid_prompt_id(id: &str) -> bool {
     id.strip_prefix("pmpt_").is_some_and(|rest| {
-        !rest.is_empty() && rest.len() <= 200 && rest.chars().all(|c| c.is_ascii_alphanumeric())
+        !rest.is_empty()
+            && rest.len() <= 200
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     })
 }
 

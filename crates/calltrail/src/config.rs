@@ -226,7 +226,7 @@ pub fn prompt_id(name: &str, value: Option<&str>) -> anyhow::Result<Option<Strin
     };
     anyhow::ensure!(
         calltrail_analysis::responses::is_valid_prompt_id(value),
-        "{name} `{value}` is not an OpenAI prompt id (expected `pmpt_` followed by letters and digits)"
+        "{name} `{value}` is not an OpenAI prompt id (expected `pmpt_` followed by letters, digits, `_` or `-`)"
     );
     Ok(Some(value.to_owned()))
 }

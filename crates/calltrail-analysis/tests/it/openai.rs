@@ -346,7 +346,15 @@ async fn failed_and_incomplete_responses() {
 async fn invalid_prompt_ids_are_never_sent() {
     let mock = MockResponses::start().await;
     let client = client(&mock).await;
-    for bad in ["", "prompt_123", "pmpt_", "pmpt_abc/../x", "PMPT_abc"] {
+    for bad in [
+        "",
+        "prompt_123",
+        "pmpt_",
+        "pmpt_abc/../x",
+        "PMPT_abc",
+        "pmpt_a b",
+        "pmpt_a.b",
+    ] {
         let err = client.analyze(bad, &bolna_input()).await.unwrap_err();
         assert!(
             matches!(err, AnalysisError::InvalidPromptId(_)),
@@ -354,6 +362,21 @@ async fn invalid_prompt_ids_are_never_sent() {
         );
     }
     assert_eq!(mock.request_count(), 0);
+}
+
+#[tokio::test]
+async fn prompt_ids_with_underscores_and_hyphens_are_sent_as_they_are() {
+    let mock = MockResponses::start().await;
+    let client = client(&mock).await;
+    for id in ["pmpt_abc_1", "pmpt_a-b", "pmpt_6_x-Y"] {
+        client.analyze(id, &bolna_input()).await.unwrap();
+    }
+    let requests = mock.requests();
+    let sent: Vec<_> = requests.iter().map(|r| r.prompt_id()).collect();
+    assert_eq!(
+        sent,
+        [Some("pmpt_abc_1"), Some("pmpt_a-b"), Some("pmpt_6_x-Y")]
+    );
 }
 
 #[tokio::test]

@@ -405,3 +405,52 @@ async fn without_a_key_the_local_analyzer_fills_the_rows() {
     assert!(tag == "Warm" || tag == "Hot", "{individual}");
     transcript_once(&app, &tenant, SUCCESS, "completed").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_ids_may_hold_underscores_and_hyphens() {
+    let app = spawn_app().await;
+    // `serve` starts with such system prompt ids (it used to refuse `pmpt_abc_1` at start-up).
+    let port = free_port();
+    let mut command = serve_command(app.db.url(), port);
+    command
+        .env("OPENAI_INDIVIDUAL_PROMPT_ID", "pmpt_abc_1")
+        .env("OPENAI_COMPLETE_PROMPT_ID", "pmpt_abc-2_x");
+    let _server = Server::spawn(&mut command);
+    wait_ready(&reqwest::Client::new(), port).await;
+
+    // A user's own prompt ids too.
+    let tenant = app.create_tenant().await;
+    let user = tenant.user_id.to_string();
+    let set = run_cli(
+        &app,
+        &[
+            "admin",
+            "set-prompts",
+            "--user",
+            &user,
+            "--individual-prompt-id",
+            "pmpt_user_1",
+            "--complete-prompt-id",
+            "pmpt_user-2",
+        ],
+        &[],
+    );
+    assert_eq!(set["individual_prompt_id"], "pmpt_user_1");
+    assert_eq!(set["complete_prompt_id"], "pmpt_user-2");
+
+    // Anything else is still refused, in one line naming the flag.
+    let output = Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .args(["admin", "set-prompts", "--user", &user])
+        .args(["--individual-prompt-id", "pmpt_a/b"])
+        .env("DATABASE_URL", app.db.url())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--individual-prompt-id `pmpt_a/b` is not an OpenAI prompt id"),
+        "{stderr}"
+    );
+}
