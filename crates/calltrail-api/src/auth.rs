@@ -145,7 +145,7 @@ impl AppState {
         let store = self.store().clone();
         let owned = key.to_owned();
         let tenant = self
-            .on_db_runtime(async move { store.tenant_by_api_key(&owned).await })
+            .on_db_runtime(async move { store.tenancy().tenant_by_api_key(&owned).await })
             .await?
             .map_err(ApiError::from_store)?;
         if let Some(tenant) = tenant {
@@ -166,7 +166,7 @@ impl AppState {
         let store = self.store().clone();
         let owned = token.to_owned();
         let tenant = self
-            .on_db_runtime(async move { store.tenant_by_webhook_token(&owned).await })
+            .on_db_runtime(async move { store.tenancy().tenant_by_webhook_token(&owned).await })
             .await?
             .map_err(ApiError::from_store)?;
         if let Some(tenant) = tenant {
@@ -223,6 +223,7 @@ impl AppState {
         let sealed = self
             .on_db_runtime(async move {
                 store
+                    .tenancy()
                     .provider_secrets(tenant, provider.as_str(), SecretKind::WebhookSigning)
                     .await
             })
@@ -268,7 +269,7 @@ impl AppState {
         let store = self.store().clone();
         let (p, a) = key.clone();
         let owner = self
-            .on_db_runtime(async move { store.agent_owner(&p, &a).await })
+            .on_db_runtime(async move { store.tenancy().agent_owner(&p, &a).await })
             .await?
             .map_err(ApiError::from_store)?;
         let ttl = self.tenancy().ttl;

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::tenancy::unknown_user;
-use crate::{Error, ReadStore};
+use crate::tenancy::Tenancy;
+use crate::Error;
 
 pub use calltrail_core::secrets::SecretKind;
 
@@ -84,7 +85,7 @@ impl std::fmt::Debug for SealedSecret {
     }
 }
 
-impl ReadStore {
+impl Tenancy {
     /// A tenant's still-valid credentials of one kind for one provider, the current one first,
     /// then rotated-out ones by how long they stay valid. Empty when none is stored.
     pub async fn provider_secrets(

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use calltrail_core::AnalysisKind;
 use chrono::{DateTime, Utc};
+use deadpool_postgres::Object;
 use tokio_postgres::Transaction;
 use uuid::Uuid;
 
@@ -102,9 +103,27 @@ pub(crate) async fn enqueue(tx: &Transaction<'_>, jobs: &[JobRequest]) -> Result
     Ok(())
 }
 
-impl ReadStore {
+/// The analysis job queue (`analysis_jobs`) over the read side's pool (cheap to clone): what
+/// the analysis workers claim and settle, and what `calltrail analysis` reports and re-queues.
+#[derive(Debug, Clone)]
+pub struct AnalysisJobs {
+    store: ReadStore,
+}
+
+impl AnalysisJobs {
+    /// The job queue over `store`'s pool.
+    pub fn new(store: &ReadStore) -> Self {
+        Self {
+            store: store.clone(),
+        }
+    }
+
+    async fn client(&self) -> Result<Object, Error> {
+        self.store.client().await
+    }
+
     /// Claims the next due job (see the module documentation), with a lease of `lease`.
-    pub async fn claim_analysis_job(&self, lease: Duration) -> Result<Option<ClaimedJob>, Error> {
+    pub async fn claim(&self, lease: Duration) -> Result<Option<ClaimedJob>, Error> {
         let client = self.client().await?;
         let row = client
             .query_opt(
@@ -159,11 +178,7 @@ impl ReadStore {
     }
 
     /// Extends the lease of a held job; `false` when the job is no longer this claim's.
-    pub async fn extend_analysis_job(
-        &self,
-        job: &ClaimedJob,
-        lease: Duration,
-    ) -> Result<bool, Error> {
+    pub async fn extend(&self, job: &ClaimedJob, lease: Duration) -> Result<bool, Error> {
         let client = self.client().await?;
         let n = client
             .execute(
@@ -176,7 +191,7 @@ impl ReadStore {
     }
 
     /// Marks a held job done.
-    pub async fn complete_analysis_job(&self, job: &ClaimedJob) -> Result<bool, Error> {
+    pub async fn complete(&self, job: &ClaimedJob) -> Result<bool, Error> {
         let client = self.client().await?;
         let n = client
             .execute(
@@ -190,7 +205,7 @@ impl ReadStore {
     }
 
     /// Puts a held job back to run again after `delay` (a transient failure, `reason`).
-    pub async fn retry_analysis_job_later(
+    pub async fn retry_later(
         &self,
         job: &ClaimedJob,
         delay: Duration,
@@ -200,7 +215,7 @@ impl ReadStore {
     }
 
     /// Puts a held job back at once without counting the attempt (graceful shutdown).
-    pub async fn release_analysis_job(&self, job: &ClaimedJob) -> Result<bool, Error> {
+    pub async fn release(&self, job: &ClaimedJob) -> Result<bool, Error> {
         self.put_back(job, None, None).await
     }
 
@@ -239,7 +254,7 @@ impl ReadStore {
 
     /// Gives a held job up for good with `reason` (also shown on an individual job's transcript
     /// unless the call's analysis already succeeded).
-    pub async fn fail_analysis_job(&self, job: &ClaimedJob, reason: &str) -> Result<bool, Error> {
+    pub async fn fail(&self, job: &ClaimedJob, reason: &str) -> Result<bool, Error> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let n = tx
@@ -265,10 +280,7 @@ impl ReadStore {
 
     /// Re-queues failed jobs (all, or one call's); returns how many.
     #[tracing::instrument(skip_all, fields(execution_id = execution_id.unwrap_or("*")), err)]
-    pub async fn requeue_failed_analysis_jobs(
-        &self,
-        execution_id: Option<&str>,
-    ) -> Result<i64, Error> {
+    pub async fn requeue_failed(&self, execution_id: Option<&str>) -> Result<i64, Error> {
         let client = self.client().await?;
         let row = client
             .query_one(
@@ -295,7 +307,7 @@ impl ReadStore {
     }
 
     /// Unfinished jobs by state (`pending`, `processing`, `failed`), for metrics.
-    pub async fn unfinished_analysis_jobs(&self) -> Result<BTreeMap<String, i64>, Error> {
+    pub async fn unfinished(&self) -> Result<BTreeMap<String, i64>, Error> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -315,7 +327,7 @@ impl ReadStore {
     }
 
     /// Counts by state, the oldest pending job's age and the last `errors` errors.
-    pub async fn analysis_queue_status(&self, errors: i64) -> Result<QueueStatus, Error> {
+    pub async fn status(&self, errors: i64) -> Result<QueueStatus, Error> {
         let client = self.client().await?;
         let limit: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&errors];
         let (count_rows, oldest, error_rows) = tokio::try_join!(

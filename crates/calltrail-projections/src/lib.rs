@@ -15,7 +15,7 @@
 //!   `lead_analytics`, `dead_letters`), and `READ_TABLES`, the list replay rebuilds.
 //! - [`replay`](mod@replay): rebuilds every read table into shadow tables (`replay/pipeline.rs`: reader,
 //!   fold, writer) and swaps them in.
-//! - [`jobs`]: the analysis job queue (enqueued by the projector; claim with a lease, retry,
+//! - [`jobs`]: [`AnalysisJobs`], the analysis job queue (enqueued by the projector; claim with a lease, retry,
 //!   fail, re-queue, status).
 //!
 //! The read side and the rest:
@@ -26,9 +26,11 @@
 //! - [`analytics`]: lead analytics rows and the context an analysis worker needs.
 //! - [`leads`]: contacts' lead standings and score history (the console's contacts pages).
 //! - [`sessions`]: web console sessions (hashed ids, expiring, revocable).
-//! - [`tenancy`]: users, agents, API keys and webhook tokens (hashes only).
+//! - [`tenancy`]: [`Tenancy`], the tenancy tables: users, agents, API keys and webhook tokens
+//!   (hashes only), prompt ids; also the writer of [`sessions`] and [`credentials`].
 //! - [`credentials`]: provider signing secrets and API keys, sealed with `CALLTRAIL_SECRETS_KEY`.
-//! - [`store`]: [`ReadStore`], the tokio-postgres pool (deadpool) every module above uses.
+//! - [`store`]: [`ReadStore`], the tokio-postgres pool (deadpool) with the read queries above;
+//!   [`Tenancy`] and [`AnalysisJobs`] share its pool.
 //! - [`error`]: the crate's [`Error`] (one variant per cause) and [`DbError`], its opaque
 //!   database failure.
 //!
@@ -52,8 +54,9 @@ pub mod tenancy;
 pub mod views;
 
 pub use error::{DbError, Error};
+pub use jobs::AnalysisJobs;
 pub use projector::{BatchOutcome, Projector, ProjectorConfig, ProjectorMetrics, READ_MODELS};
 pub use queries::{CallFilter, CallSort};
 pub use replay::{replay, ReplayOptions, ReplaySummary};
 pub use store::ReadStore;
-pub use tenancy::{IssuedCredentials, NewUser, UserPrompts};
+pub use tenancy::{IssuedCredentials, NewUser, Tenancy, UserPrompts};

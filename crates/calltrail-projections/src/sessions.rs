@@ -4,8 +4,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
+use crate::tenancy::Tenancy;
 use crate::tenancy::{new_secret, secret_hash};
-use crate::{Error, ReadStore};
+use crate::Error;
 
 /// Prefix of console session ids (`cts_` + 64 hex digits).
 pub const SESSION_PREFIX: &str = "cts_";
@@ -30,7 +31,7 @@ impl std::fmt::Debug for IssuedSession {
     }
 }
 
-impl ReadStore {
+impl Tenancy {
     /// Starts a console session for `user_id`, valid for `lifetime`; prunes sessions that
     /// ended more than a week ago.
     #[tracing::instrument(skip_all, fields(%user_id), err)]

@@ -12,7 +12,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a caller waits for a pooled connection before the database counts as unavailable.
 const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A pool of tokio-postgres connections for projections, queries and tenancy (cheap to clone).
+/// The read side: a pool of tokio-postgres connections (cheap to clone) and the read queries
+/// over it (the API's and the console's, the analysis context, projector positions). The
+/// tenancy tables and the analysis job queue, over the same pool, are [`ReadStore::tenancy`]
+/// and [`ReadStore::analysis_jobs`].
 #[derive(Clone)]
 pub struct ReadStore {
     pub(crate) pool: Pool,
@@ -57,6 +60,16 @@ impl ReadStore {
             .build()
             .map_err(|e| Error::Pool(DbError::build(e)))?;
         Ok(Self { pool, config })
+    }
+
+    /// The tenancy tables (users, credentials, agents, prompts, sessions) over this pool.
+    pub fn tenancy(&self) -> crate::tenancy::Tenancy {
+        crate::tenancy::Tenancy::new(self)
+    }
+
+    /// The analysis job queue over this pool.
+    pub fn analysis_jobs(&self) -> crate::jobs::AnalysisJobs {
+        crate::jobs::AnalysisJobs::new(self)
     }
 
     /// Answers when the database answers.

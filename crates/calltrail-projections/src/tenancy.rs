@@ -2,11 +2,35 @@
 //! events. API keys and webhook tokens are shown once at creation and stored only as sha256
 //! hashes (provider secrets, stored only encrypted, are in [`crate::credentials`]).
 
+use deadpool_postgres::Object;
 use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::{Error, ReadStore};
+
+/// The tenancy tables: users, their agents, API keys, webhook tokens and prompt ids, provider
+/// credentials ([`crate::credentials`]) and console sessions ([`crate::sessions`]). Written by
+/// the admin commands and sign-in, read by every authenticated request; over the read side's
+/// pool (cheap to clone). Replay never touches these tables.
+#[derive(Debug, Clone)]
+pub struct Tenancy {
+    store: ReadStore,
+}
+
+impl Tenancy {
+    /// The tenancy tables over `store`'s pool.
+    pub fn new(store: &ReadStore) -> Self {
+        Self {
+            store: store.clone(),
+        }
+    }
+
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<Object, Error> {
+        self.store.client().await
+    }
+}
 
 /// Prefix of API keys (`ct_live_` + 64 hex digits).
 pub const API_KEY_PREFIX: &str = "ct_live_";
@@ -54,7 +78,7 @@ pub struct UserPrompts {
     pub complete_prompt_id: Option<String>,
 }
 
-impl ReadStore {
+impl Tenancy {
     /// Creates a user with a fresh API key and webhook token. Fails with `Conflict` on a taken e-mail.
     #[tracing::instrument(skip_all, err)]
     pub async fn create_user(&self, user: &NewUser) -> Result<IssuedCredentials, Error> {

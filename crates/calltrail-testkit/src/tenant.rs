@@ -15,6 +15,7 @@ pub async fn create_tenant(store: &ReadStore, configure: impl FnOnce(&mut NewUse
     };
     configure(&mut user);
     store
+        .tenancy()
         .create_user(&user)
         .await
         .unwrap_or_else(|e| panic!("cannot create the test tenant {}: {e}", user.email))

@@ -8,7 +8,7 @@ use calltrail_core::analysis::{recorded_event_type, ANALYSIS_EVENT_SCHEMA_VERSIO
 use calltrail_core::{AnalysisEvent, AnalysisInput, AnalysisKind};
 use calltrail_eventlog::{AppendOutcome, Appender, EventLog, NewEvent};
 use calltrail_projections::jobs::ClaimedJob;
-use calltrail_projections::ReadStore;
+use calltrail_projections::{AnalysisJobs, ReadStore};
 use serde_json::json;
 
 /// A claimed row of `analysis_jobs`.
@@ -32,13 +32,15 @@ impl Job for QueuedJob {
 /// The job table as a [`JobQueue`].
 #[derive(Debug, Clone)]
 pub struct DbQueue {
-    store: ReadStore,
+    jobs: AnalysisJobs,
 }
 
 impl DbQueue {
-    /// A queue over `store`.
-    pub fn new(store: ReadStore) -> Self {
-        Self { store }
+    /// The job queue over `store`'s pool.
+    pub fn new(store: &ReadStore) -> Self {
+        Self {
+            jobs: store.analysis_jobs(),
+        }
     }
 }
 
@@ -56,15 +58,15 @@ impl JobQueue for DbQueue {
     type Job = QueuedJob;
 
     async fn claim(&self, lease: Duration) -> Result<Option<QueuedJob>, StoreError> {
-        Ok(self.store.claim_analysis_job(lease).await?.map(QueuedJob))
+        Ok(self.jobs.claim(lease).await?.map(QueuedJob))
     }
 
     async fn extend(&self, job: &QueuedJob, lease: Duration) -> Result<bool, StoreError> {
-        Ok(self.store.extend_analysis_job(&job.0, lease).await?)
+        Ok(self.jobs.extend(&job.0, lease).await?)
     }
 
     async fn complete(&self, job: &QueuedJob) -> Result<(), StoreError> {
-        lost(self.store.complete_analysis_job(&job.0).await?, "complete");
+        lost(self.jobs.complete(&job.0).await?, "complete");
         Ok(())
     }
 
@@ -74,21 +76,18 @@ impl JobQueue for DbQueue {
         delay: Duration,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let changed = self
-            .store
-            .retry_analysis_job_later(&job.0, delay, reason)
-            .await?;
+        let changed = self.jobs.retry_later(&job.0, delay, reason).await?;
         lost(changed, "retry later");
         Ok(())
     }
 
     async fn fail(&self, job: &QueuedJob, reason: &str) -> Result<(), StoreError> {
-        lost(self.store.fail_analysis_job(&job.0, reason).await?, "fail");
+        lost(self.jobs.fail(&job.0, reason).await?, "fail");
         Ok(())
     }
 
     async fn release(&self, job: &QueuedJob) -> Result<(), StoreError> {
-        lost(self.store.release_analysis_job(&job.0).await?, "release");
+        lost(self.jobs.release(&job.0).await?, "release");
         Ok(())
     }
 }

@@ -202,7 +202,7 @@ async fn sample_once(log: &EventLog, store: &ReadStore, gauges: &OpsGauges) -> a
             .map_or(0.0, |d| d.as_secs_f64()),
     );
     gauges.dead_letters.set(store.dead_letter_count().await?);
-    for (state, count) in store.unfinished_analysis_jobs().await? {
+    for (state, count) in store.analysis_jobs().unfinished().await? {
         gauges
             .analysis_jobs
             .get_or_create(&vec![("state".to_owned(), state)])

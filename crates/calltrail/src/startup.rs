@@ -129,7 +129,7 @@ impl Settings {
 /// [`check_credentials`]). A database that is down now cannot say: that is logged, and the
 /// intake stays fail-closed for any secret it cannot open.
 async fn check_stored_credentials(store: &ReadStore, settings: &Settings) -> anyhow::Result<()> {
-    match store.credential_summary().await {
+    match store.tenancy().credential_summary().await {
         Ok(summary) => check_credentials(
             &summary,
             settings.secrets_key.as_ref(),
@@ -419,7 +419,7 @@ fn spawn_workers(
         .map(|i| {
             let worker = Worker::new(
                 format!("analysis-{i}"),
-                DbQueue::new(store.clone()),
+                DbQueue::new(store),
                 DbResults::new(log.clone(), appender.clone(), store.clone()),
                 analyzer.clone(),
                 settings.analysis.clone(),

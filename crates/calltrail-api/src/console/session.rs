@@ -100,7 +100,7 @@ async fn session_user(state: &AppState, id: &str) -> Result<Option<Uuid>, ApiErr
     let store = state.store().clone();
     let id = id.to_owned();
     state
-        .on_db_runtime(async move { store.console_session_user(&id).await })
+        .on_db_runtime(async move { store.tenancy().console_session_user(&id).await })
         .await?
         .map_err(ApiError::from_store)
 }
@@ -167,7 +167,12 @@ pub async fn sign_in(
     };
     let store = state.store().clone();
     let issued = state
-        .on_db_runtime(async move { store.start_console_session(tenant, SESSION_LIFETIME).await })
+        .on_db_runtime(async move {
+            store
+                .tenancy()
+                .start_console_session(tenant, SESSION_LIFETIME)
+                .await
+        })
         .await?
         .map_err(ApiError::from_store)?;
     tracing::info!(user_id = %tenant, "console session started");
@@ -196,7 +201,7 @@ pub async fn sign_out(
     let store = state.store().clone();
     let id = session.id.clone();
     state
-        .on_db_runtime(async move { store.revoke_console_session(&id).await })
+        .on_db_runtime(async move { store.tenancy().revoke_console_session(&id).await })
         .await?
         .map_err(ApiError::from_store)?;
     tracing::info!(user_id = %session.tenant, "console session ended");

@@ -311,68 +311,127 @@ async fn the_queue_leases_fences_and_runs_a_contact_s_complete_jobs_in_call_orde
     app.project(&projector).await;
     let lease = Duration::from_secs(60);
 
-    let first = app.store.claim_analysis_job(lease).await.unwrap().unwrap();
-    let second = app.store.claim_analysis_job(lease).await.unwrap().unwrap();
+    let first = app
+        .store
+        .analysis_jobs()
+        .claim(lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let second = app
+        .store
+        .analysis_jobs()
+        .claim(lease)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((first.execution_id.as_str(), first.attempts), ("early", 1));
     assert_eq!(second.execution_id, "late");
-    assert!(app.store.claim_analysis_job(lease).await.unwrap().is_none());
+    assert!(app
+        .store
+        .analysis_jobs()
+        .claim(lease)
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(status(&app, tenant, "early").await.0, "processing");
-    assert!(app.store.complete_analysis_job(&first).await.unwrap());
-    assert!(app.store.complete_analysis_job(&second).await.unwrap());
+    assert!(app.store.analysis_jobs().complete(&first).await.unwrap());
+    assert!(app.store.analysis_jobs().complete(&second).await.unwrap());
 
     // The later call's individual result lands first: its complete job still waits.
     analysed(&app, tenant, AnalysisKind::Individual, "late", 0).await;
     analysed(&app, tenant, AnalysisKind::Individual, "early", 0).await;
     app.project(&projector).await;
     let short = Duration::from_millis(50);
-    let stale = app.store.claim_analysis_job(short).await.unwrap().unwrap();
+    let stale = app
+        .store
+        .analysis_jobs()
+        .claim(short)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (stale.kind, stale.execution_id.as_str()),
         (AnalysisKind::Complete, "early")
     );
     assert!(
-        app.store.claim_analysis_job(lease).await.unwrap().is_none(),
+        app.store
+            .analysis_jobs()
+            .claim(lease)
+            .await
+            .unwrap()
+            .is_none(),
         "one complete job of a contact at a time"
     );
 
     // The lease runs out: the job is claimed again and the stale claim can change nothing.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let again = app.store.claim_analysis_job(lease).await.unwrap().unwrap();
+    let again = app
+        .store
+        .analysis_jobs()
+        .claim(lease)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((again.execution_id.as_str(), again.attempts), ("early", 2));
-    assert!(!app.store.complete_analysis_job(&stale).await.unwrap());
-    assert!(app.store.fail_analysis_job(&again, "boom").await.unwrap());
+    assert!(!app.store.analysis_jobs().complete(&stale).await.unwrap());
+    assert!(app
+        .store
+        .analysis_jobs()
+        .fail(&again, "boom")
+        .await
+        .unwrap());
 
     // A failed job no longer holds the contact's later one back.
-    let later = app.store.claim_analysis_job(lease).await.unwrap().unwrap();
+    let later = app
+        .store
+        .analysis_jobs()
+        .claim(lease)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(later.execution_id, "late");
     assert_eq!(
         app.store
-            .requeue_failed_analysis_jobs(Some("early"))
+            .analysis_jobs()
+            .requeue_failed(Some("early"))
             .await
             .unwrap(),
         1
     );
     assert!(
-        app.store.claim_analysis_job(lease).await.unwrap().is_none(),
+        app.store
+            .analysis_jobs()
+            .claim(lease)
+            .await
+            .unwrap()
+            .is_none(),
         "the re-queued earlier job waits for the running one"
     );
-    assert!(app.store.release_analysis_job(&later).await.unwrap());
-    let rerun = app.store.claim_analysis_job(lease).await.unwrap().unwrap();
+    assert!(app.store.analysis_jobs().release(&later).await.unwrap());
+    let rerun = app
+        .store
+        .analysis_jobs()
+        .claim(lease)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((rerun.execution_id.as_str(), rerun.attempts), ("early", 1));
     assert!(app
         .store
-        .retry_analysis_job_later(&rerun, Duration::from_secs(3600), "rate limited")
+        .analysis_jobs()
+        .retry_later(&rerun, Duration::from_secs(3600), "rate limited")
         .await
         .unwrap());
 
-    let queue = app.store.analysis_queue_status(5).await.unwrap();
+    let queue = app.store.analysis_jobs().status(5).await.unwrap();
     assert_eq!(queue.counts["completed"], 2);
     assert_eq!(queue.counts["pending"], 2);
     assert_eq!(queue.counts["failed"], 0);
     assert!(queue.oldest_pending_seconds.is_some());
     assert_eq!(queue.last_errors[0].error, "rate limited");
     assert_eq!(
-        app.store.unfinished_analysis_jobs().await.unwrap()["pending"],
+        app.store.analysis_jobs().unfinished().await.unwrap()["pending"],
         2
     );
 }

@@ -350,48 +350,77 @@ async fn sessions_expire_are_revoked_and_are_stored_only_hashed() {
     let user = app.user("a@example.com").await;
     let session = app
         .store
+        .tenancy()
         .start_console_session(user, TimeDelta::hours(1))
         .await
         .unwrap();
     assert!(session.id.starts_with("cts_") && session.id.len() == 4 + 64);
     assert_eq!(
-        app.store.console_session_user(&session.id).await.unwrap(),
+        app.store
+            .tenancy()
+            .console_session_user(&session.id)
+            .await
+            .unwrap(),
         Some(user)
     );
     assert_eq!(
-        app.store.console_session_user("cts_unknown").await.unwrap(),
+        app.store
+            .tenancy()
+            .console_session_user("cts_unknown")
+            .await
+            .unwrap(),
         None
     );
     assert!(!format!("{session:?}").contains(&session.id));
 
     let expired = app
         .store
+        .tenancy()
         .start_console_session(user, TimeDelta::seconds(-1))
         .await
         .unwrap();
     assert_eq!(
-        app.store.console_session_user(&expired.id).await.unwrap(),
+        app.store
+            .tenancy()
+            .console_session_user(&expired.id)
+            .await
+            .unwrap(),
         None
     );
 
-    assert!(app.store.revoke_console_session(&session.id).await.unwrap());
+    assert!(app
+        .store
+        .tenancy()
+        .revoke_console_session(&session.id)
+        .await
+        .unwrap());
     assert!(
-        !app.store.revoke_console_session(&session.id).await.unwrap(),
+        !app.store
+            .tenancy()
+            .revoke_console_session(&session.id)
+            .await
+            .unwrap(),
         "once"
     );
     assert_eq!(
-        app.store.console_session_user(&session.id).await.unwrap(),
+        app.store
+            .tenancy()
+            .console_session_user(&session.id)
+            .await
+            .unwrap(),
         None
     );
 
     // Starting a session prunes those that ended more than a week ago.
     let ancient = app
         .store
+        .tenancy()
         .start_console_session(user, TimeDelta::days(-8))
         .await
         .unwrap();
     let newest = app
         .store
+        .tenancy()
         .start_console_session(user, TimeDelta::hours(1))
         .await
         .unwrap();

@@ -145,7 +145,7 @@ async fn replay_of_an_empty_log_empties_nothing_it_should_not() {
         .unwrap();
     assert_eq!(summary.events, 0);
     assert!(
-        app.store.user_exists(tenant).await.unwrap(),
+        app.store.tenancy().user_exists(tenant).await.unwrap(),
         "tenancy tables are never touched"
     );
     let err = replay(

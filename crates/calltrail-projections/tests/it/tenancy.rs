@@ -15,6 +15,7 @@ async fn create_user_issues_hashed_credentials() {
     let app = TestApp::new().await;
     let issued = app
         .store
+        .tenancy()
         .create_user(&NewUser {
             email: "Ann@Example.com".to_owned(),
             name: Some("Ann".to_owned()),
@@ -29,11 +30,16 @@ async fn create_user_issues_hashed_credentials() {
 
     let store = &app.store;
     assert_eq!(
-        store.tenant_by_api_key(&issued.api_key).await.unwrap(),
+        store
+            .tenancy()
+            .tenant_by_api_key(&issued.api_key)
+            .await
+            .unwrap(),
         Some(issued.user_id)
     );
     assert_eq!(
         store
+            .tenancy()
             .tenant_by_webhook_token(&issued.webhook_token)
             .await
             .unwrap(),
@@ -42,22 +48,36 @@ async fn create_user_issues_hashed_credentials() {
     // A key is not a token and vice versa.
     assert_eq!(
         store
+            .tenancy()
             .tenant_by_api_key(&issued.webhook_token)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        store.tenant_by_webhook_token("whk_nope").await.unwrap(),
+        store
+            .tenancy()
+            .tenant_by_webhook_token("whk_nope")
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
-        store.user_by_email("ann@example.com").await.unwrap(),
+        store
+            .tenancy()
+            .user_by_email("ann@example.com")
+            .await
+            .unwrap(),
         Some(issued.user_id)
     );
-    assert!(store.user_exists(issued.user_id).await.unwrap());
-    assert!(!store.user_exists(Uuid::new_v4()).await.unwrap());
-    let prompts = store.user_prompts(issued.user_id).await.unwrap().unwrap();
+    assert!(store.tenancy().user_exists(issued.user_id).await.unwrap());
+    assert!(!store.tenancy().user_exists(Uuid::new_v4()).await.unwrap());
+    let prompts = store
+        .tenancy()
+        .user_prompts(issued.user_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(prompts.individual_prompt_id.as_deref(), Some("pmpt_ind"));
     assert_eq!(prompts.complete_prompt_id, None);
 
@@ -79,18 +99,30 @@ async fn create_user_issues_hashed_credentials() {
         assert!(!String::from_utf8_lossy(&hash).contains("ct_live_"));
     }
 
-    let more = store.issue_credentials(issued.user_id).await.unwrap();
+    let more = store
+        .tenancy()
+        .issue_credentials(issued.user_id)
+        .await
+        .unwrap();
     assert_ne!(more.api_key, issued.api_key);
     assert_eq!(
-        store.tenant_by_api_key(&more.api_key).await.unwrap(),
+        store
+            .tenancy()
+            .tenant_by_api_key(&more.api_key)
+            .await
+            .unwrap(),
         Some(issued.user_id)
     );
     assert_eq!(
-        store.tenant_by_api_key(&issued.api_key).await.unwrap(),
+        store
+            .tenancy()
+            .tenant_by_api_key(&issued.api_key)
+            .await
+            .unwrap(),
         Some(issued.user_id)
     );
     assert!(matches!(
-        store.issue_credentials(Uuid::new_v4()).await,
+        store.tenancy().issue_credentials(Uuid::new_v4()).await,
         Err(Error::NotFound(_))
     ));
 }
@@ -101,6 +133,7 @@ async fn a_taken_email_is_a_conflict() {
     app.user("ann@example.com").await;
     let err = app
         .store
+        .tenancy()
         .create_user(&NewUser {
             email: "ANN@example.com".to_owned(),
             ..NewUser::default()
@@ -122,33 +155,54 @@ async fn agents_belong_to_one_user() {
     let bob = app.user("bob@example.com").await;
     let store = &app.store;
     let agent = store
+        .tenancy()
         .add_agent(ann, "bolna", "agent-1", Some("Maya"))
         .await
         .unwrap();
     assert_eq!(
         store
+            .tenancy()
             .add_agent(ann, "bolna", "agent-1", None)
             .await
             .unwrap(),
         agent
     );
     assert_eq!(
-        store.agent_owner("bolna", "agent-1").await.unwrap(),
+        store
+            .tenancy()
+            .agent_owner("bolna", "agent-1")
+            .await
+            .unwrap(),
         Some(ann)
     );
-    assert_eq!(store.agent_owner("bolna", "agent-2").await.unwrap(), None);
+    assert_eq!(
+        store
+            .tenancy()
+            .agent_owner("bolna", "agent-2")
+            .await
+            .unwrap(),
+        None
+    );
     assert!(matches!(
-        store.add_agent(bob, "bolna", "agent-1", None).await,
+        store
+            .tenancy()
+            .add_agent(bob, "bolna", "agent-1", None)
+            .await,
         Err(Error::Conflict(_))
     ));
     assert!(matches!(
         store
+            .tenancy()
             .add_agent(Uuid::new_v4(), "bolna", "agent-3", None)
             .await,
         Err(Error::NotFound(_))
     ));
     // The same external id under another provider is another agent.
-    let other = store.add_agent(bob, "vapi", "agent-1", None).await.unwrap();
+    let other = store
+        .tenancy()
+        .add_agent(bob, "vapi", "agent-1", None)
+        .await
+        .unwrap();
     assert_ne!(other, agent);
 }
 
@@ -219,6 +273,7 @@ async fn provider_secrets_are_read_current_first_and_only_while_valid() {
     }
     let store = &app.store;
     let secrets = store
+        .tenancy()
         .provider_secrets(ann, "vapi", SecretKind::WebhookSigning)
         .await
         .unwrap();
@@ -231,12 +286,14 @@ async fn provider_secrets_are_read_current_first_and_only_while_valid() {
     assert_eq!(secrets[0].nonce.len(), 12);
     assert!(!format!("{:?}", secrets[0]).contains("current"));
     let api = store
+        .tenancy()
         .provider_secrets(ann, "vapi", SecretKind::ApiKey)
         .await
         .unwrap();
     assert_eq!(api.len(), 1);
     assert_eq!(api[0].base_url.as_deref(), Some("http://127.0.0.1:9"));
     assert!(store
+        .tenancy()
         .provider_secrets(ann, "twilio", SecretKind::WebhookSigning)
         .await
         .unwrap()
@@ -261,6 +318,7 @@ fn secrets_key() -> SecretsKey {
 async fn signing_secrets(app: &TestApp, user: Uuid, provider: Provider) -> Vec<String> {
     let binding = secret_binding(user, provider, SecretKind::WebhookSigning);
     app.store
+        .tenancy()
         .provider_secrets(user, provider.as_str(), SecretKind::WebhookSigning)
         .await
         .unwrap()
@@ -296,6 +354,7 @@ async fn a_rotated_secret_stays_valid_for_its_window_and_never_longer() {
     let store = &app.store;
     let day = Duration::from_secs(24 * 3600);
     store
+        .tenancy()
         .set_provider_credential(&key, signing(ann, Provider::Vapi, "one", Duration::ZERO))
         .await
         .unwrap();
@@ -303,6 +362,7 @@ async fn a_rotated_secret_stays_valid_for_its_window_and_never_longer() {
 
     // Rotating with a window keeps the old one beside the new one.
     store
+        .tenancy()
         .set_provider_credential(&key, signing(ann, Provider::Vapi, "two", day))
         .await
         .unwrap();
@@ -310,7 +370,7 @@ async fn a_rotated_secret_stays_valid_for_its_window_and_never_longer() {
         signing_secrets(&app, ann, Provider::Vapi).await,
         ["two", "one"]
     );
-    let summary = store.credential_summary().await.unwrap();
+    let summary = store.tenancy().credential_summary().await.unwrap();
     assert_eq!(summary.stored, 2);
     assert_eq!(summary.signing_tenants, [(Provider::Vapi, 1)]);
     let (binding, newest) = summary.newest.unwrap();
@@ -318,6 +378,7 @@ async fn a_rotated_secret_stays_valid_for_its_window_and_never_longer() {
 
     // A shorter window cuts every earlier secret to it; none of them outlives it.
     store
+        .tenancy()
         .set_provider_credential(
             &key,
             signing(ann, Provider::Vapi, "three", Duration::from_secs(60)),
@@ -329,6 +390,7 @@ async fn a_rotated_secret_stays_valid_for_its_window_and_never_longer() {
         ["three", "two", "one"]
     );
     let rows = store
+        .tenancy()
         .provider_secrets(ann, "vapi", SecretKind::WebhookSigning)
         .await
         .unwrap();
@@ -339,6 +401,7 @@ async fn a_rotated_secret_stays_valid_for_its_window_and_never_longer() {
 
     // Without a window the earlier secrets stop at once (a leaked secret is replaced so).
     store
+        .tenancy()
         .set_provider_credential(&key, signing(ann, Provider::Vapi, "four", Duration::ZERO))
         .await
         .unwrap();
@@ -347,6 +410,7 @@ async fn a_rotated_secret_stays_valid_for_its_window_and_never_longer() {
     // Other tenants and providers are untouched; stored bytes are not the secret.
     let bob = app.user("bob@example.com").await;
     store
+        .tenancy()
         .set_provider_credential(&key, signing(bob, Provider::Twilio, "bob-token", day))
         .await
         .unwrap();
@@ -373,6 +437,7 @@ async fn a_rotated_secret_stays_valid_for_its_window_and_never_longer() {
 
     // An unknown user is refused.
     let missing = store
+        .tenancy()
         .set_provider_credential(&key, signing(Uuid::new_v4(), Provider::Vapi, "x", day))
         .await;
     assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");

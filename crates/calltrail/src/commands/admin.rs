@@ -71,6 +71,7 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
             };
             let issued = ctx
                 .store
+                .tenancy()
                 .create_user(&user)
                 .await
                 .context("could not create the user")?;
@@ -91,13 +92,17 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
         } => {
             let agent_id = ctx
                 .store
+                .tenancy()
                 .add_agent(user, provider.as_str(), &external_id, name.as_deref())
                 .await
                 .context("could not add the agent")?;
             print_json(&json!({ "agent_id": agent_id }));
         }
         AdminCommand::GrantCredits { user, amount } => {
-            anyhow::ensure!(ctx.store.user_exists(user).await?, "no user with id {user}");
+            anyhow::ensure!(
+                ctx.store.tenancy().user_exists(user).await?,
+                "no user with id {user}"
+            );
             let balance = grant(ctx, user, amount).await?;
             print_json(&json!({ "balance": balance }));
         }
@@ -123,6 +128,7 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
                 previous_valid_for,
             };
             ctx.store
+                .tenancy()
                 .set_provider_credential(&key, credential)
                 .await
                 .context("could not store the secret")?;
@@ -151,6 +157,7 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
                 .transpose()?;
             let prompts = ctx
                 .store
+                .tenancy()
                 .set_user_prompts(
                     user,
                     individual.as_ref().map(Option::as_deref),
@@ -247,20 +254,21 @@ async fn catch_up(projector: &Projector) -> anyhow::Result<()> {
 }
 
 async fn demo_tenant(ctx: &Ctx) -> anyhow::Result<()> {
-    let (issued, created) = match ctx.store.user_by_email(DEMO_EMAIL).await? {
-        Some(user) => (ctx.store.issue_credentials(user).await?, false),
+    let (issued, created) = match ctx.store.tenancy().user_by_email(DEMO_EMAIL).await? {
+        Some(user) => (ctx.store.tenancy().issue_credentials(user).await?, false),
         None => {
             let user = NewUser {
                 email: DEMO_EMAIL.to_owned(),
                 name: Some("Demo".to_owned()),
                 ..NewUser::default()
             };
-            let issued = ctx.store.create_user(&user).await?;
+            let issued = ctx.store.tenancy().create_user(&user).await?;
             grant(ctx, issued.user_id, 100).await?;
             (issued, true)
         }
     };
     ctx.store
+        .tenancy()
         .add_agent(
             issued.user_id,
             Provider::Bolna.as_str(),

@@ -13,14 +13,16 @@ pub async fn run(url: &str, command: AnalysisCommand) -> anyhow::Result<()> {
     match command {
         AnalysisCommand::Status { errors } => {
             let status = store
-                .analysis_queue_status(errors)
+                .analysis_jobs()
+                .status(errors)
                 .await
                 .context("could not read the analysis queue")?;
             print_json(&status);
         }
         AnalysisCommand::Retry { execution_id } => {
             let requeued = store
-                .requeue_failed_analysis_jobs(execution_id.as_deref())
+                .analysis_jobs()
+                .requeue_failed(execution_id.as_deref())
                 .await
                 .context("could not re-queue the failed analyses")?;
             print_json(&json!({ "requeued": requeued }));

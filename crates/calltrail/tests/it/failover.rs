@@ -112,6 +112,7 @@ async fn a_killed_primary_and_a_promoted_standby_lose_no_acknowledged_webhook() 
     );
     let store = ReadStore::connect(&pair.failover_url, 2).unwrap();
     let tenant = store
+        .tenancy()
         .create_user(&NewUser {
             email: "drill7@tenant.example".to_owned(),
             ..NewUser::default()
@@ -119,6 +120,7 @@ async fn a_killed_primary_and_a_promoted_standby_lose_no_acknowledged_webhook() 
         .await
         .unwrap();
     store
+        .tenancy()
         .add_agent(tenant.user_id, "bolna", AGENT, None)
         .await
         .unwrap();

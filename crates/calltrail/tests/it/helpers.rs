@@ -70,6 +70,7 @@ impl TestApp {
 
     pub async fn add_agent(&self, tenant: &Tenant, agent: &str) {
         self.store
+            .tenancy()
             .add_agent(tenant.user_id, "bolna", agent, None)
             .await
             .unwrap();

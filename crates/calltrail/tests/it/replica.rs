@@ -119,6 +119,7 @@ async fn reads_go_to_a_streaming_replica_while_it_keeps_up() {
     );
     let store = ReadStore::connect(&primary_url, 2).unwrap();
     let tenant = store
+        .tenancy()
         .create_user(&NewUser {
             email: "replica@tenant.example".to_owned(),
             ..NewUser::default()
