@@ -83,4 +83,9 @@ pub struct CallEvent {
     pub contact_name: Option<String>,
     /// Contact's company when the provider passes one through.
     pub contact_company: Option<String>,
+    /// The batch the call was placed in (Bolna `batch_id`; for the others a `campaign_id` key
+    /// in the call's own metadata, CONTRACT §6): attributes the call to the campaign that
+    /// claims it. Absent in events recorded before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
 }

@@ -5,6 +5,7 @@
 //! - [`analysis`]: lead-analysis types (LeadAnalytics fields, analyzer input) and the model-output parser.
 //! - [`event`]: the provider-neutral [`CallEvent`] every webhook is normalized into.
 //! - [`lifecycle`]: call lifecycle statuses, their precedence, and the fold of a call's events into [`CallState`].
+//! - [`campaign`]: campaign, recipient and manual-attribution events and the attribution rule.
 //! - [`billing`]: duration rounding and credit math (CONTRACT §4.5).
 //! - [`phone`]: E.164 phone numbers as a parsed type.
 //! - [`secrets`]: provider credentials encrypted at rest with `CALLTRAIL_SECRETS_KEY` (the crate's one
@@ -16,6 +17,7 @@
 pub mod analysis;
 pub mod backoff;
 pub mod billing;
+pub mod campaign;
 pub mod event;
 pub mod lifecycle;
 pub mod phone;

@@ -135,6 +135,9 @@ pub struct CallState {
     pub contact_name: Option<String>,
     /// Contact company passed through by the provider.
     pub contact_company: Option<String>,
+    /// The batch the call was placed in ([`CallEvent::batch_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
     /// `ringing` event time.
     #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub ringing_started_at: Option<DateTime<Utc>>,
@@ -223,6 +226,9 @@ pub struct Provenance {
     pub contact_name: Option<Precedence>,
     /// Event that set `contact_company`.
     pub contact_company: Option<Precedence>,
+    /// Event that set `batch_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<Precedence>,
     /// Earliest `call_created_at` seen.
     #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub earliest_call_created_at: Option<DateTime<Utc>>,
@@ -444,7 +450,8 @@ impl CallState {
             recording_url,
             transcript,
             contact_name,
-            contact_company
+            contact_company,
+            batch_id
         );
 
         let stage_time = match event.status {

@@ -4,6 +4,7 @@
 //! - [`append`]: the group-commit [`Appender`]: concurrent appends become one multi-row insert and one commit.
 //! - [`read`]: gap-safe reads in `(txid, position)` order and the [`Checkpoint`] pair.
 //! - [`notify`]: LISTEN/NOTIFY wake-ups with a polling fallback.
+//! - [`lookup`]: key lookups: whether an event exists, which provider streams carry some ids.
 //! - [`payloads`]: raw payloads as received, by position (the console's call page).
 //! - [`rejected`]: the log of refused webhook requests.
 //! - `connect` (private): `DATABASE_URL` with one or several hosts, and following a failover.
@@ -15,6 +16,7 @@
 pub mod append;
 mod connect;
 pub mod error;
+pub mod lookup;
 pub mod notify;
 pub mod payloads;
 pub mod read;

@@ -10,6 +10,8 @@
 //!   - [`fold::calls`]: a call event: lifecycle state, the call's charge (credits), its
 //!     contact, transcript and timeline row.
 //!   - [`fold::analysis`]: `analysis.*` events: lead analytics rows, transcript statuses.
+//!   - [`fold::campaigns`]: `campaign.*` and `attribution.set`: campaign rows, recipients,
+//!     manual attributions (each call's attribution is derived from them: `tables/attribution.rs`).
 //! - `tables` (private): one module per read table with its load, set-wise write and encoding
 //!   (`calls` with the stored state, `contacts`, `transcripts`, `credits`, `timeline`,
 //!   `lead_analytics`, `dead_letters`), and `READ_TABLES`, the list replay rebuilds.
@@ -20,6 +22,9 @@
 //!
 //! The read side and the rest:
 //! - [`queries`]: read queries for the HTTP API, keyset pagination.
+//! - [`campaigns`]: campaigns with their counts, claimed batch ids, existing recipients.
+//! - [`export`]: the calls export (`GET /v1/calls.csv`) through a server-side cursor.
+//! - [`idempotency`]: stored answers of requests sent with an `Idempotency-Key`.
 //! - [`replication`]: a streaming replica's replay position and the primary's WAL position.
 //! - [`views`]: the JSON shapes the read API returns.
 //! - [`kpis`]: KPIs over a time window (`GET /v1/kpis`) and calls per UTC day.
@@ -37,9 +42,12 @@
 //! Uses tokio-postgres through deadpool-postgres only; never runs migrations.
 
 pub mod analytics;
+pub mod campaigns;
 pub mod credentials;
 pub mod error;
+pub mod export;
 pub mod fold;
+pub mod idempotency;
 pub mod jobs;
 pub mod kpis;
 pub mod leads;

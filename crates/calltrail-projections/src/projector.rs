@@ -324,6 +324,8 @@ async fn apply_batch(
         tables::write_rows(tx, schema, &snapshot, &changes),
         tables::write_appends(tx, schema, projector, &changes),
     )?;
+    // Once every fact of the batch is written: the calls it may have (re-)attributed.
+    tables::attribution::refresh(tx, schema, &changes).await?;
     Ok(changes)
 }
 

@@ -17,10 +17,11 @@ use crate::{Error, ReadStore};
 pub const MAX_CREDIT_TRANSACTIONS: i64 = 1000;
 
 /// The columns of a [`CallView`], in the order [`call_view`] reads them.
-const CALL_COLUMNS: &str = "execution_id, agent_id, user_id, contact_id, phone_number, lead_type,
+pub(crate) const CALL_COLUMNS: &str =
+    "execution_id, agent_id, user_id, contact_id, phone_number, lead_type,
     call_lifecycle_status, status, duration_seconds, duration_minutes, credits_used, hangup_by,
     hangup_reason, hangup_provider_code, recording_url, ringing_started_at, call_answered_at,
-    call_disconnected_at, completed_at, created_at, updated_at";
+    call_disconnected_at, completed_at, created_at, updated_at, campaign_id, attribution";
 
 const CONTACT_COLUMNS: &str =
     "id, phone_number, name, email, company, not_connected, auto_created_from_call_id, created_at";
@@ -40,6 +41,10 @@ pub struct CallFilter {
     pub from: Option<DateTime<Utc>>,
     /// Exclusive upper bound on `created_at`.
     pub to: Option<DateTime<Utc>>,
+    /// Only calls attributed to this campaign.
+    pub campaign_id: Option<Uuid>,
+    /// Only attributed (`true`) or unattributed (`false`) calls.
+    pub attributed: Option<bool>,
     /// The order of the list (not a filter, but it travels with them: an export of the list
     /// follows it too).
     pub sort: CallSort,
@@ -89,7 +94,7 @@ impl CallSort {
     }
 
     /// `ORDER BY` of this sort.
-    fn order_by(self) -> &'static str {
+    pub(crate) fn order_by(self) -> &'static str {
         match self {
             CallSort::Newest => "created_at DESC, execution_id DESC",
             CallSort::Oldest => "created_at, execution_id",
@@ -203,30 +208,13 @@ impl ReadStore {
     ) -> Result<Page<CallView>, Error> {
         let sort = filter.sort;
         let after = cursor.map(|c| CallCursor::decode(sort, c)).transpose()?;
-        let phone = filter.phone.as_deref().map(|p| {
-            PhoneNumber::parse(p).map_or_else(|_| p.trim().to_owned(), |p| p.as_str().to_owned())
-        });
+        let phone = normalized_phone(filter);
         let limit = limit.clamp(1, 1000);
         let fetch = limit + 1;
 
         let mut sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE user_id = $1");
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&tenant];
-        let conditions: [(&str, Option<&(dyn ToSql + Sync)>); 6] = [
-            (" AND status = ?", filter.status.as_ref().map(param)),
-            (
-                " AND call_lifecycle_status = ?",
-                filter.lifecycle_status.as_ref().map(param),
-            ),
-            (" AND phone_number = ?", phone.as_ref().map(param)),
-            (" AND agent_id = ?", filter.agent_id.as_ref().map(param)),
-            (" AND created_at >= ?", filter.from.as_ref().map(param)),
-            (" AND created_at < ?", filter.to.as_ref().map(param)),
-        ];
-        for (clause, value) in conditions {
-            if let Some(value) = value {
-                add_param(&mut sql, &mut params, clause, value);
-            }
-        }
+        filter_conditions(filter, phone.as_ref(), &mut sql, &mut params);
         if let Some(after) = &after {
             let mut values: Vec<&(dyn ToSql + Sync)> = match sort {
                 CallSort::Newest | CallSort::Oldest => vec![],
@@ -444,6 +432,47 @@ impl ReadStore {
     }
 }
 
+/// The filter's phone in E.164 when it parses (else as given, trimmed: it matches nothing).
+pub(crate) fn normalized_phone(filter: &CallFilter) -> Option<String> {
+    filter.phone.as_deref().map(|p| {
+        PhoneNumber::parse(p).map_or_else(|_| p.trim().to_owned(), |p| p.as_str().to_owned())
+    })
+}
+
+/// The `WHERE` conditions of a calls filter (beyond the tenant), appended to `sql`.
+pub(crate) fn filter_conditions<'a>(
+    filter: &'a CallFilter,
+    phone: Option<&'a String>,
+    sql: &mut String,
+    params: &mut Vec<&'a (dyn ToSql + Sync)>,
+) {
+    let conditions: [(&str, Option<&(dyn ToSql + Sync)>); 7] = [
+        (" AND status = ?", filter.status.as_ref().map(param)),
+        (
+            " AND call_lifecycle_status = ?",
+            filter.lifecycle_status.as_ref().map(param),
+        ),
+        (" AND phone_number = ?", phone.map(param)),
+        (" AND agent_id = ?", filter.agent_id.as_ref().map(param)),
+        (" AND created_at >= ?", filter.from.as_ref().map(param)),
+        (" AND created_at < ?", filter.to.as_ref().map(param)),
+        (
+            " AND campaign_id = ?",
+            filter.campaign_id.as_ref().map(param),
+        ),
+    ];
+    for (clause, value) in conditions {
+        if let Some(value) = value {
+            add_param(sql, params, clause, value);
+        }
+    }
+    match filter.attributed {
+        Some(true) => sql.push_str(" AND campaign_id IS NOT NULL"),
+        Some(false) => sql.push_str(" AND campaign_id IS NULL"),
+        None => {}
+    }
+}
+
 /// A parameter as a trait object (an unsizing coercion, not a cast).
 fn param<T: ToSql + Sync>(value: &T) -> &(dyn ToSql + Sync) {
     value
@@ -480,7 +509,11 @@ fn add_params<'a>(
 }
 
 /// Keeps `limit` items and returns the cursor of the last one when more followed.
-fn next_page<T>(items: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Option<String> {
+pub(crate) fn next_page<T>(
+    items: &mut Vec<T>,
+    limit: i64,
+    cursor: impl Fn(&T) -> String,
+) -> Option<String> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if items.len() > limit {
         items.truncate(limit);
@@ -490,7 +523,7 @@ fn next_page<T>(items: &mut Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -
     }
 }
 
-fn call_view(r: &Row) -> Result<CallView, Error> {
+pub(crate) fn call_view(r: &Row) -> Result<CallView, Error> {
     Ok(CallView {
         execution_id: r.try_get("execution_id")?,
         agent_id: r.try_get("agent_id")?,
@@ -513,6 +546,8 @@ fn call_view(r: &Row) -> Result<CallView, Error> {
         completed_at: r.try_get("completed_at")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        campaign_id: r.try_get("campaign_id")?,
+        attribution: r.try_get("attribution")?,
     })
 }
 
@@ -530,11 +565,11 @@ fn contact_view(r: &Row) -> Result<ContactView, Error> {
 }
 
 /// An opaque cursor: hex of `<created_at in microseconds>:<id>` (URL-safe as it is).
-fn encode_cursor(created_at: DateTime<Utc>, id: &str) -> String {
+pub(crate) fn encode_cursor(created_at: DateTime<Utc>, id: &str) -> String {
     hex::encode(format!("{}:{id}", created_at.timestamp_micros()))
 }
 
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), Error> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), Error> {
     let bytes = hex::decode(cursor.trim()).map_err(|_| invalid_cursor())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
     let (micros, id) = text.split_once(':').ok_or_else(invalid_cursor)?;

@@ -12,7 +12,8 @@
 //!    across pages (a bounded write-back cache), so a call is usually written once; timeline
 //!    and credit rows are written page by page. A call evicted from the cache and touched
 //!    again is loaded back through the writer, after every write queued before it.
-//! 5. Build the remaining indexes under the live tables' own names, two at a time, `ANALYZE`.
+//! 5. Build the remaining indexes under the live tables' own names, two at a time, `ANALYZE`,
+//!    and derive every call's attribution from the rebuilt campaign tables.
 //! 6. In one short transaction: lock the live checkpoint row, drop the live tables, move the
 //!    shadow tables into `public`, set the checkpoint to the horizon, drop the shadow schema.
 //!
@@ -201,6 +202,10 @@ async fn rebuild(
         (Ok(writer_session), Ok(done)) => (done, writer_session),
     };
     finish_shadow([&*session, &second], &tables, &indexes).await?;
+    if tables.contains(&"calls") {
+        let attributed = crate::tables::attribution::refresh_all(&*session, REPLAY_SCHEMA).await?;
+        tracing::info!(attributed, "attribution derived");
+    }
 
     swap(
         session,

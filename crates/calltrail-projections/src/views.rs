@@ -50,6 +50,10 @@ pub struct CallView {
     pub created_at: DateTime<Utc>,
     /// When this row last changed (processing time).
     pub updated_at: DateTime<Utc>,
+    /// The campaign the call is attributed to (`null`: unattributed).
+    pub campaign_id: Option<Uuid>,
+    /// How: `auto_batch`, `auto_phone` or `manual` (`null`: unattributed).
+    pub attribution: Option<String>,
 }
 
 /// One entry of a call's timeline.
@@ -172,4 +176,23 @@ pub struct LeadAnalyticsView {
     pub model: Option<String>,
     /// The response's `usage.total_tokens`.
     pub tokens_used: Option<i64>,
+}
+
+/// A campaign (CONTRACT §6).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CampaignView {
+    /// Its id.
+    pub campaign_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Provider batch ids whose calls it claims.
+    pub provider_batch_ids: Vec<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Calls attributed to it.
+    pub calls: i64,
+    /// Of those, the calls that connected (as `/v1/kpis` counts them).
+    pub connected_calls: i64,
+    /// Recipients uploaded.
+    pub recipients: i64,
 }

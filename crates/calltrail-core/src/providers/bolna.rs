@@ -276,6 +276,7 @@ impl BolnaPayload {
                     .or_else(|| owned_non_blank(r.name.as_deref()))
             }),
             contact_company: recipient.and_then(|r| owned_non_blank(r.company.as_deref())),
+            batch_id: owned_non_blank(self.batch_id.as_deref()),
         }
     }
 

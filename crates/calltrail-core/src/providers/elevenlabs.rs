@@ -212,6 +212,15 @@ struct Data {
     metadata: Option<Metadata>,
     #[serde(default, deserialize_with = "lenient::string")]
     failure_reason: Option<String>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    conversation_initiation_client_data: Option<ClientData>,
+}
+
+/// `conversation_initiation_client_data`: the user's own values for the conversation.
+#[derive(Debug, Default, Deserialize)]
+struct ClientData {
+    #[serde(default, deserialize_with = "lenient::object")]
+    dynamic_variables: Option<lenient::CampaignKey>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -285,6 +294,10 @@ impl Envelope {
                 .flatten(),
             contact_name: None,
             contact_company: None,
+            batch_id: lenient::CampaignKey::batch_id(
+                data.and_then(|d| d.conversation_initiation_client_data.as_ref())
+                    .and_then(|c| c.dynamic_variables.as_ref()),
+            ),
         }
     }
 }

@@ -119,6 +119,21 @@ fn from_unix_millis(millis: f64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(millis).filter(|t| (0..=9999).contains(&t.year()))
 }
 
+/// The `campaign_id` key a user put in a call's own metadata (CONTRACT §6): the call's
+/// batch id for attribution. Any other key is skipped.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct CampaignKey {
+    #[serde(default, deserialize_with = "string")]
+    pub(crate) campaign_id: Option<String>,
+}
+
+impl CampaignKey {
+    /// The non-blank `campaign_id`.
+    pub(crate) fn batch_id(key: Option<&Self>) -> Option<String> {
+        owned_non_blank(key.and_then(|k| k.campaign_id.as_deref()))
+    }
+}
+
 /// A string (numbers are stringified); anything else is `None`.
 pub(crate) fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(match Value::deserialize(d)? {

@@ -113,6 +113,8 @@ struct Call {
     call_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     agent_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    metadata: Option<lenient::CampaignKey>,
     #[serde(default, deserialize_with = "lenient::string")]
     direction: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
@@ -184,6 +186,7 @@ impl Call {
             transcript: text(self.transcript.as_deref()),
             contact_name: None,
             contact_company: None,
+            batch_id: lenient::CampaignKey::batch_id(self.metadata.as_ref()),
         }
     }
 }

@@ -122,6 +122,7 @@ impl WebhookProvider for Twilio {
             transcript: None,
             contact_name: None,
             contact_company: None,
+            batch_id: None,
         };
         let payload = serde_json::to_string(&StoredForm { form: &fields })
             .map_err(|e| PayloadError::MalformedForm(e.to_string()))?;

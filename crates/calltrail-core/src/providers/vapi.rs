@@ -253,6 +253,8 @@ struct Call {
     created_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "lenient::object")]
     customer: Option<Customer>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    metadata: Option<lenient::CampaignKey>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -330,6 +332,7 @@ impl Message {
                 .flatten()
                 .find_map(|c| owned(c.name.as_deref())),
             contact_company: None,
+            batch_id: lenient::CampaignKey::batch_id(call.and_then(|c| c.metadata.as_ref())),
         }
     }
 

@@ -433,3 +433,17 @@ fn refusals_name_the_missing_field() {
         Some(PayloadError::MissingField("data.conversation_id"))
     );
 }
+
+#[test]
+fn a_campaign_id_dynamic_variable_is_the_batch_id() {
+    let e = transcription_with(|raw| {
+        raw["data"]["conversation_initiation_client_data"] =
+            json!({"dynamic_variables": {"campaign_id": "spring-2025"}});
+    });
+    assert_eq!(e.batch_id.as_deref(), Some("spring-2025"));
+    let e = transcription_with(|raw| {
+        raw["data"]["conversation_initiation_client_data"] =
+            json!({"dynamic_variables": {"campaign_id": "  "}});
+    });
+    assert_eq!(e.batch_id, None);
+}

@@ -189,6 +189,7 @@ fn expected_event(e: &Expected) -> CallEvent {
         transcript,
         contact_name: Some(e.call.name.to_owned()),
         contact_company: Some(e.call.company.to_owned()),
+        batch_id: None,
     }
 }
 

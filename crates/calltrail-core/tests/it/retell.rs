@@ -454,3 +454,12 @@ fn whole_calls_fold_to_their_ending() {
         (None, None, None)
     );
 }
+
+#[test]
+fn a_campaign_id_in_the_call_metadata_is_the_batch_id() {
+    let mut raw = fixtures::json("retell/answered/02-call_ended.json");
+    raw["call"]["metadata"] = serde_json::json!({"campaign_id": "spring-2025"});
+    let e = parse_event(RETELL, raw.to_string().as_bytes()).event;
+    assert_eq!(e.batch_id.as_deref(), Some("spring-2025"));
+    assert_eq!(event("retell/answered/02-call_ended.json").batch_id, None);
+}

@@ -602,3 +602,13 @@ fn odd_optional_values_read_as_absent() {
     let e = report_with(|m| m["timestamp"] = json!("2025-10-08T09:15:41.920Z"));
     assert_eq!(e.occurred_at, at_millis(1_759_914_941_920));
 }
+
+#[test]
+fn a_campaign_id_in_the_call_metadata_is_the_batch_id() {
+    let e = report_with(|m| m["call"]["metadata"] = json!({"campaign_id": "spring-2025", "x": 1}));
+    assert_eq!(e.batch_id.as_deref(), Some("spring-2025"));
+    let e = report_with(|m| m["call"]["metadata"] = json!({"campaign_id": 42}));
+    assert_eq!(e.batch_id.as_deref(), Some("42"));
+    let e = report_with(|m| m["call"]["metadata"] = json!("not an object"));
+    assert_eq!(e.batch_id, None);
+}

@@ -5,6 +5,10 @@ use calltrail_core::analysis::{
     AnalysisFailed, AnalysisRecorded, ANALYSIS_COMPLETE, ANALYSIS_EVENT_SCHEMA_VERSION,
     ANALYSIS_FAILED, ANALYSIS_INDIVIDUAL,
 };
+use calltrail_core::campaign::{
+    AttributionSet, CampaignCreated, CampaignRenamed, RecipientsAdded, ATTRIBUTION_SET,
+    CAMPAIGN_CREATED, CAMPAIGN_EVENT_SCHEMA_VERSION, CAMPAIGN_RENAMED, RECIPIENTS_ADDED,
+};
 use calltrail_core::event::CALL_EVENT_SCHEMA_VERSION;
 use calltrail_core::CallEvent;
 use calltrail_eventlog::StoredEvent;
@@ -26,8 +30,23 @@ pub enum Decoded {
     },
     /// `analysis.individual`, `analysis.complete` or `analysis.failed`.
     Analysis(Box<AnalysisDecoded>),
+    /// `campaign.*` and `attribution.set`.
+    Campaign(Box<CampaignDecoded>),
     /// Any other event: only recorded in the timeline of a known call.
     Other,
+}
+
+/// A decoded campaign or attribution event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CampaignDecoded {
+    /// `campaign.created`.
+    Created(CampaignCreated),
+    /// `campaign.renamed`.
+    Renamed(CampaignRenamed),
+    /// `campaign.recipients_added`.
+    RecipientsAdded(RecipientsAdded),
+    /// `attribution.set`.
+    AttributionSet(AttributionSet),
 }
 
 /// A decoded `analysis.*` event.
@@ -69,6 +88,11 @@ pub fn decode(event: &StoredEvent) -> Result<Decoded, String> {
     }
     if let Some(analysis) = decode_analysis(event) {
         return analysis;
+    }
+    if event.provider == CALLTRAIL_PROVIDER {
+        if let Some(campaign) = decode_campaign(event) {
+            return campaign;
+        }
     }
     if event.provider == CALLTRAIL_PROVIDER || event.event_type.starts_with("analysis.") {
         return Ok(Decoded::Other);
@@ -117,4 +141,30 @@ fn decode_analysis(event: &StoredEvent) -> Option<Result<Decoded, String>> {
             })
     };
     Some(decoded.map(|d| Decoded::Analysis(Box::new(d))))
+}
+
+/// Decodes a `campaign.*` or `attribution.set` event; `None` for any other type.
+fn decode_campaign(event: &StoredEvent) -> Option<Result<Decoded, String>> {
+    fn read<T: serde::de::DeserializeOwned>(
+        event: &StoredEvent,
+        wrap: fn(T) -> CampaignDecoded,
+    ) -> Result<CampaignDecoded, String> {
+        serde_json::from_str(&event.data)
+            .map(wrap)
+            .map_err(|e| format!("{} data cannot be decoded: {e}", event.event_type))
+    }
+    let decoded = match event.event_type.as_str() {
+        CAMPAIGN_CREATED => read(event, CampaignDecoded::Created),
+        CAMPAIGN_RENAMED => read(event, CampaignDecoded::Renamed),
+        RECIPIENTS_ADDED => read(event, CampaignDecoded::RecipientsAdded),
+        ATTRIBUTION_SET => read(event, CampaignDecoded::AttributionSet),
+        _ => return None,
+    };
+    if event.schema_version != CAMPAIGN_EVENT_SCHEMA_VERSION {
+        return Some(Err(format!(
+            "unsupported {} schema_version {} (this build reads {CAMPAIGN_EVENT_SCHEMA_VERSION})",
+            event.event_type, event.schema_version
+        )));
+    }
+    Some(decoded.map(|d| Decoded::Campaign(Box::new(d))))
 }

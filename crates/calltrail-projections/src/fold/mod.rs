@@ -15,6 +15,8 @@
 //! - [`decode`]: an event's `data` read for folding (call event, grant, analysis result).
 //! - [`calls`]: a call event: lifecycle, charge, contact, transcript, timeline.
 //! - [`analysis`]: the `analysis.*` events: lead analytics rows, transcript statuses, jobs.
+//! - [`campaigns`]: `campaign.*` and `attribution.set`: campaign rows, recipients, manual
+//!   attributions, and which calls' attribution to derive again.
 
 use std::collections::HashMap;
 
@@ -22,17 +24,19 @@ use uuid::Uuid;
 
 pub mod analysis;
 pub mod calls;
+pub mod campaigns;
 pub mod decode;
 pub mod model;
 
 pub use calls::contact_id;
 pub use decode::{
-    decode_batch, AnalysisDecoded, Decoded, DecodedBatch, CALLTRAIL_PROVIDER, CREDITS_GRANTED,
+    decode_batch, AnalysisDecoded, CampaignDecoded, Decoded, DecodedBatch, CALLTRAIL_PROVIDER,
+    CREDITS_GRANTED,
 };
 pub use model::{
-    AnalysisStatus, CallKey, CallRecord, Changes, ContactKey, ContactRecord, CreditChange,
-    DeadLetter, JobRequest, LeadAnalyticsRow, LeadKey, Needs, Snapshot, TimelineRow,
-    TranscriptAnalysis, TranscriptChange,
+    AnalysisStatus, AttributionScope, CallKey, CallRecord, CampaignChanges, Changes, ContactKey,
+    ContactRecord, CreditChange, DeadLetter, JobRequest, LeadAnalyticsRow, LeadKey, Needs,
+    Snapshot, TimelineRow, TranscriptAnalysis, TranscriptChange,
 };
 
 /// The calls and balances a batch needs (step 1 of loading).
@@ -49,7 +53,7 @@ pub fn needs(batch: &DecodedBatch<'_>) -> Needs {
                 calls.push((event.tenant_id, event.stream_id.clone()));
             }
             Ok(Decoded::Grant { .. }) => users.push(event.tenant_id),
-            Err(_) => {}
+            Ok(Decoded::Campaign(_)) | Err(_) => {}
         }
     }
     calls.sort_unstable();
@@ -109,6 +113,9 @@ pub fn fold_batch(
             }
             Ok(Decoded::Grant { amount }) => {
                 grant(&mut snapshot.balances, &mut changes, event, *amount);
+            }
+            Ok(Decoded::Campaign(campaign)) => {
+                campaigns::fold_campaign(&mut changes, event, campaign);
             }
             Ok(Decoded::Other) => {
                 let key = (event.tenant_id, event.stream_id.clone());

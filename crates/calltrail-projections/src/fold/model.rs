@@ -228,6 +228,90 @@ pub struct JobRequest {
     pub call_created_at: DateTime<Utc>,
 }
 
+/// A campaign's name (from `campaign.created` or `campaign.renamed`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignName {
+    /// The tenant.
+    pub user_id: Uuid,
+    /// The campaign.
+    pub campaign_id: Uuid,
+    /// The name.
+    pub name: String,
+    /// Creation time (`campaign.created` only: a rename never creates the row).
+    pub created_at: Option<DateTime<Utc>>,
+    /// The event's position (a name replaces one only when later).
+    pub position: i64,
+}
+
+/// A recipient row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipientRow {
+    /// The tenant.
+    pub user_id: Uuid,
+    /// The campaign.
+    pub campaign_id: Uuid,
+    /// The recipient.
+    pub recipient: calltrail_core::campaign::Recipient,
+    /// The upload's position.
+    pub position: i64,
+}
+
+/// A manual attribution of one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManualAttribution {
+    /// The tenant.
+    pub user_id: Uuid,
+    /// The call.
+    pub call: calltrail_core::campaign::CallRef,
+    /// The campaign (`None`: cleared).
+    pub campaign_id: Option<Uuid>,
+    /// The event's position.
+    pub position: i64,
+}
+
+/// The campaign rows a batch writes (each idempotent, whatever the order: they are written
+/// with every batch, like the append-only rows).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CampaignChanges {
+    /// Campaign names (created or renamed).
+    pub names: Vec<CampaignName>,
+    /// Batch ids claimed: (user, batch id, campaign, position).
+    pub batches: Vec<(Uuid, String, Uuid, i64)>,
+    /// Recipients added.
+    pub recipients: Vec<RecipientRow>,
+    /// Manual attributions.
+    pub attributions: Vec<ManualAttribution>,
+}
+
+impl CampaignChanges {
+    /// True when nothing is to be written.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+            && self.batches.is_empty()
+            && self.recipients.is_empty()
+            && self.attributions.is_empty()
+    }
+}
+
+/// The calls whose attribution a batch may have changed beyond the calls it folded: those of
+/// batch ids and phones campaigns claimed, and those attributed by hand.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttributionScope {
+    /// (user, batch id).
+    pub batches: BTreeSet<(Uuid, String)>,
+    /// (user, E.164 phone).
+    pub phones: BTreeSet<(Uuid, String)>,
+    /// (user, provider's call id).
+    pub calls: BTreeSet<CallKey>,
+}
+
+impl AttributionScope {
+    /// True when no call is named.
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty() && self.phones.is_empty() && self.calls.is_empty()
+    }
+}
+
 /// Every row change of a batch, ready to be written set-wise. Calls, contacts and balances
 /// are named by key: their rows are the [`Snapshot`]'s.
 #[derive(Debug, Clone, Default)]
@@ -250,6 +334,11 @@ pub struct Changes {
     pub lead_analytics: BTreeMap<LeadKey, LeadAnalyticsRow>,
     /// Analysis jobs to enqueue (the live projector only; replay ignores them).
     pub jobs: Vec<JobRequest>,
+    /// Campaign, recipient and manual attribution rows.
+    pub campaigns: CampaignChanges,
+    /// Calls whose attribution to derive again besides `calls` (the live projector only;
+    /// replay derives every call's at the end).
+    pub attribution: AttributionScope,
     /// Events folded (dead letters included).
     pub events: usize,
     /// The checkpoint after the batch's last event.
@@ -283,6 +372,8 @@ impl Changes {
             dead_letters: std::mem::take(&mut self.dead_letters),
             lead_analytics: std::mem::take(&mut self.lead_analytics),
             jobs: std::mem::take(&mut self.jobs),
+            campaigns: std::mem::take(&mut self.campaigns),
+            attribution: std::mem::take(&mut self.attribution),
             events: self.events,
             last: self.last,
             ..Changes::default()
@@ -299,6 +390,7 @@ impl Changes {
             && self.timeline.is_empty()
             && self.dead_letters.is_empty()
             && self.lead_analytics.is_empty()
+            && self.campaigns.is_empty()
     }
 }
 

@@ -17,13 +17,18 @@
 //! - [`timeline`]: the `call_events` table.
 //! - [`lead_analytics`]: the `lead_analytics` table.
 //! - [`dead_letters`]: the `dead_letters` table (always in `public`; replay does not rebuild it).
+//! - [`campaigns`]: `campaigns`, `campaign_batches`, `campaign_recipients`, `call_attributions`.
+//! - [`attribution`]: each call's `campaign_id` and `attribution`, derived from those tables
+//!   once a batch is written.
 
 use tokio_postgres::Transaction;
 
 use crate::fold::{Changes, Snapshot};
 use crate::Error;
 
+pub(crate) mod attribution;
 pub(crate) mod calls;
+pub(crate) mod campaigns;
 pub(crate) mod contacts;
 pub(crate) mod credits;
 pub(crate) mod dead_letters;
@@ -70,6 +75,22 @@ pub(crate) const READ_TABLES: &[ReadTable] = &[
         name: "lead_analytics",
         upserted: true,
     },
+    ReadTable {
+        name: "campaigns",
+        upserted: true,
+    },
+    ReadTable {
+        name: "campaign_batches",
+        upserted: true,
+    },
+    ReadTable {
+        name: "campaign_recipients",
+        upserted: true,
+    },
+    ReadTable {
+        name: "call_attributions",
+        upserted: true,
+    },
 ];
 
 /// Upserts the keyed rows of `changes` (calls, contacts, transcripts, balances) from `snapshot`.
@@ -89,7 +110,7 @@ pub(crate) async fn write_rows(
 }
 
 /// Inserts the rows written with every batch: credit transactions, timeline, dead letters
-/// (under `projector`'s name), lead analytics.
+/// (under `projector`'s name), lead analytics, campaign rows.
 pub(crate) async fn write_appends(
     tx: &Transaction<'_>,
     schema: &str,
@@ -101,6 +122,7 @@ pub(crate) async fn write_appends(
         timeline::write(tx, schema, changes),
         dead_letters::write(tx, projector, changes),
         lead_analytics::write(tx, schema, changes),
+        campaigns::write(tx, schema, changes),
     )?;
     Ok(())
 }

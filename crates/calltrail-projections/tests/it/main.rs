@@ -4,6 +4,7 @@
 mod support;
 
 mod analysis;
+mod attribution;
 mod bench;
 mod console_reads;
 mod projector;
