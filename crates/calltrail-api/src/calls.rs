@@ -45,6 +45,12 @@ pub struct CallsQuery {
     /// to the order it was issued for.
     #[param(pattern = r"^(newest|oldest|longest|shortest|status)?$")]
     pub sort: Option<String>,
+    /// Only the calls attributed to this campaign (its id).
+    #[param(value_type = Option<String>, format = Uuid)]
+    pub campaign_id: Option<String>,
+    /// `true`: only attributed calls; `false`: only unattributed ones.
+    #[param(value_type = Option<bool>)]
+    pub attributed: Option<String>,
 }
 
 impl CallsQuery {
@@ -64,6 +70,25 @@ impl CallsQuery {
             agent_id: text_filter("agent_id", self.agent_id.as_deref())?,
             from: parse_optional_time("from", non_empty(self.from.as_deref()))?,
             to: parse_optional_time("to", non_empty(self.to.as_deref()))?,
+            campaign_id: non_empty(self.campaign_id.as_deref())
+                .map(|id| {
+                    uuid::Uuid::parse_str(id).map_err(|_| {
+                        ApiError::InvalidQuery(
+                            "`campaign_id` must be a campaign id (a UUID)".into(),
+                        )
+                    })
+                })
+                .transpose()?,
+            attributed: match non_empty(self.attributed.as_deref()) {
+                None => None,
+                Some("true") => Some(true),
+                Some("false") => Some(false),
+                Some(_) => {
+                    return Err(ApiError::InvalidQuery(
+                        "`attributed` must be true or false".into(),
+                    ))
+                }
+            },
             sort: match non_empty(self.sort.as_deref()) {
                 None => CallSort::default(),
                 Some(name) => CallSort::parse(name).ok_or_else(|| {

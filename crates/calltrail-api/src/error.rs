@@ -77,6 +77,48 @@ pub enum ApiError {
     /// A path segment could not be read.
     #[error("invalid path: {0}")]
     InvalidPath(String),
+    /// A JSON request body is not valid JSON (or not an object).
+    #[error("invalid JSON body: {0}")]
+    InvalidJson(String),
+    /// A JSON request body has a field the route does not know.
+    #[error("unknown field `{0}`")]
+    UnknownField(String),
+    /// A field of a request body is missing or has the wrong type or value.
+    #[error("invalid field `{field}`: {problem}")]
+    InvalidField {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong, as a sentence fragment (`must be a string`).
+        problem: String,
+    },
+    /// A list in a request body is longer than the route takes.
+    #[error("too many `{field}`")]
+    TooMany {
+        /// The field's name.
+        field: &'static str,
+        /// How many were sent.
+        got: usize,
+        /// The most the route takes.
+        limit: usize,
+    },
+    /// A request body of another media type than the route takes.
+    #[error("unsupported media type")]
+    UnsupportedMediaType {
+        /// The type the route takes.
+        expected: &'static str,
+    },
+    /// A CSV upload that cannot be read at all (no `phone` column, not UTF-8, …).
+    #[error("invalid CSV: {0}")]
+    InvalidCsv(String),
+    /// A batch id another campaign of the tenant already claims.
+    #[error("batch id `{0}` belongs to another campaign")]
+    BatchIdTaken(String),
+    /// An `Idempotency-Key` header that is empty or too long.
+    #[error("invalid Idempotency-Key")]
+    InvalidIdempotencyKey,
+    /// An `Idempotency-Key` already used for another request.
+    #[error("Idempotency-Key reused")]
+    IdempotencyKeyReused,
     /// The resource does not exist for this tenant (another tenant's answers the same).
     #[error("not found")]
     NotFound,
@@ -179,6 +221,51 @@ impl ApiError {
                 "invalid_path",
                 StatusCode::BAD_REQUEST,
                 sentence(format!("The path is invalid: {reason}")).into(),
+            ),
+            E::InvalidJson(reason) => (
+                "invalid_json",
+                StatusCode::BAD_REQUEST,
+                sentence(format!("The body is not a JSON object: {reason}")).into(),
+            ),
+            E::UnknownField(name) => (
+                "unknown_field",
+                StatusCode::BAD_REQUEST,
+                format!("The body has an unknown field `{name}`.").into(),
+            ),
+            E::InvalidField { field, problem } => (
+                "invalid_field",
+                StatusCode::BAD_REQUEST,
+                format!("`{field}` {problem}.").into(),
+            ),
+            E::TooMany { field, got, limit } => (
+                "too_many",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("`{field}` holds {got} items; the limit is {limit} per request.").into(),
+            ),
+            E::UnsupportedMediaType { expected } => (
+                "unsupported_media_type",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("The body must be sent as `Content-Type: {expected}`.").into(),
+            ),
+            E::InvalidCsv(reason) => (
+                "invalid_csv",
+                StatusCode::BAD_REQUEST,
+                sentence(format!("The CSV cannot be read: {reason}")).into(),
+            ),
+            E::BatchIdTaken(batch) => (
+                "batch_id_taken",
+                StatusCode::CONFLICT,
+                format!("Batch id `{batch}` already belongs to another campaign.").into(),
+            ),
+            E::InvalidIdempotencyKey => (
+                "invalid_idempotency_key",
+                StatusCode::BAD_REQUEST,
+                "`Idempotency-Key` must be 1 to 255 visible ASCII characters.".into(),
+            ),
+            E::IdempotencyKeyReused => (
+                "idempotency_key_reused",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This `Idempotency-Key` was already used for a different request.".into(),
             ),
             E::NotFound => (
                 "not_found",
@@ -468,6 +555,21 @@ mod tests {
             (ApiError::InvalidTime { param: "to" }, "invalid_time", 400),
             (ApiError::NotFound, "not_found", 404),
             (ApiError::Unavailable("x".into()), "unavailable", 503),
+            (
+                ApiError::TooMany {
+                    field: "execution_ids",
+                    got: 501,
+                    limit: 500,
+                },
+                "too_many",
+                422,
+            ),
+            (ApiError::UnknownField("x".into()), "unknown_field", 400),
+            (
+                ApiError::IdempotencyKeyReused,
+                "idempotency_key_reused",
+                422,
+            ),
         ];
         for (err, code, status) in expect {
             assert_eq!(err.code(), code);

@@ -6,6 +6,10 @@
 //!   signature check, parse, agent check, append, rejected log ([`webhooks::intake`]).
 //! - [`calls`]: `GET /v1/calls`, `/v1/calls/{execution_id}`, `/v1/calls/{execution_id}/transcript`.
 //! - [`analysis`]: `GET /v1/calls/{execution_id}/analysis`, `GET /v1/contacts/{phone}/analysis`.
+//! - [`campaigns`]: `/v1/campaigns` (create, list, one, rename) and the recipients CSV upload.
+//! - [`attributions`]: manual attribution, one call or up to 500, with `Idempotency-Key`.
+//! - [`export`]: `GET /v1/calls.csv`, streamed.
+//! - [`body`]: write routes' bodies: size limits, JSON fields by name, `Idempotency-Key`.
 //! - [`contacts`]: `GET /v1/contacts`.
 //! - [`credits`]: `GET /v1/credits`.
 //! - [`kpis`]: `GET /v1/kpis`.
@@ -19,12 +23,16 @@
 //! - [`console`]: the web console at `/` (HTML pages, sessions, embedded assets).
 
 pub mod analysis;
+pub mod attributions;
 pub mod auth;
+pub mod body;
 pub mod calls;
+pub mod campaigns;
 pub mod console;
 pub mod contacts;
 pub mod credits;
 pub mod error;
+pub mod export;
 pub mod health;
 pub mod kpis;
 pub mod metrics;
@@ -217,14 +225,31 @@ impl AppState {
         Fut: Future<Output = Result<T, calltrail_projections::Error>> + Send + 'static,
         T: Send + 'static,
     {
+        let store = self.store_for(from);
+        self.on_db_runtime(query(store))
+            .await?
+            .map_err(ApiError::from_store)
+    }
+
+    /// The read store `from` names: the replica while it is healthy, else the primary.
+    pub(crate) fn store_for(&self, from: ReadFrom) -> ReadStore {
         let replica = match from {
             ReadFrom::Replica => self.replica.as_ref().and_then(ReadReplica::for_reads),
             ReadFrom::Primary => None,
         };
-        let store = replica.unwrap_or(&self.store).clone();
-        self.on_db_runtime(query(store))
-            .await?
-            .map_err(ApiError::from_store)
+        replica.unwrap_or(&self.store).clone()
+    }
+
+    /// Starts a database future on the runtime that owns the pools without waiting for it.
+    pub(crate) fn spawn_on_db_runtime<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.db_runtime {
+            Some(runtime) => runtime.spawn(future),
+            None => tokio::spawn(future),
+        }
     }
 
     /// Runs a database future on the runtime that owns the pools (see [`AppState::new`]).
@@ -308,6 +333,34 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(webhooks::intake::receive),
         ))
         .service(resource("/v1/calls", web::get().to(calls::list_calls)))
+        .service(resource(
+            "/v1/calls.csv",
+            web::get().to(export::export_calls),
+        ))
+        .service(resource(
+            "/v1/calls/{execution_id}/attribution",
+            web::post().to(attributions::attribute_call),
+        ))
+        .service(resource(
+            "/v1/attributions",
+            web::post().to(attributions::attribute_bulk),
+        ))
+        .service(
+            web::resource("/v1/campaigns")
+                .app_data(metrics::RouteLabel("/v1/campaigns"))
+                .route(web::get().to(campaigns::list_campaigns))
+                .route(web::post().to(campaigns::create_campaign)),
+        )
+        .service(
+            web::resource("/v1/campaigns/{campaign_id}")
+                .app_data(metrics::RouteLabel("/v1/campaigns/{campaign_id}"))
+                .route(web::get().to(campaigns::get_campaign))
+                .route(web::patch().to(campaigns::rename_campaign)),
+        )
+        .service(resource(
+            "/v1/campaigns/{campaign_id}/recipients",
+            web::post().to(campaigns::add_recipients),
+        ))
         .service(resource(
             "/v1/calls/{execution_id}",
             web::get().to(calls::get_call),

@@ -34,6 +34,14 @@ use crate::webhooks::{WebhookIgnored, WebhookReceipt};
         crate::analysis::contact_analysis,
         crate::credits::credits,
         crate::kpis::kpis,
+        crate::export::export_calls,
+        crate::campaigns::create_campaign,
+        crate::campaigns::list_campaigns,
+        crate::campaigns::get_campaign,
+        crate::campaigns::rename_campaign,
+        crate::campaigns::add_recipients,
+        crate::attributions::attribute_call,
+        crate::attributions::attribute_bulk,
     ),
     components(schemas(
         ErrorBody,
@@ -51,6 +59,8 @@ use crate::webhooks::{WebhookIgnored, WebhookReceipt};
         (name = "contacts", description = "Contacts (API key)"),
         (name = "analysis", description = "Lead analyses of calls and contacts (API key)"),
         (name = "credits", description = "Credit balance and transactions (API key)"),
+        (name = "campaigns", description = "Campaigns and their recipients (API key)"),
+        (name = "attribution", description = "Manual attribution of calls to campaigns (API key)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -143,6 +153,12 @@ mod tests {
             "/v1/contacts/{phone}/analysis",
             "/v1/credits",
             "/v1/kpis",
+            "/v1/calls.csv",
+            "/v1/campaigns",
+            "/v1/campaigns/{campaign_id}",
+            "/v1/campaigns/{campaign_id}/recipients",
+            "/v1/calls/{execution_id}/attribution",
+            "/v1/attributions",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is missing");
         }

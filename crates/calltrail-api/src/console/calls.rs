@@ -59,6 +59,8 @@ pub struct ListQuery {
     pub agent_id: Option<String>,
     /// `newest` (default), `oldest`, `longest`, `shortest`, `status`.
     pub sort: Option<String>,
+    /// Only the calls of this campaign (its id).
+    pub campaign_id: Option<String>,
     /// Where the page starts (the previous page's cursor).
     pub cursor: Option<String>,
 }
@@ -90,6 +92,13 @@ impl ListQuery {
             .map(parse_phone)
             .transpose()?
             .map(|p| p.as_str().to_owned());
+        let campaign_id = non_empty(self.campaign_id.as_deref())
+            .map(|id| {
+                uuid::Uuid::parse_str(id).map_err(|_| {
+                    PageError::Api(ApiError::InvalidQuery(format!("unknown campaign `{id}`")))
+                })
+            })
+            .transpose()?;
         let filter = CallFilter {
             status: text_filter("status", self.status.as_deref())?,
             lifecycle_status: text_filter("lifecycle_status", self.lifecycle_status.as_deref())?,
@@ -97,6 +106,8 @@ impl ListQuery {
             agent_id: text_filter("agent_id", self.agent_id.as_deref())?,
             from: Some(range.from_utc()),
             to: Some(range.to_utc()),
+            campaign_id,
+            attributed: None,
             sort,
         };
         let mut pairs = vec![("from", range.from_field()), ("to", range.to_field())];
@@ -111,6 +122,9 @@ impl ListQuery {
                 .into_iter()
                 .filter_map(|(name, value)| value.clone().map(|v| (name, v))),
         );
+        if let Some(id) = campaign_id {
+            pairs.push(("campaign_id", id.to_string()));
+        }
         if sort != CallSort::default() {
             pairs.push(("sort", sort.name().to_owned()));
         }

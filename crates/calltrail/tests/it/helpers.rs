@@ -302,7 +302,8 @@ pub async fn wait_ready_within(client: &reqwest::Client, port: u16, limit: Durat
 const READ_TABLES: &str = "SELECT ARRAY[
     (SELECT string_agg(concat_ws('|', user_id, execution_id, agent_id, contact_id, phone_number,
             call_lifecycle_status, status, duration_seconds, credits_used, hangup_by, hangup_reason,
-            call_answered_at, completed_at, created_at, not_connected_counted, last_position),
+            call_answered_at, completed_at, created_at, not_connected_counted, last_position,
+            batch_id, campaign_id, attribution),
             ',' ORDER BY user_id, execution_id) FROM calls),
     (SELECT string_agg(concat_ws('|', id, phone_number, name, email, company, not_connected,
             auto_created_from_call_id, created_at), ',' ORDER BY id) FROM contacts),
@@ -314,8 +315,14 @@ const READ_TABLES: &str = "SELECT ARRAY[
     (SELECT string_agg(concat_ws('|', execution_id, event_type, occurred_at, position),
             ',' ORDER BY position) FROM call_events),
     (SELECT string_agg(concat_ws('|', analysis_type, key, execution_id, position, total_score,
-            lead_status_tag), ',' ORDER BY user_id, analysis_type, key) FROM lead_analytics)]";
-const READ_TABLE_NAMES: [&str; 7] = [
+            lead_status_tag), ',' ORDER BY user_id, analysis_type, key) FROM lead_analytics),
+    (SELECT string_agg(concat_ws('|', user_id, campaign_id, name, created_at, name_position),
+            ',' ORDER BY user_id, campaign_id) FROM campaigns),
+    (SELECT string_agg(concat_ws('|', user_id, campaign_id, phone_number, name, position),
+            ',' ORDER BY user_id, campaign_id, phone_number) FROM campaign_recipients),
+    (SELECT string_agg(concat_ws('|', user_id, provider, execution_id, campaign_id, position),
+            ',' ORDER BY user_id, provider, execution_id) FROM call_attributions)]";
+const READ_TABLE_NAMES: [&str; 10] = [
     "calls",
     "contacts",
     "transcripts",
@@ -323,6 +330,9 @@ const READ_TABLE_NAMES: [&str; 7] = [
     "credit_transactions",
     "call_events",
     "lead_analytics",
+    "campaigns",
+    "campaign_recipients",
+    "call_attributions",
 ];
 
 /// Takes the read tables as the live projector left them, runs `calltrail replay`, and fails

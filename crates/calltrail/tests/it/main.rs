@@ -5,6 +5,7 @@ mod analysis;
 mod analysis_failures;
 mod bad_input;
 mod browser;
+mod campaigns;
 mod console;
 mod crash;
 mod failover;
