@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Tenant;
-use crate::body::{self, JsonObject, MAX_JSON_BYTES};
+use crate::body;
 use crate::campaigns::{append, calltrail_event, campaign_exists};
 use crate::error::{ApiError, ErrorBody};
 use crate::params::parse_execution_id;
@@ -96,10 +96,8 @@ pub async fn attribute_call(
             ApiError::InvalidQuery(format!("`provider` `{name}` is not a provider"))
         })?),
     };
-    body::expect_content_type(req.headers(), "application/json")?;
+    let (bytes, object) = body::json_object(req.headers(), payload, &["campaign_id"]).await?;
     let key = body::idempotency_key(req.headers())?;
-    let bytes = body::read(payload, MAX_JSON_BYTES).await?;
-    let object = JsonObject::parse(&bytes, &["campaign_id"])?;
     let campaign = object.uuid_or_null("campaign_id")?;
     let route = format!("/v1/calls/{id}/attribution");
     idempotent(&state, tenant.0, key, &route, &bytes, || async {
@@ -146,10 +144,9 @@ pub async fn attribute_bulk(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    body::expect_content_type(req.headers(), "application/json")?;
+    let (bytes, object) =
+        body::json_object(req.headers(), payload, &["execution_ids", "campaign_id"]).await?;
     let key = body::idempotency_key(req.headers())?;
-    let bytes = body::read(payload, MAX_JSON_BYTES).await?;
-    let object = JsonObject::parse(&bytes, &["execution_ids", "campaign_id"])?;
     let ids = object.strings("execution_ids", MAX_ID, MAX_BULK)?;
     if ids.is_empty() {
         return Err(ApiError::InvalidField {

@@ -43,6 +43,19 @@ pub fn expect_content_type(headers: &HeaderMap, expected: &'static str) -> Resul
     }
 }
 
+/// Reads a JSON object body of at most [`MAX_JSON_BYTES`] with no field outside `known`,
+/// after checking its `Content-Type`; the raw bytes come back too (idempotency compares them).
+pub async fn json_object(
+    headers: &HeaderMap,
+    payload: web::Payload,
+    known: &[&str],
+) -> Result<(web::BytesMut, JsonObject), ApiError> {
+    expect_content_type(headers, "application/json")?;
+    let bytes = read(payload, MAX_JSON_BYTES).await?;
+    let object = JsonObject::parse(&bytes, known)?;
+    Ok((bytes, object))
+}
+
 /// A JSON object body whose fields are read one by one.
 #[derive(Debug)]
 pub struct JsonObject(Map<String, Value>);

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::queries::{decode_cursor, encode_cursor, next_page};
+use crate::queries::{encode_cursor, next_page};
 use crate::views::{CampaignView, Page};
 use crate::{Error, ReadStore};
 
@@ -33,32 +33,16 @@ impl ReadStore {
         cursor: Option<&str>,
         limit: i64,
     ) -> Result<Page<CampaignView>, Error> {
-        let after = cursor
-            .map(|c| {
-                let (at, id) = decode_cursor(c)?;
-                let id = Uuid::parse_str(&id).map_err(|_| Error::InvalidCursor)?;
-                Ok::<_, Error>((at, id))
-            })
-            .transpose()?;
         let limit = limit.clamp(1, 1000);
-        let fetch = limit + 1;
-        let client = self.client().await?;
-        let rows = match after {
-            Some((at, id)) => {
-                let sql = format!(
-                    "{CAMPAIGN_SELECT} WHERE c.user_id = $1 AND (c.created_at, c.campaign_id) < ($2, $3)
-                      ORDER BY c.created_at DESC, c.campaign_id DESC LIMIT $4"
-                );
-                client.query(&sql, &[&tenant, &at, &id, &fetch]).await?
-            }
-            None => {
-                let sql = format!(
-                    "{CAMPAIGN_SELECT} WHERE c.user_id = $1
-                      ORDER BY c.created_at DESC, c.campaign_id DESC LIMIT $2"
-                );
-                client.query(&sql, &[&tenant, &fetch]).await?
-            }
-        };
+        let rows = self
+            .newest_first(
+                CAMPAIGN_SELECT,
+                ["c.user_id", "c.created_at", "c.campaign_id"],
+                tenant,
+                cursor,
+                limit + 1,
+            )
+            .await?;
         let mut items = rows
             .iter()
             .map(campaign_view)

@@ -305,33 +305,16 @@ impl ReadStore {
         cursor: Option<&str>,
         limit: i64,
     ) -> Result<Page<ContactView>, Error> {
-        let after = cursor
-            .map(|c| {
-                let (at, id) = decode_cursor(c)?;
-                let id = Uuid::parse_str(&id).map_err(|_| invalid_cursor())?;
-                Ok::<_, Error>((at, id))
-            })
-            .transpose()?;
         let limit = limit.clamp(1, 1000);
-        let fetch = limit + 1;
-        let client = self.client().await?;
-        let rows = match after {
-            Some((at, id)) => {
-                let sql = format!(
-                    "SELECT {CONTACT_COLUMNS} FROM contacts
-                      WHERE user_id = $1 AND (created_at, id) < ($2, $3)
-                      ORDER BY created_at DESC, id DESC LIMIT $4"
-                );
-                client.query(&sql, &[&tenant, &at, &id, &fetch]).await?
-            }
-            None => {
-                let sql = format!(
-                    "SELECT {CONTACT_COLUMNS} FROM contacts WHERE user_id = $1
-                      ORDER BY created_at DESC, id DESC LIMIT $2"
-                );
-                client.query(&sql, &[&tenant, &fetch]).await?
-            }
-        };
+        let rows = self
+            .newest_first(
+                &format!("SELECT {CONTACT_COLUMNS} FROM contacts"),
+                ["user_id", "created_at", "id"],
+                tenant,
+                cursor,
+                limit + 1,
+            )
+            .await?;
         let mut items = rows
             .iter()
             .map(contact_view)
@@ -340,6 +323,42 @@ impl ReadStore {
             encode_cursor(c.created_at, &c.id.to_string())
         });
         Ok(Page { items, next_cursor })
+    }
+
+    /// Up to `fetch` rows of `select` (a query up to its WHERE) for `tenant`, newest first by
+    /// `(created_at, id)` and after `cursor`; `columns` names the tenant, created-at and id
+    /// columns as `select` spells them.
+    pub(crate) async fn newest_first(
+        &self,
+        select: &str,
+        columns: [&str; 3],
+        tenant: Uuid,
+        cursor: Option<&str>,
+        fetch: i64,
+    ) -> Result<Vec<Row>, Error> {
+        let [tenant_col, created, id_col] = columns;
+        let after = cursor
+            .map(|c| {
+                let (at, id) = decode_cursor(c)?;
+                let id = Uuid::parse_str(&id).map_err(|_| invalid_cursor())?;
+                Ok::<_, Error>((at, id))
+            })
+            .transpose()?;
+        let client = self.client().await?;
+        let order = format!("ORDER BY {created} DESC, {id_col} DESC");
+        let rows = match after {
+            Some((at, id)) => {
+                let sql = format!(
+                    "{select} WHERE {tenant_col} = $1 AND ({created}, {id_col}) < ($2, $3) {order} LIMIT $4"
+                );
+                client.query(&sql, &[&tenant, &at, &id, &fetch]).await?
+            }
+            None => {
+                let sql = format!("{select} WHERE {tenant_col} = $1 {order} LIMIT $2");
+                client.query(&sql, &[&tenant, &fetch]).await?
+            }
+        };
+        Ok(rows)
     }
 
     /// One contact by its phone number (E.164), if this tenant has it.

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Tenant;
-use crate::body::{self, JsonObject, MAX_JSON_BYTES};
+use crate::body;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{non_empty, parse_limit};
 use crate::AppState;
@@ -165,9 +165,8 @@ pub async fn create_campaign(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    body::expect_content_type(req.headers(), "application/json")?;
-    let bytes = body::read(payload, MAX_JSON_BYTES).await?;
-    let object = JsonObject::parse(&bytes, &["name", "provider_batch_ids"])?;
+    let (_, object) =
+        body::json_object(req.headers(), payload, &["name", "provider_batch_ids"]).await?;
     let name = object.string("name", MAX_NAME)?;
     let batch_ids = object.strings("provider_batch_ids", MAX_NAME, MAX_BATCH_IDS)?;
     let wanted = batch_ids.clone();
@@ -289,9 +288,8 @@ pub async fn rename_campaign(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = campaign_id(&path)?;
-    body::expect_content_type(req.headers(), "application/json")?;
-    let bytes = body::read(payload, MAX_JSON_BYTES).await?;
-    let name = JsonObject::parse(&bytes, &["name"])?.string("name", MAX_NAME)?;
+    let (_, object) = body::json_object(req.headers(), payload, &["name"]).await?;
+    let name = object.string("name", MAX_NAME)?;
     if !campaign_exists(&state, tenant.0, id).await? {
         return Err(ApiError::NotFound);
     }
