@@ -37,6 +37,7 @@ pub struct CallAttribution {
 #[serde(deny_unknown_fields)]
 pub struct BulkAttribution {
     /// 1–500 call ids (the providers' execution ids).
+    #[schema(min_items = 1, max_items = 500)]
     pub execution_ids: Vec<String>,
     /// The campaign, or `null` to clear.
     pub campaign_id: Option<Uuid>,
@@ -66,7 +67,7 @@ pub struct AttributionQuery {
     tag = "attribution",
     params(
         ("execution_id" = String, Path, description = "The provider's execution id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Repeating the request with the same key answers the stored answer"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[ \t]*[!-~]([ -~]{0,253}[!-~])?[ \t]*$", description = "1–255 printable ASCII characters; repeating the request with the same key answers the stored answer"),
         AttributionQuery,
     ),
     request_body = CallAttribution,
@@ -124,7 +125,7 @@ pub async fn attribute_call(
     post,
     path = "/v1/attributions",
     tag = "attribution",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeating the request with the same key answers the stored answer")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = r"^[ \t]*[!-~]([ -~]{0,253}[!-~])?[ \t]*$", description = "1–255 printable ASCII characters; repeating the request with the same key answers the stored answer")),
     request_body = BulkAttribution,
     security(("api_key" = [])),
     responses(

@@ -46,7 +46,9 @@ pub struct CallsQuery {
     #[param(pattern = r"^(newest|oldest|longest|shortest|status)?$")]
     pub sort: Option<String>,
     /// Only the calls attributed to this campaign (its id).
-    #[param(value_type = Option<String>, format = Uuid)]
+    #[param(
+        pattern = r"^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     pub campaign_id: Option<String>,
     /// `true`: only attributed calls; `false`: only unattributed ones.
     #[param(value_type = Option<bool>)]
@@ -70,15 +72,21 @@ impl CallsQuery {
             agent_id: text_filter("agent_id", self.agent_id.as_deref())?,
             from: parse_optional_time("from", non_empty(self.from.as_deref()))?,
             to: parse_optional_time("to", non_empty(self.to.as_deref()))?,
-            campaign_id: non_empty(self.campaign_id.as_deref())
-                .map(|id| {
-                    uuid::Uuid::parse_str(id).map_err(|_| {
-                        ApiError::InvalidQuery(
-                            "`campaign_id` must be a campaign id (a UUID)".into(),
-                        )
-                    })
-                })
-                .transpose()?,
+            // Empty is absent (a form's blank field); anything else is a hyphenated UUID, the
+            // only spelling campaign ids are issued in (and the schema's pattern).
+            campaign_id: match self.campaign_id.as_deref() {
+                None | Some("") => None,
+                Some(id) => Some(
+                    (id.len() == 36)
+                        .then(|| uuid::Uuid::parse_str(id).ok())
+                        .flatten()
+                        .ok_or_else(|| {
+                            ApiError::InvalidQuery(
+                                "`campaign_id` must be a campaign id (a UUID)".into(),
+                            )
+                        })?,
+                ),
+            },
             attributed: match non_empty(self.attributed.as_deref()) {
                 None => None,
                 Some("true") => Some(true),

@@ -42,7 +42,12 @@ const MAX_REJECTED_LISTED: usize = 1_000;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCampaign {
-    /// 1–200 characters.
+    /// 1–200 characters, not all blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+    )]
     pub name: String,
     /// Provider batch ids whose calls belong to this campaign (Bolna `batch_id`; for the
     /// others the `campaign_id` key of the call's metadata), at most 100, each claimed by one
@@ -55,7 +60,12 @@ pub struct NewCampaign {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignRename {
-    /// The new name, 1–200 characters.
+    /// The new name, 1–200 characters, not all blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+    )]
     pub name: String,
 }
 
@@ -311,13 +321,30 @@ pub async fn rename_campaign(
     })))
 }
 
+/// A recipients upload as the OpenAPI description shows it: CSV text whose header row has a
+/// `phone` (or `phone_number`) column.
+pub struct RecipientsCsv;
+
+impl utoipa::PartialSchema for RecipientsCsv {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(
+                r#"^([^\r\n]*,)?[ \t]*"?[Pp][Hh][Oo][Nn][Ee](_[Nn][Uu][Mm][Bb][Ee][Rr])?"?[ \t]*(,|\r|\n|$)"#,
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RecipientsCsv {}
+
 /// Adds recipients from a CSV upload.
 #[utoipa::path(
     post,
     path = "/v1/campaigns/{campaign_id}/recipients",
     tag = "campaigns",
     params(("campaign_id" = String, Path, description = "The campaign's id")),
-    request_body(content = String, content_type = "text/csv", description = "UTF-8 CSV with a header row: a `phone` column, optional `name`, `email`, `company`; at most 32 MiB"),
+    request_body(content = RecipientsCsv, content_type = "text/csv", description = "UTF-8 CSV with a header row: a `phone` column, optional `name`, `email`, `company`; at most 32 MiB"),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "What was added and which lines were not used", body = RecipientsAnswer),
