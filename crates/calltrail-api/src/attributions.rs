@@ -24,11 +24,14 @@ pub const MAX_BULK: usize = 500;
 /// Longest call id accepted.
 const MAX_ID: usize = 255;
 
+body::text_field!(CallIdText, MAX_ID);
+
 /// `POST /v1/calls/{execution_id}/attribution` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallAttribution {
     /// The campaign, or `null` to clear the manual attribution (the automatic rules apply again).
+    #[schema(required = true)]
     pub campaign_id: Option<Uuid>,
 }
 
@@ -37,9 +40,10 @@ pub struct CallAttribution {
 #[serde(deny_unknown_fields)]
 pub struct BulkAttribution {
     /// 1–500 call ids (the providers' execution ids).
-    #[schema(min_items = 1, max_items = 500)]
+    #[schema(value_type = Vec<CallIdText>, min_items = 1, max_items = 500)]
     pub execution_ids: Vec<String>,
     /// The campaign, or `null` to clear.
+    #[schema(required = true)]
     pub campaign_id: Option<Uuid>,
 }
 

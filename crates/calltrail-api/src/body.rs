@@ -56,6 +56,34 @@ pub async fn json_object(
     Ok((bytes, object))
 }
 
+/// The OpenAPI schema of a text field as [`JsonObject::string`] reads it: 1 to `max`
+/// characters, not all blank, no U+0000.
+pub fn text_schema(max: usize) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(r"^[^\u0000]*[^\u0000\s][^\u0000]*$"))
+        .into()
+}
+
+/// A text field of the write routes as OpenAPI shows it, `$max` characters at most.
+macro_rules! text_field {
+    ($name:ident, $max:expr) => {
+        #[doc = concat!("A text field of 1 to `", stringify!($max), "` characters, not all blank.")]
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::body::text_schema($max)
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+pub(crate) use text_field;
+
 /// A JSON object body whose fields are read one by one.
 #[derive(Debug)]
 pub struct JsonObject(Map<String, Value>);

@@ -38,21 +38,20 @@ const RECIPIENTS_PER_EVENT: usize = 5_000;
 /// Rejected lines listed in an answer (`rejected_total` counts them all).
 const MAX_REJECTED_LISTED: usize = 1_000;
 
+body::text_field!(CampaignText, MAX_NAME);
+
 /// `POST /v1/campaigns` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCampaign {
     /// 1–200 characters, not all blank.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
-    )]
+    #[schema(value_type = CampaignText)]
     pub name: String,
     /// Provider batch ids whose calls belong to this campaign (Bolna `batch_id`; for the
     /// others the `campaign_id` key of the call's metadata), at most 100, each claimed by one
     /// campaign only.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<CampaignText>>, max_items = 100)]
     pub provider_batch_ids: Option<Vec<String>>,
 }
 
@@ -61,11 +60,7 @@ pub struct NewCampaign {
 #[serde(deny_unknown_fields)]
 pub struct CampaignRename {
     /// The new name, 1–200 characters, not all blank.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
-    )]
+    #[schema(value_type = CampaignText)]
     pub name: String,
 }
 
@@ -330,7 +325,7 @@ impl utoipa::PartialSchema for RecipientsCsv {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .pattern(Some(
-                r#"^([^\r\n]*,)?[ \t]*"?[Pp][Hh][Oo][Nn][Ee](_[Nn][Uu][Mm][Bb][Ee][Rr])?"?[ \t]*(,|\r|\n|$)"#,
+                r#"^([^\r\n",]*,)*([ \t]*[Pp][Hh][Oo][Nn][Ee](_[Nn][Uu][Mm][Bb][Ee][Rr])?[ \t]*|"[Pp][Hh][Oo][Nn][Ee](_[Nn][Uu][Mm][Bb][Ee][Rr])?")(,|\r|\n|$)"#,
             ))
             .into()
     }
