@@ -112,7 +112,8 @@ impl Modify for ParsedParameters {
                     (ParameterIn::Query, "phone") => Some(phone_schema(true)),
                     (ParameterIn::Path, "phone") => Some(phone_schema(false)),
                     (ParameterIn::Query, "from" | "to") => Some(time_schema()),
-                    (ParameterIn::Path, "provider") => Some(provider_schema()),
+                    (ParameterIn::Path, "provider") => Some(provider_schema(false)),
+                    (ParameterIn::Query, "provider") => Some(provider_schema(true)),
                     _ => continue,
                 };
             }

@@ -11,11 +11,13 @@ use utoipa::ToSchema;
 
 use crate::params::WHITESPACE;
 
-/// The `provider` path parameter: one of the names in `calltrail_core::Provider::ALL`.
-pub fn provider_schema() -> RefOr<Schema> {
+/// The `provider` parameter: one of the names in `calltrail_core::Provider::ALL`; with
+/// `blank_is_absent` (a query filter), also the empty value.
+pub fn provider_schema(blank_is_absent: bool) -> RefOr<Schema> {
+    let blank = blank_is_absent.then_some("");
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .enum_values(Some(Provider::ALL.iter().map(|p| p.as_str())))
+        .enum_values(Some(Provider::ALL.iter().map(|p| p.as_str()).chain(blank)))
         .into()
 }
 
