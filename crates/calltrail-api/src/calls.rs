@@ -51,7 +51,7 @@ pub struct CallsQuery {
     )]
     pub campaign_id: Option<String>,
     /// `true`: only attributed calls; `false`: only unattributed ones.
-    #[param(value_type = Option<bool>)]
+    #[param(pattern = r"^(true|false)?$")]
     pub attributed: Option<String>,
 }
 
@@ -87,8 +87,9 @@ impl CallsQuery {
                         })?,
                 ),
             },
-            attributed: match non_empty(self.attributed.as_deref()) {
-                None => None,
+            // Empty is absent (a form's blank field), as the schema's pattern says.
+            attributed: match self.attributed.as_deref() {
+                None | Some("") => None,
                 Some("true") => Some(true),
                 Some("false") => Some(false),
                 Some(_) => {
