@@ -8,10 +8,16 @@
 //! path when it cannot be read: fixtures are part of the repository, a missing one is a bug.
 //!
 //! [`bolna`] re-addresses a Bolna payload to another call and contact, for tests that need many
-//! distinct calls out of one fixture.
+//! distinct calls out of one fixture. [`vapi`], [`elevenlabs`], [`twilio`] and [`retell`] give
+//! each provider's whole calls (answered, and one unanswered ending) as webhook bodies in
+//! delivery order, the messages that are answered without storing, and the same re-addressing.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod bolna;
+pub mod elevenlabs;
+pub mod retell;
+pub mod twilio;
+pub mod vapi;
 
 use std::path::{Path, PathBuf};
 

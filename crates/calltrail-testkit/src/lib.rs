@@ -8,6 +8,7 @@
 //! - [`tenant`]: [`create_tenant`], a user with a unique e-mail and its credentials.
 //! - [`responses`]: [`MockResponses`], a local HTTP server speaking OpenAI's Responses API that
 //!   answers 429/500/timeouts/bad JSON on demand, and the client configuration to reach it.
+//! - [`signing`]: the headers each provider signs a webhook with (docs/CONTRACT.md §5).
 //! - [`fixtures`]: the repository's `fixtures/` folder by path (the `calltrail-fixtures` crate,
 //!   which a crate without database tests can use on its own).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -15,6 +16,7 @@
 pub mod db;
 pub mod proxy;
 pub mod responses;
+pub mod signing;
 pub mod tenant;
 
 pub use calltrail_fixtures as fixtures;

@@ -16,6 +16,7 @@ mod lifecycle;
 mod logs;
 mod outage;
 mod projectors;
+mod providers;
 mod reads;
 mod replay;
 mod replica;
