@@ -17,6 +17,7 @@ mod logs;
 mod outage;
 mod projectors;
 mod providers;
+mod providers_signatures;
 mod reads;
 mod replay;
 mod replica;
