@@ -105,23 +105,36 @@ pub async fn attribute_call(
     let key = body::idempotency_key(req.headers())?;
     let campaign = object.uuid_or_null("campaign_id")?;
     let route = format!("/v1/calls/{id}/attribution");
-    idempotent(&state, tenant.0, key, &route, &bytes, || async {
-        check_campaign(&state, tenant.0, campaign).await?;
-        let calls = find_calls(&state, tenant.0, std::slice::from_ref(&id)).await?;
-        let calls: Vec<CallRef> = calls
-            .into_iter()
-            .filter(|c| provider.is_none_or(|p| p.as_str() == c.provider))
-            .collect();
-        if calls.is_empty() {
-            return Err(ApiError::NotFound);
-        }
-        record(&state, tenant.0, campaign, calls).await?;
-        Ok(AttributionAnswer {
-            attributed: 1,
-            not_found: Vec::new(),
-        })
+    idempotent(&state, tenant.0, key, &route, &bytes, || {
+        attribute_one(&state, tenant.0, &id, provider, campaign)
     })
     .await
+}
+
+/// Attributes the call `id` of `tenant` (of `provider`, or of every provider that used the
+/// id) to `campaign`, or clears its manual attribution (`None`); a call or campaign that is
+/// not the tenant's is `NotFound`. The console's single attribution runs this too.
+pub(crate) async fn attribute_one(
+    state: &AppState,
+    tenant: Uuid,
+    id: &str,
+    provider: Option<Provider>,
+    campaign: Option<Uuid>,
+) -> Result<AttributionAnswer, ApiError> {
+    check_campaign(state, tenant, campaign).await?;
+    let calls = find_calls(state, tenant, &[id.to_owned()]).await?;
+    let calls: Vec<CallRef> = calls
+        .into_iter()
+        .filter(|c| provider.is_none_or(|p| p.as_str() == c.provider))
+        .collect();
+    if calls.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    record(state, tenant, campaign, calls).await?;
+    Ok(AttributionAnswer {
+        attributed: 1,
+        not_found: Vec::new(),
+    })
 }
 
 /// Attributes up to 500 calls to a campaign by hand.
@@ -160,31 +173,36 @@ pub async fn attribute_bulk(
         });
     }
     let campaign = object.uuid_or_null("campaign_id")?;
-    idempotent(
-        &state,
-        tenant.0,
-        key,
-        "/v1/attributions",
-        &bytes,
-        || async {
-            check_campaign(&state, tenant.0, campaign).await?;
-            let calls = find_calls(&state, tenant.0, &ids).await?;
-            let not_found: Vec<String> = ids
-                .iter()
-                .filter(|id| !calls.iter().any(|c| &c.execution_id == *id))
-                .cloned()
-                .collect();
-            let attributed = ids.len() - not_found.len();
-            if !calls.is_empty() {
-                record(&state, tenant.0, campaign, calls).await?;
-            }
-            Ok(AttributionAnswer {
-                attributed,
-                not_found,
-            })
-        },
-    )
+    idempotent(&state, tenant.0, key, "/v1/attributions", &bytes, || {
+        attribute_many(&state, tenant.0, &ids, campaign)
+    })
     .await
+}
+
+/// Attributes the calls of `tenant` named by `ids` (1 to [`MAX_BULK`], checked by the caller)
+/// to `campaign`, or clears their manual attribution (`None`), in one event; ids that name
+/// no call come back in `not_found`. The console's bulk attribution runs this too.
+pub(crate) async fn attribute_many(
+    state: &AppState,
+    tenant: Uuid,
+    ids: &[String],
+    campaign: Option<Uuid>,
+) -> Result<AttributionAnswer, ApiError> {
+    check_campaign(state, tenant, campaign).await?;
+    let calls = find_calls(state, tenant, ids).await?;
+    let not_found: Vec<String> = ids
+        .iter()
+        .filter(|id| !calls.iter().any(|c| &c.execution_id == *id))
+        .cloned()
+        .collect();
+    let attributed = ids.len() - not_found.len();
+    if !calls.is_empty() {
+        record(state, tenant, campaign, calls).await?;
+    }
+    Ok(AttributionAnswer {
+        attributed,
+        not_found,
+    })
 }
 
 /// The calls of `tenant` with these ids, of any provider (the log answers at once).
