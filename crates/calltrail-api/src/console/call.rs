@@ -1,14 +1,20 @@
-//! `GET /calls/{execution_id}`: one call: status, duration, credits, recording, the timeline of
-//! its events, transcript, lead analysis, and each event's raw payload from the event log.
-//! Another tenant's call is a 404 page, exactly like a missing one.
+//! `GET /calls/{execution_id}`: one call: status, duration, credits, recording, its campaign
+//! with a form to attribute it by hand (or clear that), the timeline of its events,
+//! transcript, lead analysis, and each event's raw payload from the event log. Another
+//! tenant's call is a 404 page, exactly like a missing one.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use calltrail_eventlog::EventPayload;
-use calltrail_projections::views::{CallDetail, LeadAnalyticsView, TranscriptView};
+use calltrail_projections::views::{CallDetail, CallView, LeadAnalyticsView, TranscriptView};
 use maud::{html, Markup};
 
-use super::format::{self, contact_href, dash, duration, lead_tag, opt_text, opt_time, safe_url};
+use super::attribution::Notice;
+use super::campaigns::{self, Campaigns};
+use super::format::{
+    self, call_href, contact_href, dash, duration, lead_tag, opt_text, opt_time, safe_url,
+};
 use super::page::{page, Nav, PageError};
+use super::parse_query;
 use super::session::Session;
 use crate::error::ApiError;
 use crate::params::parse_execution_id;
@@ -16,10 +22,12 @@ use crate::AppState;
 
 /// `GET /calls/{execution_id}`.
 pub async fn detail(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     execution_id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
+    let notice: Notice = parse_query(&req)?;
     let execution_id = parse_execution_id(execution_id.into_inner())?;
     let tenant = session.tenant();
     let id = execution_id.clone();
@@ -30,7 +38,7 @@ pub async fn detail(
     let positions: Vec<i64> = call.events.iter().map(|e| e.position).collect();
     let log = state.log().clone();
     let (id_t, id_a) = (execution_id.clone(), execution_id);
-    let (transcript, analysis, payloads) = tokio::try_join!(
+    let (transcript, analysis, payloads, campaigns) = tokio::try_join!(
         state.read(move |store| async move { store.get_transcript(tenant, &id_t).await }),
         state.read(move |store| async move { store.call_analysis(tenant, &id_a).await }),
         async {
@@ -39,12 +47,14 @@ pub async fn detail(
                 .await?
                 .map_err(ApiError::from_log)
         },
+        Campaigns::load(&state, tenant),
     )?;
     let title = format!("Call {}", call.call.execution_id);
     let body = html! {
         h1 { "Call " span.id { (call.call.execution_id) } }
         p { a href="/calls" { "← All calls" } }
         (summary(&call))
+        (campaign_section(&session, &call.call, &campaigns, notice.saved.as_deref()))
         (timeline(&call))
         (transcript_section(transcript.as_ref()))
         (analysis_section(analysis.as_ref()))
@@ -87,6 +97,61 @@ fn summary(detail: &CallDetail) -> Markup {
                 dt { "Completed" } dd { (opt_time(call.completed_at)) }
                 dt { "Hung up by" } dd { (opt_text(call.hangup_by.as_deref())) }
                 dt { "Hang-up reason" } dd { (opt_text(call.hangup_reason.as_deref())) }
+            }
+        }
+    }
+}
+
+/// The call's campaign and how it got it, and the form to attribute it by hand or clear that.
+fn campaign_section(
+    session: &Session,
+    call: &CallView,
+    campaigns: &Campaigns,
+    saved: Option<&str>,
+) -> Markup {
+    let action = format!("{}/attribution", call_href(&call.execution_id));
+    let how = match call.attribution.as_deref() {
+        Some("auto_batch") => "automatically, by its batch id",
+        Some("auto_phone") => "automatically, by its phone number",
+        Some("manual") => "by hand",
+        _ => "",
+    };
+    html! {
+        section aria-labelledby="campaign" {
+            h2 id="campaign" { "Campaign" }
+            @match saved {
+                Some("set") => p.notice role="status" { "Saved, updating: the campaign below changes once the attribution is processed (reload in a moment)." },
+                Some("cleared") => p.notice role="status" { "Cleared, updating: the automatic rules apply to this call again once the change is processed (reload in a moment)." },
+                _ => {},
+            }
+            p data-campaign=[call.campaign_id] {
+                @match call.campaign_id {
+                    Some(id) => {
+                        (campaigns.link(id, &campaigns::calls_href(id)))
+                        @if !how.is_empty() { " — attributed " (how) "." }
+                    }
+                    None => "Unattributed.",
+                }
+            }
+            @if campaigns.is_empty() {
+                p { "No campaigns yet: create one with " code { "POST /v1/campaigns" } " to attribute calls to it." }
+            } @else {
+                form.attribute method="post" action=(action) {
+                    input type="hidden" name="csrf" value=(session.csrf());
+                    div.field {
+                        label for="attribute_campaign" { "Attribute to" }
+                        select id="attribute_campaign" name="campaign_id" required {
+                            option value="" { "Pick a campaign" }
+                            (campaigns.options(call.campaign_id))
+                        }
+                    }
+                    div.actions {
+                        button type="submit" name="action" value="set" { "Save" }
+                        @if call.attribution.as_deref() == Some("manual") {
+                            button.secondary type="submit" name="action" value="clear" formnovalidate { "Clear manual attribution" }
+                        }
+                    }
+                }
             }
         }
     }

@@ -1,12 +1,17 @@
 //! `GET /calls`: the calls list: filters (UTC date range, the last 7 days by default; status,
-//! lifecycle status, phone, agent), sort by date, duration or status, keyset pagination.
+//! lifecycle status, phone, agent, campaign or unattributed), sort by date, duration or
+//! status, keyset pagination; and `GET /calls.csv`, the same filters through the API's
+//! streamed export ([`crate::export::csv_response`]).
 
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 use calltrail_projections::views::{CallView, Page};
 use calltrail_projections::{CallFilter, CallSort};
 use maud::{html, Markup};
 use serde::Deserialize;
+use uuid::Uuid;
 
+use super::campaigns::{self, Campaigns};
 use super::dashboard::date_fields;
 use super::dates::{self, DateRange};
 use super::format::{self, call_href, contact_href, dash, duration, with_query};
@@ -59,11 +64,19 @@ pub struct ListQuery {
     pub agent_id: Option<String>,
     /// `newest` (default), `oldest`, `longest`, `shortest`, `status`.
     pub sort: Option<String>,
-    /// Only the calls of this campaign (its id).
+    /// Only the calls of this campaign (its id); [`UNATTRIBUTED`] (the picker's choice) is
+    /// `attributed=false`.
     pub campaign_id: Option<String>,
+    /// `true`: only attributed calls; `false`: only unattributed ones (as the JSON list).
+    pub attributed: Option<String>,
     /// Where the page starts (the previous page's cursor).
     pub cursor: Option<String>,
 }
+
+/// The campaign picker's value for "no campaign" (`attributed=false`).
+pub const UNATTRIBUTED: &str = "none";
+/// The campaign picker's value for "any campaign" (`attributed=true`).
+pub const ATTRIBUTED: &str = "any";
 
 /// The list's filters once read: what the query layer gets and what the form shows again.
 #[derive(Debug, Clone)]
@@ -92,13 +105,30 @@ impl ListQuery {
             .map(parse_phone)
             .transpose()?
             .map(|p| p.as_str().to_owned());
-        let campaign_id = non_empty(self.campaign_id.as_deref())
-            .map(|id| {
-                uuid::Uuid::parse_str(id).map_err(|_| {
-                    PageError::Api(ApiError::InvalidQuery(format!("unknown campaign `{id}`")))
-                })
-            })
-            .transpose()?;
+        let mut attributed = match non_empty(self.attributed.as_deref()) {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => {
+                return Err(PageError::Api(ApiError::InvalidQuery(
+                    "`attributed` must be true or false".into(),
+                )))
+            }
+        };
+        let campaign_id = match non_empty(self.campaign_id.as_deref()) {
+            None => None,
+            Some(UNATTRIBUTED) => {
+                attributed = Some(false);
+                None
+            }
+            Some(ATTRIBUTED) => {
+                attributed = Some(true);
+                None
+            }
+            Some(id) => Some(Uuid::parse_str(id).map_err(|_| {
+                PageError::Api(ApiError::InvalidQuery(format!("unknown campaign `{id}`")))
+            })?),
+        };
         let filter = CallFilter {
             status: text_filter("status", self.status.as_deref())?,
             lifecycle_status: text_filter("lifecycle_status", self.lifecycle_status.as_deref())?,
@@ -107,7 +137,7 @@ impl ListQuery {
             from: Some(range.from_utc()),
             to: Some(range.to_utc()),
             campaign_id,
-            attributed: None,
+            attributed,
             sort,
         };
         let mut pairs = vec![("from", range.from_field()), ("to", range.to_field())];
@@ -124,6 +154,9 @@ impl ListQuery {
         );
         if let Some(id) = campaign_id {
             pairs.push(("campaign_id", id.to_string()));
+        }
+        if let Some(attributed) = attributed {
+            pairs.push(("attributed", attributed.to_string()));
         }
         if sort != CallSort::default() {
             pairs.push(("sort", sort.name().to_owned()));
@@ -144,6 +177,32 @@ impl ListFilters {
         pairs.extend_from_slice(extra);
         with_query(path, &pairs)
     }
+
+    /// The list of `path` with these filters, but only the calls of `campaign`.
+    pub fn with_campaign(&self, path: &str, campaign: Uuid) -> String {
+        let id = campaign.to_string();
+        let mut pairs: Vec<(&str, &str)> = self
+            .pairs
+            .iter()
+            .filter(|(k, _)| !matches!(*k, "campaign_id" | "attributed"))
+            .map(|(k, v)| (*k, v.as_str()))
+            .collect();
+        pairs.push(("campaign_id", &id));
+        with_query(path, &pairs)
+    }
+}
+
+/// How [`calls_table`] shows a list's rows.
+#[derive(Debug, Clone, Copy)]
+pub struct TableOptions<'a> {
+    /// The tenant's campaigns (the Campaign column's names).
+    pub campaigns: &'a Campaigns,
+    /// The list's filters: a campaign's name links to them narrowed to the campaign (else to
+    /// the campaign's calls of all dates).
+    pub filters: Option<&'a ListFilters>,
+    /// A checkbox per row (`execution_id`) for a form around the table, instead of the
+    /// Campaign column.
+    pub select: bool,
 }
 
 /// `GET /calls`.
@@ -157,31 +216,61 @@ pub async fn list(
     let tenant = session.tenant();
     let cursor = non_empty(query.cursor.as_deref()).map(str::to_owned);
     let filter = filters.filter.clone();
-    let calls = state
-        .read(move |store| async move {
+    let (calls, campaigns) = tokio::try_join!(
+        state.read(move |store| async move {
             store
                 .list_calls(tenant, &filter, cursor.as_deref(), PAGE_SIZE)
                 .await
-        })
-        .await?;
+        }),
+        Campaigns::load(&state, tenant),
+    )?;
+    let options = TableOptions {
+        campaigns: &campaigns,
+        filters: Some(&filters),
+        select: false,
+    };
     let body = html! {
         h1 { "Calls" }
         section aria-labelledby="filters-title" {
             h2.sr-only id="filters-title" { "Filters" }
-            (filter_form(&query, &filters))
+            (filter_form(&query, &filters, &campaigns))
         }
         section aria-labelledby="list-title" {
             h2 id="list-title" {
                 "Calls from " (filters.range.from_field()) " to " (filters.range.to_field()) " (UTC)"
             }
-            (calls_table(&calls.items))
-            (pager(&filters, &calls, query.cursor.as_deref()))
+            div.toolbar {
+                a.button.secondary href=(filters.url("/calls.csv", &[])) download="calls.csv" {
+                    "Download CSV"
+                }
+            }
+            (calls_table(&calls.items, options))
+            (pager("/calls", &filters, &calls, query.cursor.as_deref()))
         }
     };
     Ok(page(&session, Nav::Calls, "Calls", body))
 }
 
-fn filter_form(query: &ListQuery, filters: &ListFilters) -> Markup {
+/// `GET /calls.csv`: every call of the list's filters, in its order, as the API's export
+/// streams it (the session instead of the API key; `cursor` is ignored).
+pub async fn csv(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, PageError> {
+    let query: ListQuery = parse_query(&req)?;
+    let filters = query.filters()?;
+    let mut response = crate::export::csv_response(&state, session.tenant(), filters.filter);
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
+}
+
+fn filter_form(query: &ListQuery, filters: &ListFilters, campaigns: &Campaigns) -> Markup {
     let status = filters.filter.status.as_deref().unwrap_or_default();
     let lifecycle = filters
         .filter
@@ -223,6 +312,18 @@ fn filter_form(query: &ListQuery, filters: &ListFilters) -> Markup {
                     value=(filters.filter.agent_id.as_deref().unwrap_or_default());
             }
             div.field {
+                label for="campaign_id" { "Campaign" }
+                select id="campaign_id" name="campaign_id" {
+                    option value="" selected[filters.filter.campaign_id.is_none() && filters.filter.attributed.is_none()] { "Any" }
+                    option value=(ATTRIBUTED) selected[filters.filter.campaign_id.is_none() && filters.filter.attributed == Some(true)] { "Any campaign" }
+                    option value=(UNATTRIBUTED) selected[filters.filter.campaign_id.is_none() && filters.filter.attributed == Some(false)] { "Unattributed" }
+                    @if let Some(id) = filters.filter.campaign_id.filter(|id| campaigns.name(*id).is_none()) {
+                        option value=(id) selected { "Campaign " (id) }
+                    }
+                    (campaigns.options(filters.filter.campaign_id))
+                }
+            }
+            div.field {
                 label for="sort" { "Sort by" }
                 select id="sort" name="sort" {
                     @for sort in CallSort::ALL {
@@ -249,8 +350,8 @@ fn sort_label(sort: CallSort) -> &'static str {
     }
 }
 
-/// A table of calls (also the contact page's recent calls).
-pub fn calls_table(calls: &[CallView]) -> Markup {
+/// A table of calls (also the contact page's recent calls and the unattributed page).
+pub fn calls_table(calls: &[CallView], options: TableOptions<'_>) -> Markup {
     html! {
         @if calls.is_empty() {
             p.notice { "No calls match." }
@@ -258,6 +359,7 @@ pub fn calls_table(calls: &[CallView]) -> Markup {
             table.rows {
                 thead {
                     tr {
+                        @if options.select { th scope="col" { "Select" } }
                         th scope="col" { "Created (UTC)" }
                         th scope="col" { "Phone" }
                         th scope="col" { "Status" }
@@ -265,12 +367,22 @@ pub fn calls_table(calls: &[CallView]) -> Markup {
                         th.num scope="col" { "Duration" }
                         th.num scope="col" { "Credits" }
                         th scope="col" { "Agent" }
+                        @if !options.select { th scope="col" { "Campaign" } }
                     }
                 }
                 tbody {
-                    @for call in calls {
+                    @for (i, call) in calls.iter().enumerate() {
                         @let href = call_href(&call.execution_id);
-                        tr data-href=(href) {
+                        // A selectable row is not a link as a whole: a click beside the
+                        // checkbox must not leave the form.
+                        tr data-href=[(!options.select).then_some(&href)] {
+                            @if options.select {
+                                @let id = format!("pick-{i}");
+                                td data-label="Select" {
+                                    input type="checkbox" id=(id) name="execution_id" value=(call.execution_id);
+                                    label.sr-only for=(id) { "Select call " (call.execution_id) }
+                                }
+                            }
                             td data-label="Created" {
                                 a href=(href) aria-label=(format!("Call {}", call.execution_id)) {
                                     (format::time(call.created_at))
@@ -289,6 +401,14 @@ pub fn calls_table(calls: &[CallView]) -> Markup {
                             td data-label="Agent" {
                                 @match &call.agent_id { Some(agent) => (agent), None => (dash()) }
                             }
+                            @if !options.select {
+                                td data-label="Campaign" {
+                                    @match call.campaign_id {
+                                        Some(id) => (options.campaigns.link(id, &campaign_href(options.filters, id))),
+                                        None => span.none { "Unattributed" },
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -297,14 +417,28 @@ pub fn calls_table(calls: &[CallView]) -> Markup {
     }
 }
 
-fn pager(filters: &ListFilters, calls: &Page<CallView>, cursor: Option<&str>) -> Markup {
+/// Where a campaign's name in a list leads: the list narrowed to it, or its calls of all dates.
+fn campaign_href(filters: Option<&ListFilters>, id: Uuid) -> String {
+    match filters {
+        Some(filters) => filters.with_campaign("/calls", id),
+        None => campaigns::calls_href(id),
+    }
+}
+
+/// The pager of a list at `path` (`/calls`, `/unattributed`).
+pub fn pager(
+    path: &str,
+    filters: &ListFilters,
+    calls: &Page<CallView>,
+    cursor: Option<&str>,
+) -> Markup {
     html! {
         nav.pager aria-label="Pages" {
             @if non_empty(cursor).is_some() {
-                a href=(filters.url("/calls", &[])) { "First page" }
+                a href=(filters.url(path, &[])) { "First page" }
             }
             @if let Some(next) = &calls.next_cursor {
-                a href=(filters.url("/calls", &[("cursor", next)])) rel="next" { "Next page" }
+                a href=(filters.url(path, &[("cursor", next)])) rel="next" { "Next page" }
             }
         }
     }
@@ -338,6 +472,60 @@ mod tests {
         assert_eq!(
             filters.map(|f| f.url("/calls", &[("cursor", "ab")])),
             Some("/calls?from=2025-10-01&to=2025-10-07&status=completed&phone=%2B14155550132&sort=longest&cursor=ab".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_campaign_picker_is_the_json_list_s_campaign_id_and_attributed() {
+        let id = Uuid::new_v4();
+        let read = |campaign: &str, attributed: Option<&str>| {
+            let query = ListQuery {
+                from: Some("2025-10-01".into()),
+                to: Some("2025-10-31".into()),
+                campaign_id: Some(campaign.into()),
+                attributed: attributed.map(Into::into),
+                ..ListQuery::default()
+            };
+            query.filters().ok().map(|f| {
+                (
+                    f.filter.campaign_id,
+                    f.filter.attributed,
+                    f.url("/calls.csv", &[]),
+                )
+            })
+        };
+        let range = "/calls.csv?from=2025-10-01&to=2025-10-31";
+        assert_eq!(
+            read(UNATTRIBUTED, None),
+            Some((None, Some(false), format!("{range}&attributed=false")))
+        );
+        assert_eq!(
+            read(ATTRIBUTED, None),
+            Some((None, Some(true), format!("{range}&attributed=true")))
+        );
+        assert_eq!(
+            read(&id.to_string(), None),
+            Some((Some(id), None, format!("{range}&campaign_id={id}")))
+        );
+        assert_eq!(
+            read("", Some("false")),
+            Some((None, Some(false), format!("{range}&attributed=false")))
+        );
+        assert_eq!(read("spring", None), None);
+        assert_eq!(read("", Some("maybe")), None);
+        let filters = ListQuery {
+            attributed: Some("false".into()),
+            status: Some("failed".into()),
+            ..ListQuery::default()
+        }
+        .filters()
+        .ok();
+        let narrowed = filters.map(|f| f.with_campaign("/calls", id));
+        assert!(
+            narrowed.as_deref().is_some_and(|url| url
+                .ends_with(&format!("&status=failed&campaign_id={id}"))
+                && !url.contains("attributed")),
+            "{narrowed:?}"
         );
     }
 

@@ -7,7 +7,8 @@ use maud::html;
 use serde::Deserialize;
 
 use super::call::analysis_facts;
-use super::calls::calls_table;
+use super::calls::{calls_table, TableOptions};
+use super::campaigns::Campaigns;
 use super::format::{self, contact_href, dash, lead_tag, opt_text, with_query};
 use super::page::{page, Nav, PageError};
 use super::session::Session;
@@ -110,8 +111,8 @@ pub async fn detail(
         .as_str()
         .to_owned();
     let tenant = session.tenant();
-    let (contact, analysis, history, calls) = state
-        .read(move |store| async move {
+    let ((contact, analysis, history, calls), campaigns) = tokio::try_join!(
+        state.read(move |store| async move {
             let filter = CallFilter {
                 phone: Some(phone.clone()),
                 ..CallFilter::default()
@@ -122,8 +123,9 @@ pub async fn detail(
                 store.score_history(tenant, &phone),
                 store.list_calls(tenant, &filter, None, RECENT_CALLS),
             )
-        })
-        .await?;
+        }),
+        Campaigns::load(&state, tenant),
+    )?;
     let contact = contact.ok_or(ApiError::NotFound)?;
     let title = format!("Contact {}", contact.phone_number);
     let since = contact.created_at.format("%Y-%m-%d").to_string();
@@ -177,7 +179,7 @@ pub async fn detail(
         }
         section aria-labelledby="recent" {
             h2 id="recent" { "Recent calls" }
-            (calls_table(&calls.items))
+            (calls_table(&calls.items, TableOptions { campaigns: &campaigns, filters: None, select: false }))
             @if calls.next_cursor.is_some() {
                 p { a href=(all_calls) { "All calls of this contact" } }
             }

@@ -6,24 +6,26 @@
 //! - [`session`]: sign-in with an API key, session cookie, CSRF tokens, sign-out.
 //! - [`page`]: the page shell, security headers (CSP), [`page::PageError`] (errors as pages).
 //! - [`dashboard`]: `GET /`: KPIs for a UTC date range, calls per day, connected vs missed.
-//! - [`calls`]: `GET /calls`: filters, sort, pagination.
-//! - [`call`]: `GET /calls/{execution_id}`: summary, timeline, transcript, analysis, raw payloads.
+//! - [`calls`]: `GET /calls`: filters (campaign or unattributed too), sort, pagination, a
+//!   Campaign column; `GET /calls.csv`: the same filters through the API's streamed export.
+//! - [`call`]: `GET /calls/{execution_id}`: summary, campaign and its attribution form,
+//!   timeline, transcript, analysis, raw payloads.
+//! - [`attribution`]: `GET /unattributed` (bulk attribution form), `POST /unattributed`,
+//!   `POST /calls/{execution_id}/attribution`: through the JSON API's attribution path.
+//! - [`campaigns`]: `GET /campaigns`: batch ids, recipients, calls, connected calls; the
+//!   campaign names and picker the other pages share.
 //! - [`contacts`]: `GET /contacts`, `GET /contacts/{phone}`: lead tags, score history.
 //! - [`credits`]: `GET /credits`: balance and ledger.
 //! - [`charts`]: server-rendered SVG charts.
 //! - [`dates`]: UTC date ranges, end inclusive, the last 7 days by default.
 //! - [`format`]: times, durations, percentages, badges, links.
 //! - [`assets`]: the stylesheet, script and icon, embedded in the binary.
-//!
-//! Waiting on campaigns and export (issue 12): an "Unattributed" page beside `calls` (the
-//! list with `attributed=false`, a checkbox per row and one form for bulk attribution, single
-//! attribution on `call`), a campaign column in [`calls::calls_table`], and a "Download CSV"
-//! link in the list built by [`calls::ListFilters::url`] to a session-authenticated
-//! `/calls.csv` that hands the same [`calltrail_projections::CallFilter`] to the export.
 
 pub mod assets;
+pub mod attribution;
 pub mod call;
 pub mod calls;
+pub mod campaigns;
 pub mod charts;
 pub mod contacts;
 pub mod credits;
@@ -62,10 +64,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             vec![web::post().to(session::sign_out)],
         ))
         .service(resource("/calls", vec![web::get().to(calls::list)]))
+        .service(resource("/calls.csv", vec![web::get().to(calls::csv)]))
         .service(resource(
             "/calls/{execution_id}",
             vec![web::get().to(call::detail)],
         ))
+        .service(resource(
+            "/calls/{execution_id}/attribution",
+            vec![web::post().to(attribution::attribute_call)],
+        ))
+        .service(resource(
+            "/unattributed",
+            vec![
+                web::get().to(attribution::unattributed),
+                web::post().to(attribution::attribute_bulk),
+            ],
+        ))
+        .service(resource("/campaigns", vec![web::get().to(campaigns::list)]))
         .service(resource("/contacts", vec![web::get().to(contacts::list)]))
         .service(resource(
             "/contacts/{phone}",

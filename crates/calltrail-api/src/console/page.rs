@@ -25,6 +25,10 @@ pub enum Nav {
     Dashboard,
     /// `/calls`
     Calls,
+    /// `/unattributed`
+    Unattributed,
+    /// `/campaigns`
+    Campaigns,
     /// `/contacts`
     Contacts,
     /// `/credits`
@@ -33,9 +37,11 @@ pub enum Nav {
     None,
 }
 
-const NAV: [(Nav, &str, &str); 4] = [
+const NAV: [(Nav, &str, &str); 6] = [
     (Nav::Dashboard, "/", "Dashboard"),
     (Nav::Calls, "/calls", "Calls"),
+    (Nav::Unattributed, "/unattributed", "Unattributed"),
+    (Nav::Campaigns, "/campaigns", "Campaigns"),
     (Nav::Contacts, "/contacts", "Contacts"),
     (Nav::Credits, "/credits", "Credits"),
 ];
@@ -142,6 +148,9 @@ pub enum PageError {
     /// A form came without the right CSRF token.
     #[error("invalid or missing CSRF token")]
     Csrf,
+    /// A form that cannot be done as sent (nothing picked); the message says what to do.
+    #[error("{0}")]
+    Invalid(&'static str),
     /// Anything the JSON API could answer: rendered with its status and message.
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -152,6 +161,7 @@ impl ResponseError for PageError {
         match self {
             PageError::SignIn { .. } => StatusCode::SEE_OTHER,
             PageError::Csrf => StatusCode::FORBIDDEN,
+            PageError::Invalid(_) => StatusCode::BAD_REQUEST,
             PageError::Api(err) => err.status_code(),
         }
     }
@@ -170,6 +180,11 @@ impl ResponseError for PageError {
                 "Form expired",
                 "This form was not issued for your session (it may be from an older page). \
                  Go back, reload the page and try again.",
+            ),
+            PageError::Invalid(message) => error_page(
+                StatusCode::BAD_REQUEST,
+                "Nothing was changed",
+                &format!("{message} Go back and try again."),
             ),
             PageError::Api(err) => {
                 err.log_cause();

@@ -1,11 +1,14 @@
 //! The web console over plain HTTP: the security properties a browser test cannot see
-//! (cookie flags, CSRF refusals, escaping, CSP, tenancy, session expiry and revocation).
+//! (cookie flags, CSRF refusals, escaping, CSP, tenancy, session expiry and revocation), and
+//! the attribution forms and CSV download against the JSON API's answers.
 
 use reqwest::header::{HeaderMap, CONTENT_SECURITY_POLICY, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::json;
 
-use crate::helpers::{fixtures, spawn_app, with_fields, TestApp, AGENT, SUCCESS};
+use crate::helpers::{
+    fixtures, spawn_app, with_fields, Tenant, TestApp, AGENT, BUSY, NO_ANSWER, SUCCESS,
+};
 
 /// A browser without cookie storage or redirects: every header is the test's to see.
 pub struct ConsoleClient {
@@ -92,6 +95,15 @@ impl ConsoleClient {
             self.session = Some(cookie_value(session)).filter(|v| !v.is_empty());
         }
         response
+    }
+
+    /// Posts a form with the session cookie.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.http.post(format!("{}{path}", self.base)).form(form);
+        if let Some(session) = &self.session {
+            request = request.header(COOKIE, format!("calltrail_session={session}"));
+        }
+        request.send().await.unwrap()
     }
 
     pub async fn sign_in(&mut self, key: &str) -> reqwest::Response {
@@ -233,7 +245,16 @@ async fn expired_sessions_and_missing_ones_lead_to_the_sign_in_page() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
     let anonymous = ConsoleClient::new(&app);
-    for path in ["/", "/calls", "/calls/x", "/contacts", "/credits"] {
+    for path in [
+        "/",
+        "/calls",
+        "/calls/x",
+        "/contacts",
+        "/credits",
+        "/unattributed",
+        "/campaigns",
+        "/calls.csv",
+    ] {
         let response = anonymous.get(path).await;
         assert_eq!(response.status().as_u16(), 303, "{path}");
         assert_eq!(location(&response), Some("/signin"), "{path}");
@@ -270,6 +291,8 @@ async fn every_page_has_a_strict_policy_and_no_inline_script_or_style() {
         "/contacts",
         "/credits",
         "/calls/missing",
+        "/unattributed",
+        "/campaigns",
     ] {
         let response = browser.get(path).await;
         let policy = response
@@ -398,4 +421,373 @@ async fn unknown_pages_are_html_for_browsers_and_json_for_the_api() {
     assert_eq!(response.status().as_u16(), 404);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "route_not_found");
+}
+
+/// October 2025, where the fixture calls are, as the console's date fields write it.
+const OCTOBER: &str = "from=2025-10-01&to=2025-10-31";
+
+/// The three fixture calls (answered, missed, busy) of `tenant`, projected.
+async fn seed_calls(app: &TestApp, tenant: &Tenant) {
+    app.add_agent(tenant, AGENT).await;
+    for scenario in ["bolna/success", "bolna/no-answer", "bolna/busy"] {
+        for body in fixtures::scenario(scenario) {
+            app.post_bolna(&tenant.webhook_token, &body).await;
+        }
+    }
+    app.wait_until_projected().await;
+}
+
+/// A campaign of `tenant` made through the JSON API; its id.
+async fn create_campaign(app: &TestApp, tenant: &Tenant, name: &str) -> String {
+    let response = app
+        .client
+        .post(format!("{}/v1/campaigns", app.address))
+        .bearer_auth(&tenant.api_key)
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["campaign_id"].as_str().unwrap().to_owned()
+}
+
+async fn attribution_events(app: &TestApp) -> i64 {
+    app.sql_count("SELECT count(*) FROM events WHERE event_type = 'attribution.set'")
+        .await
+}
+
+#[tokio::test]
+async fn the_attribution_forms_refuse_a_missing_or_foreign_token() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    seed_calls(&app, &tenant).await;
+    let campaign = create_campaign(&app, &tenant, "Spring").await;
+    let mut alice = ConsoleClient::new(&app);
+    alice.sign_in(&tenant.api_key).await;
+    let mut other = ConsoleClient::new(&app);
+    other.sign_in(&tenant.api_key).await;
+    let others_token = csrf_of(&other.page("/").await.1);
+
+    let single = format!("/calls/{SUCCESS}/attribution");
+    for token in [None, Some("forged"), Some(others_token.as_str())] {
+        let mut form = vec![("campaign_id", campaign.as_str())];
+        form.extend(token.map(|t| ("csrf", t)));
+        let mut bulk = form.clone();
+        bulk.push(("execution_id", BUSY));
+        for (path, form) in [(single.as_str(), &form), ("/unattributed", &bulk)] {
+            let response = alice.post_form(path, form).await;
+            assert_eq!(response.status().as_u16(), 403, "{path} with {token:?}");
+            let html = response.text().await.unwrap();
+            assert!(html.contains("Form expired"), "{html}");
+        }
+    }
+    // A clear without the token is refused too.
+    let response = alice.post_form(&single, &[("action", "clear")]).await;
+    assert_eq!(response.status().as_u16(), 403);
+    assert_eq!(attribution_events(&app).await, 0, "nothing was recorded");
+    assert_eq!(app.call(&tenant, SUCCESS).await["campaign_id"], json!(null));
+}
+
+#[tokio::test]
+async fn calls_are_attributed_from_the_unattributed_page_and_the_call_page() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    seed_calls(&app, &tenant).await;
+    let campaign = create_campaign(&app, &tenant, "Spring <outreach>").await;
+    app.wait_until_projected().await;
+    let mut browser = ConsoleClient::new(&app);
+    browser.sign_in(&tenant.api_key).await;
+
+    // The page lists every unattributed call with a labelled checkbox, and the campaign picker.
+    let path = format!("/unattributed?{OCTOBER}");
+    let (status, html) = browser.page(&path).await;
+    assert_eq!(status, 200, "{html}");
+    for id in [SUCCESS, NO_ANSWER, BUSY] {
+        assert!(
+            html.contains(&format!(r#"name="execution_id" value="{id}""#)),
+            "{id}: {html}"
+        );
+        assert!(html.contains(&format!("Select call {id}")), "{id}");
+    }
+    assert!(html.contains(&format!(
+        r#"<option value="{campaign}">Spring &lt;outreach&gt;</option>"#
+    )));
+    assert!(html.contains(r#"<label for="campaign_id">"#));
+    let csrf = csrf_of(&html);
+
+    // Nothing picked, or nothing checked: nothing changes, and the page says why.
+    let response = browser
+        .post_form(
+            &path,
+            &[("csrf", &csrf), ("campaign_id", ""), ("execution_id", BUSY)],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 400);
+    assert!(response.text().await.unwrap().contains("Pick a campaign"));
+    let response = browser
+        .post_form(&path, &[("csrf", &csrf), ("campaign_id", &campaign)])
+        .await;
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(attribution_events(&app).await, 0);
+
+    // Two checked calls (one id that is no longer there) go to the campaign.
+    let response = browser
+        .post_form(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("campaign_id", &campaign),
+                ("execution_id", BUSY),
+                ("execution_id", NO_ANSWER),
+                ("execution_id", "gone"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+    let back = location(&response).unwrap_or_default().to_owned();
+    assert_eq!(back, format!("{path}&saved=2&missing=1"));
+    let (_, html) = browser.page(&back).await;
+    assert!(html.contains("Saved: 2 calls attributed.") && html.contains("updating"));
+    assert!(html.contains("1 of the selected calls were not found"));
+    app.wait_until_projected().await;
+    for id in [BUSY, NO_ANSWER] {
+        let call = app.call(&tenant, id).await;
+        assert_eq!(call["campaign_id"], json!(campaign), "{id}");
+        assert_eq!(call["attribution"], "manual", "{id}");
+    }
+    let (_, html) = browser.page(&path).await;
+    assert!(html.contains(SUCCESS) && !html.contains(BUSY) && !html.contains(NO_ANSWER));
+
+    // The call page: attribute the last one, see it there, then clear it.
+    let call_page = format!("/calls/{SUCCESS}");
+    let (_, html) = browser.page(&call_page).await;
+    assert!(html.contains("Unattributed."), "{html}");
+    let action = format!("{call_page}/attribution");
+    assert!(html.contains(&format!(r#"action="{action}""#)));
+    let response = browser
+        .post_form(
+            &action,
+            &[
+                ("csrf", &csrf),
+                ("campaign_id", &campaign),
+                ("action", "set"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(
+        location(&response),
+        Some(format!("{call_page}?saved=set#campaign").as_str())
+    );
+    assert!(browser
+        .page(&format!("{call_page}?saved=set"))
+        .await
+        .1
+        .contains("Saved, updating"));
+    app.wait_until_projected().await;
+    let (_, html) = browser.page(&call_page).await;
+    assert!(
+        html.contains(&format!(r#"data-campaign="{campaign}""#))
+            && html.contains("Spring &lt;outreach&gt;</a> — attributed by hand."),
+        "{html}"
+    );
+    let response = browser
+        .post_form(&action, &[("csrf", &csrf), ("action", "clear")])
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+    app.wait_until_projected().await;
+    assert_eq!(app.call(&tenant, SUCCESS).await["campaign_id"], json!(null));
+
+    // The calls list names the campaign and filters by it; the campaigns page counts them.
+    let (_, html) = browser.page(&format!("/calls?{OCTOBER}")).await;
+    assert_eq!(
+        html.matches("Spring &lt;outreach&gt;</a>").count(),
+        2,
+        "{html}"
+    );
+    let (_, html) = browser
+        .page(&format!("/calls?{OCTOBER}&campaign_id={campaign}"))
+        .await;
+    assert!(html.contains(BUSY) && html.contains(NO_ANSWER) && !html.contains(SUCCESS));
+    let (_, html) = browser
+        .page(&format!("/calls?{OCTOBER}&campaign_id=none"))
+        .await;
+    assert!(html.contains(SUCCESS) && !html.contains(BUSY), "{html}");
+    let (status, html) = browser.page("/campaigns").await;
+    assert_eq!(status, 200);
+    let (_, api) = app.get(&tenant, &format!("/v1/campaigns/{campaign}")).await;
+    assert_eq!(
+        (api["calls"].as_i64(), api["connected_calls"].as_i64()),
+        (Some(2), Some(0))
+    );
+    assert!(
+        html.contains(r#"<td class="num" data-label="Calls">2</td>"#)
+            && html.contains(r#"<td class="num" data-label="Connected calls">0</td>"#),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn another_tenant_s_call_or_campaign_is_a_404_page_and_changes_nothing() {
+    let app = spawn_app().await;
+    let owner = app.create_tenant().await;
+    let stranger = app.create_tenant().await;
+    seed_calls(&app, &owner).await;
+    let owners_campaign = create_campaign(&app, &owner, "Owner's").await;
+    let strangers_campaign = create_campaign(&app, &stranger, "Stranger's").await;
+    let mut browser = ConsoleClient::new(&app);
+    browser.sign_in(&stranger.api_key).await;
+    let csrf = csrf_of(&browser.page("/").await.1);
+
+    // The owner's call with the stranger's campaign, and any call with the owner's campaign.
+    for (path, campaign) in [
+        (format!("/calls/{SUCCESS}/attribution"), &strangers_campaign),
+        (format!("/calls/{SUCCESS}/attribution"), &owners_campaign),
+        ("/unattributed".to_owned(), &owners_campaign),
+    ] {
+        let response = browser
+            .post_form(
+                &path,
+                &[
+                    ("csrf", &csrf),
+                    ("campaign_id", campaign),
+                    ("execution_id", SUCCESS),
+                ],
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 404, "{path}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("<h1>Not found</h1>"), "{html}");
+    }
+    // The stranger's campaign with the owner's calls: none of them is found.
+    let response = browser
+        .post_form(
+            "/unattributed",
+            &[
+                ("csrf", &csrf),
+                ("campaign_id", &strangers_campaign),
+                ("execution_id", SUCCESS),
+            ],
+        )
+        .await;
+    assert_eq!(
+        location(&response),
+        Some(format!("/unattributed?{}&saved=0&missing=1", default_range()).as_str())
+    );
+    assert_eq!(attribution_events(&app).await, 0);
+    app.wait_until_projected().await;
+    let (_, html) = browser.page("/campaigns").await;
+    assert!(html.contains("Stranger&#39;s") || html.contains("Stranger's"));
+    assert!(!html.contains("Owner"), "{html}");
+    let (_, html) = browser.page(&format!("/calls?{OCTOBER}")).await;
+    assert!(html.contains("No calls match."), "{html}");
+}
+
+/// The console's default range (the last 7 days) as its query string.
+fn default_range() -> String {
+    let today = chrono::Utc::now().date_naive();
+    let from = today - chrono::TimeDelta::days(6);
+    format!("from={from}&to={today}")
+}
+
+#[tokio::test]
+async fn the_csv_download_is_the_api_s_export_of_the_list_s_filters() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    seed_calls(&app, &tenant).await;
+    let campaign = create_campaign(&app, &tenant, "Spring").await;
+    let response = app
+        .client
+        .post(format!("{}/v1/attributions", app.address))
+        .bearer_auth(&tenant.api_key)
+        .json(&json!({"execution_ids": [BUSY], "campaign_id": campaign}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    app.wait_until_projected().await;
+    let mut browser = ConsoleClient::new(&app);
+    browser.sign_in(&tenant.api_key).await;
+    let api_csv = |query: String| {
+        let app = &app;
+        let tenant = &tenant;
+        async move {
+            let response = app
+                .client
+                .get(format!("{}/v1/calls.csv?{query}", app.address))
+                .bearer_auth(&tenant.api_key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.text().await.unwrap()
+        }
+    };
+    let api_range = "from=2025-10-01T00:00:00Z&to=2025-11-01T00:00:00Z";
+
+    // The list's link carries its filters.
+    let list = format!("/calls?{OCTOBER}&status=completed&sort=oldest");
+    let (_, html) = browser.page(&list).await;
+    let link = format!(
+        r#"href="/calls.csv?{}&amp;status=completed&amp;sort=oldest""#,
+        OCTOBER.replace('&', "&amp;")
+    );
+    assert!(html.contains(&link), "{html}");
+
+    for (console, api) in [
+        (OCTOBER.to_owned(), api_range.to_owned()),
+        (
+            format!("{OCTOBER}&sort=longest&cursor=ignored"),
+            format!("{api_range}&sort=longest"),
+        ),
+        (
+            format!("{OCTOBER}&campaign_id=none"),
+            format!("{api_range}&attributed=false"),
+        ),
+        (
+            format!("{OCTOBER}&campaign_id={campaign}"),
+            format!("{api_range}&campaign_id={campaign}"),
+        ),
+    ] {
+        let response = browser.get(&format!("/calls.csv?{console}")).await;
+        assert_eq!(response.status().as_u16(), 200, "{console}");
+        let headers = response.headers().clone();
+        assert_eq!(
+            headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("text/csv; charset=utf-8")
+        );
+        assert!(headers
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("attachment")));
+        assert_eq!(
+            headers.get("cache-control").and_then(|v| v.to_str().ok()),
+            Some("no-store")
+        );
+        let csv = response.text().await.unwrap();
+        assert_eq!(csv, api_csv(api).await, "{console}");
+    }
+    let all = browser
+        .get(&format!("/calls.csv?{OCTOBER}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = all.split_terminator("\r\n").collect();
+    assert_eq!(lines.len(), 4, "a header and the three calls: {all:?}");
+    // Spreadsheets keep the phone as text rather than running it as a formula.
+    assert!(all.contains(",'+14155550132,"), "{all}");
+    assert!(!all.contains(",+1"), "{all}");
+
+    // Without a session: the sign-in page, never the data.
+    let anonymous = ConsoleClient::new(&app);
+    let response = anonymous.get(&format!("/calls.csv?{OCTOBER}")).await;
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(location(&response), Some("/signin"));
+    // Bad filters are the list's error page.
+    let response = browser
+        .get("/calls.csv?from=2025-10-08&to=2025-10-01")
+        .await;
+    assert_eq!(response.status().as_u16(), 400);
 }
