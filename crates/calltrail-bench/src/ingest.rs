@@ -6,7 +6,9 @@
 //! the load generator), the server's CPU seconds (`/proc/<pid>/stat` before and after) and peak
 //! RSS (`VmHWM`), PostgreSQL's CPU seconds and how busy the machine was. Afterwards every
 //! webhook answered 202 is looked up in the log by `(stream_id, event_type)`: `missing` must be
-//! 0. The projector run also reports how far the projector was behind when the load stopped
+//! 0. With [`Mix::Mixed`] the tenant gets a signing secret of each provider (`calltrail admin
+//! set-provider-secret`) and the calls are of all five providers, signed. The projector run
+//! also reports how far the projector was behind when the load stopped
 //! and how long it took to catch up.
 
 use std::path::Path;
@@ -18,10 +20,18 @@ use calltrail_testkit::TestDb;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use calltrail_core::Provider;
+
 use crate::loadgen::{ClientKind, LoadgenArgs, Summary};
 use crate::proc;
 use crate::report::{bench_dir, round3, Row};
 use crate::server::{self, Server};
+use crate::workload::{bench_secret, Mix};
+
+/// The `CALLTRAIL_SECRETS_KEY` of a mixed run's server (a bench database's made-up key).
+const BENCH_SECRETS_KEY: &str = "Y2FsbHRyYWlsLWJlbmNoLW9ubHktc2VjcmV0cy1rZXk=";
+/// The `CALLTRAIL_PUBLIC_URL` of a mixed run's server: what Twilio's signatures cover.
+const BENCH_PUBLIC_URL: &str = "https://calltrail.bench.example";
 
 /// The load generator is killed after this long.
 const LOADGEN_TIMEOUT: Duration = Duration::from_secs(1_200);
@@ -39,6 +49,8 @@ pub struct Level {
     pub projector: bool,
     /// The load generator's HTTP client.
     pub client: ClientKind,
+    /// Bolna's calls only, or all five providers'.
+    pub mix: Mix,
 }
 
 /// Runs one level against a fresh database and server.
@@ -47,13 +59,37 @@ pub async fn level(level: Level) -> anyhow::Result<Row> {
     let tenant = server::create_user(db.url()).await?;
     let dir = bench_dir()?;
     let label = format!(
-        "ingest-c{}{}",
+        "ingest-c{}{}{}",
         level.connections,
-        if level.projector { "-projector" } else { "" }
+        if level.projector { "-projector" } else { "" },
+        if level.mix == Mix::Mixed {
+            "-mixed"
+        } else {
+            ""
+        }
     );
-    let server = Server::start(
+    let mut env = Vec::new();
+    if level.mix == Mix::Mixed {
+        for &provider in Provider::ALL {
+            if provider.webhooks().signs_webhooks() {
+                let secret = bench_secret(provider);
+                server::set_provider_secret(
+                    db.url(),
+                    BENCH_SECRETS_KEY,
+                    &tenant,
+                    provider.as_str(),
+                    &secret,
+                )
+                .await?;
+            }
+        }
+        env.push(("CALLTRAIL_SECRETS_KEY", BENCH_SECRETS_KEY.to_owned()));
+        env.push(("CALLTRAIL_PUBLIC_URL", BENCH_PUBLIC_URL.to_owned()));
+    }
+    let server = Server::start_env(
         db.url(),
         level.projector,
+        &env,
         &dir.join(format!("{label}.serve.log")),
     )
     .await?;
@@ -65,7 +101,12 @@ pub async fn level(level: Level) -> anyhow::Result<Row> {
         .collect::<String>();
     let args = LoadgenArgs {
         addr: server.addr(),
-        path: format!("/v1/webhooks/bolna/{}", tenant.webhook_token),
+        path: match level.mix {
+            Mix::Bolna => format!("/v1/webhooks/bolna/{}", tenant.webhook_token),
+            Mix::Mixed => format!("/v1/webhooks/{{provider}}/{}", tenant.webhook_token),
+        },
+        mix: level.mix,
+        public_url: BENCH_PUBLIC_URL.to_owned(),
         connections: level.connections,
         webhooks: level.webhooks,
         duplicates_per_mille: 30,
@@ -222,7 +263,8 @@ struct Verified {
     unacked_in_log: i64,
 }
 
-/// Every key answered 202 must be in the log exactly once.
+/// Every key answered 202 must be in the log exactly once. Call ids are unique to the run
+/// whatever the provider, so the key is looked up without it.
 async fn verify(pool: &PgPool, tenant: Uuid, acked: &Path) -> anyhow::Result<Verified> {
     let text = std::fs::read_to_string(acked)
         .with_context(|| format!("cannot read {}", acked.display()))?;
@@ -239,7 +281,7 @@ async fn verify(pool: &PgPool, tenant: Uuid, acked: &Path) -> anyhow::Result<Ver
            FROM (SELECT count(e.position) AS n
                    FROM unnest($2::text[], $3::text[]) AS a(s, t)
                    LEFT JOIN events e
-                     ON e.tenant_id = $1 AND e.provider = 'bolna' AND e.stream_id = a.s AND e.event_type = a.t
+                     ON e.tenant_id = $1 AND e.stream_id = a.s AND e.event_type = a.t
                   GROUP BY a.s, a.t) per_key",
     )
     .bind(tenant)
@@ -247,12 +289,10 @@ async fn verify(pool: &PgPool, tenant: Uuid, acked: &Path) -> anyhow::Result<Ver
     .bind(&types)
     .fetch_one(pool)
     .await?;
-    let in_log: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE tenant_id = $1 AND provider = 'bolna'",
-    )
-    .bind(tenant)
-    .fetch_one(pool)
-    .await?;
+    let in_log: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE tenant_id = $1")
+        .bind(tenant)
+        .fetch_one(pool)
+        .await?;
     let acknowledged = streams.len();
     let found = i64::try_from(acknowledged)? - missing;
     Ok(Verified {

@@ -8,6 +8,11 @@
 //! once, as when a provider retries. It writes the keys answered 202 to `--acked` (one
 //! `stream_id<TAB>event_type` a line) and prints a [`Summary`] as one JSON line on stdout.
 //!
+//! With `--mix mixed` the calls are of all five providers ([`MixedWorkload`]): `--path` holds
+//! `{provider}`, and every webhook but Bolna's carries its provider's signature, made with
+//! [`bench_secret`] (and for Twilio over `--public-url` + path) when the plan is built, before
+//! the clock starts: a run must end within the 5-minute window of Vapi's and Retell's.
+//!
 //! Two clients: `raw` (default), a minimal HTTP/1.1 client over a tokio `TcpStream` (requests
 //! built before the clock starts, responses parsed by `Content-Length`), and `reqwest` (one
 //! client, hence one keep-alive connection, per worker).
@@ -25,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::workload::{call_id, phone, CallKind, Rng, Workload};
+use calltrail_testkit::signing;
+
+use crate::workload::{bench_secret, call_id, phone, CallKind, Mix, Rng, Workload};
 
 /// The load generator gives up on posting new webhooks after this long.
 const DEADLINE: Duration = Duration::from_secs(900);
@@ -70,8 +77,12 @@ impl ClientKind {
 pub struct LoadgenArgs {
     /// Server address (loopback).
     pub addr: SocketAddr,
-    /// Request path, e.g. `/v1/webhooks/bolna/<token>`.
+    /// Request path, e.g. `/v1/webhooks/bolna/<token>` (`{provider}` in it for `mixed`).
     pub path: String,
+    /// Which calls.
+    pub mix: Mix,
+    /// The base URL Twilio's signatures cover (`CALLTRAIL_PUBLIC_URL` of the server).
+    pub public_url: String,
     /// Concurrent keep-alive connections.
     pub connections: usize,
     /// Webhooks to post (duplicates included).
@@ -97,6 +108,10 @@ impl LoadgenArgs {
             self.addr.to_string(),
             "--path".into(),
             self.path.clone(),
+            "--mix".into(),
+            self.mix.as_str().into(),
+            "--public-url".into(),
+            self.public_url.clone(),
             "--connections".into(),
             self.connections.to_string(),
             "--webhooks".into(),
@@ -122,6 +137,8 @@ impl LoadgenArgs {
         let mut args = LoadgenArgs {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             path: String::new(),
+            mix: Mix::Bolna,
+            public_url: String::new(),
             connections: 64,
             webhooks: 30_000,
             duplicates_per_mille: 30,
@@ -142,6 +159,8 @@ impl LoadgenArgs {
             match flag.as_str() {
                 "--addr" => addr = Some(value.parse().context("loadgen: --addr takes host:port")?),
                 "--path" => path = Some(value),
+                "--mix" => args.mix = value.parse()?,
+                "--public-url" => args.public_url = value,
                 "--connections" => args.connections = number()?.max(1),
                 "--webhooks" => args.webhooks = number()?,
                 "--duplicates-per-mille" => {
@@ -199,6 +218,10 @@ pub struct Summary {
 struct Post {
     /// Index into the distinct keys.
     key: usize,
+    /// The request path.
+    path: String,
+    /// Its headers besides `Host` and `Content-Length` (content type, signature, user agent).
+    headers: Vec<signing::Header>,
     /// The request body.
     body: Vec<u8>,
     /// The whole HTTP/1.1 request (for the raw client).
@@ -214,47 +237,115 @@ struct Plan {
 
 impl Plan {
     fn build(args: &LoadgenArgs) -> anyhow::Result<Plan> {
+        match args.mix {
+            Mix::Bolna => Self::build_bolna(args),
+            Mix::Mixed => Self::build_mixed(args),
+        }
+    }
+
+    fn build_bolna(args: &LoadgenArgs) -> anyhow::Result<Plan> {
         let workload = Workload::new()?;
-        let host = args.addr.to_string();
         let mut rng = Rng::new(args.seed);
-        let mut posts = Vec::with_capacity(args.webhooks);
-        let mut keys = Vec::new();
+        let mut plan = Plan {
+            posts: Vec::with_capacity(args.webhooks),
+            keys: Vec::new(),
+        };
+        let headers = vec![("content-type", "application/json".to_owned())];
         let mut call = 0_u64;
-        while posts.len() < args.webhooks {
+        while plan.posts.len() < args.webhooks {
             let steps = workload.steps(CallKind::of_call(call));
             let (id, number) = (call_id(&args.run, call), phone(call));
-            let first_key = keys.len();
-            keys.extend(steps.iter().map(|s| (id.clone(), s.status.clone())));
-            // Each webhook once, some twice, in shuffled order.
-            let mut order: Vec<usize> = (0..steps.len()).collect();
-            for i in 0..steps.len() {
-                if rng.per_mille(args.duplicates_per_mille) {
-                    order.push(i);
-                }
-            }
-            rng.shuffle(&mut order);
-            for i in order {
+            let first_key = plan.keys.len();
+            plan.keys
+                .extend(steps.iter().map(|s| (id.clone(), s.status.clone())));
+            for i in call_order(&mut rng, steps.len(), args.duplicates_per_mille) {
                 let Some(step) = steps.get(i) else { continue };
                 let body = step.payload.render(&id, &number).into_bytes();
-                let mut request = Vec::with_capacity(body.len() + 200);
-                write!(
-                    request,
-                    "POST {} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nUser-Agent: calltrail-bench\r\nContent-Length: {}\r\n\r\n",
-                    args.path,
-                    body.len()
-                )?;
-                request.extend_from_slice(&body);
-                posts.push(Post {
-                    key: first_key + i,
+                plan.push(
+                    args,
+                    first_key + i,
+                    args.path.clone(),
+                    headers.clone(),
                     body,
-                    request,
-                });
+                )?;
             }
             call += 1;
         }
-        posts.truncate(args.webhooks);
-        Ok(Plan { posts, keys })
+        plan.posts.truncate(args.webhooks);
+        Ok(plan)
     }
+
+    fn build_mixed(args: &LoadgenArgs) -> anyhow::Result<Plan> {
+        let workload = crate::workload::MixedWorkload::new()?;
+        let mut rng = Rng::new(args.seed);
+        let mut plan = Plan {
+            posts: Vec::with_capacity(args.webhooks),
+            keys: Vec::new(),
+        };
+        let signed_at = signing::now_millis();
+        let mut call = 0_u64;
+        while plan.posts.len() < args.webhooks {
+            let (provider, steps) = workload.call(call);
+            let (id, number) = (call_id(&args.run, call), phone(call));
+            let path = args.path.replace("{provider}", provider.as_str());
+            let url = format!("{}{path}", args.public_url);
+            let secret = bench_secret(provider);
+            let first_key = plan.keys.len();
+            plan.keys
+                .extend(steps.iter().map(|s| (id.clone(), s.event_type.clone())));
+            for i in call_order(&mut rng, steps.len(), args.duplicates_per_mille) {
+                let Some(step) = steps.get(i) else { continue };
+                let body = step.render(&id, &number);
+                let headers = signing::sign(provider.as_str(), &secret, signed_at, &url, &body);
+                plan.push(args, first_key + i, path.clone(), headers, body)?;
+            }
+            call += 1;
+        }
+        plan.posts.truncate(args.webhooks);
+        Ok(plan)
+    }
+
+    /// Adds one post, its whole HTTP/1.1 request built now.
+    fn push(
+        &mut self,
+        args: &LoadgenArgs,
+        key: usize,
+        path: String,
+        headers: Vec<signing::Header>,
+        body: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let mut request = Vec::with_capacity(body.len() + 300);
+        write!(request, "POST {path} HTTP/1.1\r\nHost: {}\r\n", args.addr)?;
+        for (name, value) in &headers {
+            write!(request, "{name}: {value}\r\n")?;
+        }
+        write!(
+            request,
+            "User-Agent: calltrail-bench\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )?;
+        request.extend_from_slice(&body);
+        self.posts.push(Post {
+            key,
+            path,
+            headers,
+            body,
+            request,
+        });
+        Ok(())
+    }
+}
+
+/// The order one call's `n` webhooks are posted in: each once, some twice, shuffled.
+fn call_order(rng: &mut Rng, n: usize, duplicates_per_mille: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in 0..n {
+        if rng.per_mille(duplicates_per_mille) {
+            order.push(i);
+        }
+    }
+    rng.shuffle(&mut order);
+    order
 }
 
 /// One answered (or failed) request: post index, HTTP status (0 for a transport error), latency.
@@ -375,16 +466,14 @@ async fn worker(
 /// Either client, connected lazily.
 enum Client {
     Raw(Option<RawConnection>),
-    Reqwest(Option<reqwest::Client>, String),
+    Reqwest(Option<reqwest::Client>),
 }
 
 impl Client {
     fn new(args: &LoadgenArgs) -> Client {
         match args.client {
             ClientKind::Raw => Client::Raw(None),
-            ClientKind::Reqwest => {
-                Client::Reqwest(None, format!("http://{}{}", args.addr, args.path))
-            }
+            ClientKind::Reqwest => Client::Reqwest(None),
         }
     }
 
@@ -403,7 +492,7 @@ impl Client {
                 }
                 result.map(|(status, _)| status)
             }
-            Client::Reqwest(slot, url) => {
+            Client::Reqwest(slot) => {
                 let client = match slot {
                     Some(client) => client,
                     None => slot.insert(
@@ -415,13 +504,13 @@ impl Client {
                             .build()?,
                     ),
                 };
-                let response = client
-                    .post(url.as_str())
-                    .header("content-type", "application/json")
-                    .header("user-agent", "calltrail-bench")
-                    .body(post.body.clone())
-                    .send()
-                    .await?;
+                let mut request = client
+                    .post(format!("http://{}{}", args.addr, post.path))
+                    .header("user-agent", "calltrail-bench");
+                for (name, value) in &post.headers {
+                    request = request.header(*name, value);
+                }
+                let response = request.body(post.body.clone()).send().await?;
                 let status = response.status().as_u16();
                 response.bytes().await?;
                 Ok(status)
@@ -566,12 +655,37 @@ mod tests {
     }
 
     #[test]
+    fn a_mixed_plan_signs_every_provider_but_bolna_on_its_own_path() {
+        let mut args = args(2_000);
+        args.mix = Mix::Mixed;
+        args.path = "/v1/webhooks/{provider}/tok".to_owned();
+        args.public_url = "http://127.0.0.1:9".to_owned();
+        let plan = Plan::build(&args).unwrap();
+        assert_eq!(plan.posts.len(), 2_000);
+        let mut providers = std::collections::BTreeSet::new();
+        for post in &plan.posts {
+            let provider = post.path.split('/').nth(3).unwrap().to_owned();
+            let signed = post.headers.iter().any(|(n, _)| n.contains("signature"));
+            assert_eq!(signed, provider != "bolna", "{provider}");
+            let head =
+                String::from_utf8_lossy(&post.request[..post.request.len() - post.body.len()])
+                    .into_owned();
+            assert!(
+                head.starts_with(&format!("POST {} HTTP/1.1\r\n", post.path)),
+                "{head}"
+            );
+            providers.insert(provider);
+        }
+        assert_eq!(providers.len(), 5, "{providers:?}");
+    }
+
+    #[test]
     fn arguments_round_trip() {
         let a = args(5);
         let b = LoadgenArgs::parse(a.to_args().into_iter().skip(1)).unwrap();
         assert_eq!(
-            (b.addr, b.path, b.webhooks, b.client),
-            (a.addr, a.path, a.webhooks, a.client)
+            (b.addr, b.path, b.webhooks, b.client, b.mix),
+            (a.addr, a.path, a.webhooks, a.client, a.mix)
         );
     }
 }

@@ -17,6 +17,10 @@
 //! - `ingest`: webhooks over HTTP into the release `calltrail serve` (child process) from the
 //!   load generator (`calltrail-bench loadgen`, another child process), at 16, 64 and 256
 //!   connections without the projector, then 64 with it; every acknowledged webhook checked.
+//! - `mixed`: ingest at 64 connections (no projector) of Bolna's calls alone, then of all five
+//!   providers' calls in equal shares, every one but Bolna's signed: webhooks/s of both and their
+//!   ratio (what checking signatures and parsing the other providers costs), CPU per webhook
+//!   of the server and of PostgreSQL for each.
 //! - `replay`: a log of 1,000,000 events written with binary COPY, rebuilt by `calltrail replay`.
 //! - `console`: the web console's pages (calls list, sorted and filtered, dashboard) with
 //!   100,000 calls in one tenant, one request at a time: render time per page.
@@ -46,6 +50,9 @@ const RAW_CONNECTIONS: [usize; 3] = [4, 8, 16];
 /// Connections of the ingest run with the projector live.
 const PROJECTOR_CONNECTIONS: usize = 64;
 
+/// Connections of both `mixed` runs.
+const MIXED_CONNECTIONS: usize = 64;
+
 /// Parsed `--key value` arguments.
 struct Args {
     scenarios: Vec<String>,
@@ -61,7 +68,7 @@ struct Args {
 }
 
 const USAGE: &str = "\
-calltrail-bench [--scenario append,raw,ingest,sync,replay,analysis,console] [--events N] [--concurrency 1,16,64]
+calltrail-bench [--scenario append,raw,ingest,mixed,sync,replay,analysis,console] [--events N] [--concurrency 1,16,64]
                 [--webhooks N] [--connections 16,64,256] [--client raw|reqwest] [--replay-events N]
                 [--analysis-calls N] [--console-calls N] [--console-requests N]
 calltrail-bench loadgen …   (the load generator; started by the ingest scenario)";
@@ -80,7 +87,7 @@ fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<usize>> {
 fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     let mut args = Args {
         scenarios: [
-            "append", "raw", "ingest", "sync", "replay", "analysis", "console",
+            "append", "raw", "ingest", "mixed", "sync", "replay", "analysis", "console",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -172,12 +179,18 @@ async fn main() -> anyhow::Result<()> {
                     webhooks: args.webhooks,
                     projector,
                     client: args.client,
+                    mix: workload::Mix::Bolna,
                 };
                 for &c in &args.connections {
                     report.push(ingest::level(level(c, false)).await?);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 report.push(ingest::level(level(PROJECTOR_CONNECTIONS, true)).await?);
+            }
+            "mixed" => {
+                for row in mixed(&args).await? {
+                    report.push(row);
+                }
             }
             "sync" => sync::run(args.webhooks, args.client, &mut report).await?,
             "replay" => replay::run(args.replay_events, &mut report).await?,
@@ -193,7 +206,7 @@ async fn main() -> anyhow::Result<()> {
                 console::run(args.console_calls, args.console_requests, &mut report).await?
             }
             other => anyhow::bail!(
-                "unknown scenario {other} (known: append, raw, ingest, sync, replay, analysis, console)"
+                "unknown scenario {other} (known: append, raw, ingest, mixed, sync, replay, analysis, console)"
             ),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -202,6 +215,30 @@ async fn main() -> anyhow::Result<()> {
     report.print();
     report.write()?;
     Ok(())
+}
+
+/// The `mixed` scenario's two rows: Bolna alone, then all five providers; the second with its
+/// rate as a fraction of the first (`ratio_to_bolna`).
+async fn mixed(args: &Args) -> anyhow::Result<[report::Row; 2]> {
+    let level = |mix| ingest::Level {
+        connections: MIXED_CONNECTIONS,
+        webhooks: args.webhooks,
+        projector: false,
+        client: args.client,
+        mix,
+    };
+    let mut bolna = ingest::level(level(workload::Mix::Bolna)).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut mixed = ingest::level(level(workload::Mix::Mixed)).await?;
+    bolna.scenario = "mixed".to_owned();
+    bolna.params = format!("c={MIXED_CONNECTIONS} bolna only");
+    mixed.scenario = "mixed".to_owned();
+    mixed.params = format!("c={MIXED_CONNECTIONS} five providers");
+    if bolna.per_second > 0.0 {
+        let ratio = report::round3(mixed.per_second / bolna.per_second);
+        mixed = mixed.detail("ratio_to_bolna", ratio);
+    }
+    Ok([bolna, mixed])
 }
 
 /// Ingest and replay rates as a fraction of PostgreSQL's own batched insert rate of the same

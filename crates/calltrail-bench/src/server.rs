@@ -72,6 +72,39 @@ pub async fn create_user(database_url: &str) -> anyhow::Result<Tenant> {
         .with_context(|| format!("unexpected output of calltrail admin create-user: {line}"))
 }
 
+/// Stores `secret` as the tenant's webhook signing secret for `provider` through the binary
+/// (`calltrail admin set-provider-secret`, encrypted under `secrets_key`), as an operator would.
+pub async fn set_provider_secret(
+    database_url: &str,
+    secrets_key: &str,
+    tenant: &Tenant,
+    provider: &str,
+    secret: &str,
+) -> anyhow::Result<()> {
+    let user = tenant.user_id.to_string();
+    let output = calltrail(database_url)?
+        .args([
+            "admin",
+            "set-provider-secret",
+            "--user",
+            &user,
+            "--provider",
+            provider,
+        ])
+        .args(["--secret", secret])
+        .env("CALLTRAIL_SECRETS_KEY", secrets_key)
+        .env("CALLTRAIL_PUBLIC_URL", "http://127.0.0.1")
+        .output()
+        .await
+        .context("cannot run calltrail admin set-provider-secret")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "calltrail admin set-provider-secret failed: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
 /// A free loopback port (bound and released: another process could take it in between, which
 /// would make the server fail to start with a clear message).
 fn free_port() -> anyhow::Result<u16> {
@@ -103,15 +136,43 @@ impl Server {
         worker_env: &[(&str, String)],
         log: &Path,
     ) -> anyhow::Result<Server> {
+        Self::spawn(
+            database_url,
+            projector,
+            !worker_env.is_empty(),
+            worker_env,
+            log,
+        )
+        .await
+    }
+
+    /// Like [`Server::start`], with more environment (`CALLTRAIL_SECRETS_KEY`, …) and no
+    /// analysis workers.
+    pub async fn start_env(
+        database_url: &str,
+        projector: bool,
+        env: &[(&str, String)],
+        log: &Path,
+    ) -> anyhow::Result<Server> {
+        Self::spawn(database_url, projector, false, env, log).await
+    }
+
+    async fn spawn(
+        database_url: &str,
+        projector: bool,
+        workers: bool,
+        env: &[(&str, String)],
+        log: &Path,
+    ) -> anyhow::Result<Server> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
         let out = std::fs::File::create(log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let mut command = calltrail(database_url)?;
         command.arg("serve").env("CALLTRAIL_BIND", addr.to_string());
-        if worker_env.is_empty() {
+        if !workers {
             command.arg("--no-worker");
         }
-        for (key, value) in worker_env {
+        for (key, value) in env {
             command.env(key, value);
         }
         if !projector {

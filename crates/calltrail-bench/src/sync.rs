@@ -43,6 +43,7 @@ pub async fn run(webhooks: usize, client: ClientKind, report: &mut Report) -> an
             webhooks,
             projector: false,
             client,
+            mix: crate::workload::Mix::Bolna,
         })
         .await;
         match previous {

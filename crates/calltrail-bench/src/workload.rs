@@ -1,12 +1,14 @@
 //! The workload every scenario shares: realistic Bolna call lifecycles built from the fixtures
-//! in `fixtures/bolna`, each call with its own execution id and contact number.
+//! in `fixtures/bolna`, each call with its own execution id and contact number; and for the
+//! `mixed` scenario, [`MixedWorkload`]: calls of all five providers out of their fixtures.
 //!
 //! Each fixture is parsed and normalized once; its text and its normalized `data` are then cut
 //! into a [`Template`] around the fixture's own id and phone number, so a million distinct
 //! events cost a few string copies each, not a parse and a normalization.
 
 use anyhow::Context;
-use calltrail_core::providers::bolna;
+use calltrail_core::providers::{bolna, Parsed};
+use calltrail_core::Provider;
 use calltrail_testkit::fixtures;
 use chrono::{DateTime, Utc};
 
@@ -224,6 +226,155 @@ fn step(fixture: &str, transcript: bool) -> anyhow::Result<Step> {
     Ok(step)
 }
 
+/// Which webhooks a load generator run posts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// Bolna's lifecycles only (unsigned): the [`CallKind`] mix.
+    Bolna,
+    /// Calls of all five providers in equal shares, every one but Bolna's signed.
+    Mixed,
+}
+
+impl std::str::FromStr for Mix {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "bolna" => Ok(Mix::Bolna),
+            "mixed" => Ok(Mix::Mixed),
+            other => anyhow::bail!("unknown mix {other} (bolna or mixed)"),
+        }
+    }
+}
+
+impl Mix {
+    /// Its name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mix::Bolna => "bolna",
+            Mix::Mixed => "mixed",
+        }
+    }
+}
+
+/// The signing secret the `mixed` scenario gives its tenant for `provider` (a bench database's
+/// made-up value).
+pub fn bench_secret(provider: Provider) -> String {
+    format!("bench-{provider}-signing-secret")
+}
+
+/// One webhook of a [`MixedWorkload`] call.
+#[derive(Debug, Clone)]
+pub struct MixedStep {
+    /// The event type of its key, as the intake stores it.
+    pub event_type: String,
+    /// The body, around the call's id and contact number.
+    pub payload: Template,
+    /// Whether the body is a form (Twilio), where the number is percent-encoded.
+    pub form: bool,
+}
+
+impl MixedStep {
+    /// The body for one call.
+    pub fn render(&self, id: &str, phone: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.payload.len() + 32);
+        if self.form {
+            let encoded = phone.replacen('+', "%2B", 1);
+            self.payload.render_into(&mut out, id, &encoded);
+        } else {
+            self.payload.render_into(&mut out, id, phone);
+        }
+        out
+    }
+}
+
+/// Whole calls of every provider out of their fixtures: for each, an answered call and a missed
+/// one (Bolna no-answer, Vapi no-answer, ElevenLabs initiation failure, Twilio busy, Retell
+/// no-answer), 70 % answered.
+#[derive(Debug)]
+pub struct MixedWorkload {
+    /// Per provider of [`Provider::ALL`]: `[answered, missed]`.
+    calls: Vec<(Provider, [Vec<MixedStep>; 2])>,
+}
+
+impl MixedWorkload {
+    /// Parses each fixture once with its provider's own parser.
+    pub fn new() -> anyhow::Result<MixedWorkload> {
+        let mut calls = Vec::new();
+        for &provider in Provider::ALL {
+            let (answered, missed) = match provider {
+                Provider::Bolna => (
+                    fixtures::scenario("bolna/success"),
+                    fixtures::scenario("bolna/no-answer"),
+                ),
+                Provider::Vapi => (fixtures::vapi::answered(), fixtures::vapi::no_answer()),
+                Provider::ElevenLabs => (
+                    fixtures::elevenlabs::answered(),
+                    vec![fixtures::elevenlabs::initiation_failure(
+                        "conv_bench_missed",
+                        Some("no_answer"),
+                    )],
+                ),
+                Provider::Twilio => (fixtures::twilio::answered(), fixtures::twilio::busy()),
+                Provider::Retell => (fixtures::retell::answered(), fixtures::retell::no_answer()),
+            };
+            let steps = |bodies: Vec<Vec<u8>>| -> anyhow::Result<Vec<MixedStep>> {
+                bodies
+                    .iter()
+                    .map(|body| mixed_step(provider, body))
+                    .collect()
+            };
+            calls.push((provider, [steps(answered)?, steps(missed)?]));
+        }
+        Ok(MixedWorkload { calls })
+    }
+
+    /// The provider and webhooks of call number `call` (deterministic, spread evenly).
+    pub fn call(&self, call: u64) -> (Provider, &[MixedStep]) {
+        let count = u64::try_from(self.calls.len()).unwrap_or(1).max(1);
+        let index = usize::try_from(mix(call ^ 0xC0FF_EE00) % count).unwrap_or(0);
+        let answered = mix(call ^ 0x5eed_ca11) % 100 < 70;
+        match self.calls.get(index) {
+            Some((provider, [answered_steps, missed])) => {
+                let steps = if answered { answered_steps } else { missed };
+                (*provider, steps.as_slice())
+            }
+            None => (Provider::Bolna, &[]),
+        }
+    }
+}
+
+/// One provider webhook as a [`MixedStep`]: its key's type from the provider's parser, its
+/// text cut around the call id and contact number the parser found.
+fn mixed_step(provider: Provider, body: &[u8]) -> anyhow::Result<MixedStep> {
+    let parsed = provider
+        .webhooks()
+        .parse(body, Utc::now())
+        .with_context(|| format!("a {provider} fixture does not parse"))?;
+    let Parsed::Event(parsed) = parsed else {
+        anyhow::bail!("a {provider} fixture is a message that is not stored");
+    };
+    let text = std::str::from_utf8(body).context("a fixture is not UTF-8")?;
+    let form = provider == Provider::Twilio;
+    let phone = parsed.event.phone_number.as_ref().map(|p| {
+        let p = p.as_str();
+        if form {
+            p.replacen('+', "%2B", 1)
+        } else {
+            p.to_owned()
+        }
+    });
+    let payload = Template::cut(text, &parsed.event.execution_id, phone.as_deref());
+    anyhow::ensure!(
+        payload.has_id(),
+        "a {provider} fixture does not hold its call id"
+    );
+    Ok(MixedStep {
+        event_type: parsed.event_type,
+        payload,
+        form,
+    })
+}
+
 /// A small deterministic generator (SplitMix64): reproducible runs without a dependency.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -295,6 +446,35 @@ mod tests {
         }
         assert_eq!(workload.steps(CallKind::AnsweredWithTranscript).len(), 5);
         assert_eq!(workload.steps(CallKind::Busy).len(), 3);
+    }
+
+    #[test]
+    fn mixed_calls_are_every_provider_each_parsing_as_its_own_call() {
+        let workload = MixedWorkload::new().unwrap();
+        let mut seen = std::collections::BTreeMap::new();
+        for call in 0..500 {
+            let (provider, steps) = workload.call(call);
+            *seen.entry(provider).or_insert(0) += 1;
+            assert!(!steps.is_empty());
+            let id = call_id("x", call);
+            for step in steps {
+                let body = step.render(&id, "+14150000042");
+                let Parsed::Event(parsed) = provider.webhooks().parse(&body, Utc::now()).unwrap()
+                else {
+                    panic!("{provider}: not an event");
+                };
+                assert_eq!(parsed.event.execution_id, id, "{provider}");
+                assert_eq!(parsed.event_type, step.event_type, "{provider}");
+                assert_eq!(
+                    parsed.event.phone_number.map(|p| p.as_str().to_owned()),
+                    Some("+14150000042".to_owned()),
+                    "{provider} {}",
+                    step.event_type
+                );
+            }
+        }
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        assert!(seen.values().all(|n| *n > 60), "{seen:?}");
     }
 
     #[test]
