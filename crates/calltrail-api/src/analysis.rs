@@ -19,7 +19,7 @@ use crate::AppState;
     responses(
         (status = 200, description = "The `individual` LeadAnalytics (`execution_id` set)", body = LeadAnalyticsView),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such call for this tenant, or not analysed yet", body = ErrorBody),
+        (status = 404, description = "`call_not_found`: no such call for this tenant; `analysis_not_available`: the call is not analysed yet (the message says its status)", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
 )]
@@ -29,11 +29,19 @@ pub async fn call_analysis(
     execution_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let execution_id = parse_execution_id(execution_id.into_inner())?;
+    let id = execution_id.clone();
     let analysis = state
-        .read(|store| async move { store.call_analysis(tenant.0, &execution_id).await })
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(analysis))
+        .read(|store| async move { store.call_analysis(tenant.0, &id).await })
+        .await?;
+    match analysis {
+        Some(analysis) => Ok(HttpResponse::Ok().json(analysis)),
+        None => Err(
+            crate::calls::missing(&state, tenant, execution_id, |status| {
+                ApiError::AnalysisNotAvailable { status }
+            })
+            .await,
+        ),
+    }
 }
 
 /// A contact's complete lead analysis, over its analysed calls.

@@ -8,12 +8,15 @@ use serde::Deserialize;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{
-    non_empty, parse_execution_id, parse_limit, parse_optional_time, parse_phone, text_filter,
+    lifecycle_status_filter, non_empty, parse_execution_id, parse_limit, parse_phone, parse_window,
+    status_filter, text_filter,
 };
 use crate::AppState;
 
-/// Query of `GET /v1/calls` (every value is validated by hand, so errors carry our codes).
+/// Query of `GET /v1/calls` (every value is validated by hand, so errors carry our codes; a
+/// parameter not listed here is `unknown_parameter`).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CallsQuery {
     /// Page size, 1–100 (default 50).
@@ -22,11 +25,15 @@ pub struct CallsQuery {
     /// `next_cursor` of the previous page, unchanged: an opaque value this API issued (any
     /// other answers 400 `invalid_cursor`).
     pub cursor: Option<String>,
-    /// `completed`, `failed`, `cancelled` or `in_progress`.
-    #[param(pattern = r"^[^\u0000]*$")]
+    /// `completed`, `failed`, `cancelled` or `in_progress` (any other value answers 400
+    /// `invalid_parameter` listing these).
+    #[param(pattern = r"^(completed|failed|cancelled|in_progress)?$")]
     pub status: Option<String>,
-    /// Provider lifecycle status, e.g. `no-answer`.
-    #[param(pattern = r"^[^\u0000]*$")]
+    /// Lifecycle status in Bolna's vocabulary, e.g. `no-answer` (any other value answers 400
+    /// `invalid_parameter` listing them).
+    #[param(
+        pattern = r"^(scheduled|queued|rescheduled|initiated|ringing|in-progress|call-disconnected|completed|no-answer|busy|failed|canceled|stopped|error|balance-low)?$"
+    )]
     pub lifecycle_status: Option<String>,
     /// The contact's number, international (`+` or `00` and 8–15 digits; spaces, `-`, `.`,
     /// `(`, `)` are ignored). URL-encode the `+`: a leading space is read as one.
@@ -59,9 +66,10 @@ impl CallsQuery {
     /// The validated page size and filter.
     pub(crate) fn parse(&self) -> Result<(i64, CallFilter), ApiError> {
         let limit = parse_limit(self.limit.as_deref())?;
+        let (from, to) = parse_window(self.from.as_deref(), self.to.as_deref())?;
         let filter = CallFilter {
-            status: text_filter("status", self.status.as_deref())?,
-            lifecycle_status: text_filter("lifecycle_status", self.lifecycle_status.as_deref())?,
+            status: status_filter(self.status.as_deref())?,
+            lifecycle_status: lifecycle_status_filter(self.lifecycle_status.as_deref())?,
             phone: self
                 .phone
                 .as_deref()
@@ -70,8 +78,8 @@ impl CallsQuery {
                 .transpose()?
                 .map(|p| p.as_str().to_owned()),
             agent_id: text_filter("agent_id", self.agent_id.as_deref())?,
-            from: parse_optional_time("from", non_empty(self.from.as_deref()))?,
-            to: parse_optional_time("to", non_empty(self.to.as_deref()))?,
+            from,
+            to,
             // Empty is absent (a form's blank field); anything else is a hyphenated UUID, the
             // only spelling campaign ids are issued in (and the schema's pattern).
             campaign_id: match self.campaign_id.as_deref() {
@@ -120,7 +128,7 @@ impl CallsQuery {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "A page of calls", body = Page<CallView>),
-        (status = 400, description = "`invalid_limit`, `invalid_time`, `invalid_phone`, `invalid_cursor` (also a cursor of another `sort`) or `invalid_query` (a repeated parameter, U+0000 in a filter, an unknown `sort`)", body = ErrorBody),
+        (status = 400, description = "`invalid_limit`, `invalid_time`, `invalid_range` (`from` later than `to`), `invalid_phone`, `invalid_parameter` (a `status` or `lifecycle_status` outside its list, naming the values it takes), `unknown_parameter` (naming the ones the route takes), `invalid_cursor` (a cursor of another list or another `sort`) or `invalid_query` (a repeated parameter, U+0000 in a filter, an unknown `sort`)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
@@ -152,7 +160,7 @@ pub async fn list_calls(
     responses(
         (status = 200, description = "The call and its events ordered by `occurred_at`", body = CallDetail),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 404, description = "`not_found` (also for another tenant's call)", body = ErrorBody),
+        (status = 404, description = "`call_not_found` (also for another tenant's call)", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
 )]
@@ -165,7 +173,7 @@ pub async fn get_call(
     let call = state
         .read(|store| async move { store.get_call(tenant.0, &execution_id).await })
         .await?
-        .ok_or(ApiError::NotFound)?;
+        .ok_or(ApiError::CallNotFound)?;
     Ok(HttpResponse::Ok().json(call))
 }
 
@@ -179,7 +187,7 @@ pub async fn get_call(
     responses(
         (status = 200, description = "The transcript", body = TranscriptView),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such call for this tenant, or no transcript yet", body = ErrorBody),
+        (status = 404, description = "`call_not_found`: no such call for this tenant; `transcript_not_available`: the call has no transcript yet (the message says its status)", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
 )]
@@ -189,11 +197,35 @@ pub async fn get_transcript(
     execution_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let execution_id = parse_execution_id(execution_id.into_inner())?;
+    let id = execution_id.clone();
     let transcript = state
-        .read(|store| async move { store.get_transcript(tenant.0, &execution_id).await })
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(transcript))
+        .read(|store| async move { store.get_transcript(tenant.0, &id).await })
+        .await?;
+    match transcript {
+        Some(transcript) => Ok(HttpResponse::Ok().json(transcript)),
+        None => Err(missing(&state, tenant, execution_id, |status| {
+            ApiError::TranscriptNotAvailable { status }
+        })
+        .await),
+    }
+}
+
+/// The 404 of a call's missing part: `call_not_found` when the call itself is missing, else
+/// `part` with the call's status.
+pub(crate) async fn missing(
+    state: &AppState,
+    tenant: Tenant,
+    execution_id: String,
+    part: impl FnOnce(String) -> ApiError,
+) -> ApiError {
+    let status = state
+        .read(|store| async move { store.call_lifecycle_status(tenant.0, &execution_id).await })
+        .await;
+    match status {
+        Ok(Some(status)) => part(status),
+        Ok(None) => ApiError::CallNotFound,
+        Err(err) => err,
+    }
 }
 
 #[cfg(test)]

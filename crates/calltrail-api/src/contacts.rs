@@ -11,6 +11,7 @@ use crate::AppState;
 
 /// Query of `GET /v1/contacts`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ContactsQuery {
     /// Page size, 1–100 (default 50).
@@ -30,7 +31,7 @@ pub struct ContactsQuery {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "A page of contacts", body = Page<ContactView>),
-        (status = 400, description = "`invalid_limit`, `invalid_cursor` or `invalid_query`", body = ErrorBody),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor` (also a cursor of another list), `unknown_parameter` or `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )

@@ -35,7 +35,11 @@ pub enum ApiError {
     /// The webhook body is not a usable provider payload.
     #[error(transparent)]
     InvalidPayload(#[from] calltrail_core::PayloadError),
-    /// The event log refused the payload's content (e.g. `\u0000` in a JSON string).
+    /// A string of the payload holds U+0000, which the event log cannot store.
+    #[error("the payload holds the character U+0000")]
+    NulInPayload,
+    /// The event log refused the payload's content (a value too large for its index, …); the
+    /// database's own text is kept for the log, never shown.
     #[error("the event log refused the payload: {0}")]
     PayloadRefused(String),
     /// The body exceeds the configured limit.
@@ -74,6 +78,27 @@ pub enum ApiError {
     /// The query string could not be read.
     #[error("invalid query string: {0}")]
     InvalidQuery(String),
+    /// A query parameter the route does not take (a typo such as `stauts`).
+    #[error("unknown parameter `{name}`")]
+    UnknownParameter {
+        /// The parameter as sent (shortened).
+        name: String,
+        /// The parameters the route takes, as a sentence fragment.
+        accepted: String,
+    },
+    /// A query parameter with a value outside its closed list.
+    #[error("invalid `{param}`")]
+    InvalidParameter {
+        /// The parameter's name.
+        param: &'static str,
+        /// The value as sent (shortened).
+        value: String,
+        /// The values it takes.
+        allowed: &'static [&'static str],
+    },
+    /// `from` later than `to`: the window is empty by construction.
+    #[error("`from` is later than `to`")]
+    InvalidRange,
     /// A path segment could not be read.
     #[error("invalid path: {0}")]
     InvalidPath(String),
@@ -122,6 +147,21 @@ pub enum ApiError {
     /// The resource does not exist for this tenant (another tenant's answers the same).
     #[error("not found")]
     NotFound,
+    /// No call has this id for this tenant (another tenant's answers the same).
+    #[error("no such call")]
+    CallNotFound,
+    /// The call exists but has no transcript yet.
+    #[error("no transcript yet")]
+    TranscriptNotAvailable {
+        /// The call's lifecycle status.
+        status: String,
+    },
+    /// The call exists but has no individual analysis yet.
+    #[error("no analysis yet")]
+    AnalysisNotAvailable {
+        /// The call's lifecycle status.
+        status: String,
+    },
     /// No route has this path.
     #[error("no such route")]
     RouteNotFound,
@@ -171,10 +211,17 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 sentence(err.to_string()).into(),
             ),
-            E::PayloadRefused(reason) => (
+            E::NulInPayload => (
                 "invalid_payload",
                 StatusCode::BAD_REQUEST,
-                format!("The payload cannot be stored: {reason}.").into(),
+                "A string in the payload holds the character U+0000 (`\\u0000`), which calltrail cannot store: remove it and send the webhook again."
+                    .into(),
+            ),
+            E::PayloadRefused(_) => (
+                "invalid_payload",
+                StatusCode::BAD_REQUEST,
+                "The payload cannot be stored: a value in it is too large or not storable (e.g. a call id of many kilobytes)."
+                    .into(),
             ),
             E::PayloadTooLarge { limit } => (
                 "payload_too_large",
@@ -216,6 +263,29 @@ impl ApiError {
                 "invalid_query",
                 StatusCode::BAD_REQUEST,
                 sentence(format!("The query string is invalid: {reason}")).into(),
+            ),
+            E::UnknownParameter { name, accepted } => (
+                "unknown_parameter",
+                StatusCode::BAD_REQUEST,
+                format!("`{name}` is not a parameter of this route; it takes {accepted}.").into(),
+            ),
+            E::InvalidParameter {
+                param,
+                value,
+                allowed,
+            } => (
+                "invalid_parameter",
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "`{param}` must be one of {}, not `{value}`.",
+                    allowed.join(", ")
+                )
+                .into(),
+            ),
+            E::InvalidRange => (
+                "invalid_range",
+                StatusCode::BAD_REQUEST,
+                "`from` is later than `to`: the window [from, to) would be empty.".into(),
             ),
             E::InvalidPath(reason) => (
                 "invalid_path",
@@ -271,6 +341,21 @@ impl ApiError {
                 "not_found",
                 StatusCode::NOT_FOUND,
                 "No such resource.".into(),
+            ),
+            E::CallNotFound => (
+                "call_not_found",
+                StatusCode::NOT_FOUND,
+                "No call has this id in this account.".into(),
+            ),
+            E::TranscriptNotAvailable { status } => (
+                "transcript_not_available",
+                StatusCode::NOT_FOUND,
+                format!("The call has no transcript yet (its status is `{status}`); the provider sends it when the call ends.").into(),
+            ),
+            E::AnalysisNotAvailable { status } => (
+                "analysis_not_available",
+                StatusCode::NOT_FOUND,
+                format!("The call has no analysis yet (its status is `{status}`); it is analysed once its transcript arrives.").into(),
             ),
             E::RouteNotFound => (
                 "route_not_found",
@@ -430,7 +515,33 @@ pub(crate) fn query_error(
     err: actix_web::error::QueryPayloadError,
     _req: &HttpRequest,
 ) -> actix_web::Error {
-    ApiError::InvalidQuery(err.to_string()).into()
+    use actix_web::error::QueryPayloadError as Q;
+    let text = match &err {
+        Q::Deserialize(de) => de.to_string(),
+        other => other.to_string(),
+    };
+    match unknown_parameter(&text) {
+        Some(unknown) => unknown.into(),
+        None => ApiError::InvalidQuery(text).into(),
+    }
+}
+
+/// Longest parameter name or value echoed back in a message.
+pub(crate) const MAX_ECHOED: usize = 64;
+
+/// Reads serde's `unknown field `x`, expected one of `a`, `b`` (the query structs deny unknown
+/// fields) as [`ApiError::UnknownParameter`].
+fn unknown_parameter(text: &str) -> Option<ApiError> {
+    let rest = text.strip_prefix("unknown field `")?;
+    let (name, rest) = rest.split_once('`')?;
+    let accepted = match rest.split_once("expected ") {
+        Some((_, expected)) => expected.strip_prefix("one of ").unwrap_or(expected),
+        None => "no parameters",
+    };
+    Some(ApiError::UnknownParameter {
+        name: name.chars().take(MAX_ECHOED).collect(),
+        accepted: accepted.trim().to_owned(),
+    })
 }
 
 /// `PathConfig` error handler: a path that does not deserialize answers `invalid_path`.
@@ -487,6 +598,24 @@ mod tests {
             ApiError::InvalidQuery("duplicate field".into()),
             ApiError::InvalidPath("bad".into()),
             ApiError::NotFound,
+            ApiError::NulInPayload,
+            ApiError::UnknownParameter {
+                name: "stauts".into(),
+                accepted: "`limit`".into(),
+            },
+            ApiError::InvalidParameter {
+                param: "status",
+                value: "bogus".into(),
+                allowed: &["completed"],
+            },
+            ApiError::InvalidRange,
+            ApiError::CallNotFound,
+            ApiError::TranscriptNotAvailable {
+                status: "ringing".into(),
+            },
+            ApiError::AnalysisNotAvailable {
+                status: "completed".into(),
+            },
             ApiError::RouteNotFound,
             ApiError::MethodNotAllowed,
             ApiError::Unavailable("pool timed out".into()),
@@ -554,6 +683,36 @@ mod tests {
             (ApiError::InvalidCursor, "invalid_cursor", 400),
             (ApiError::InvalidTime { param: "to" }, "invalid_time", 400),
             (ApiError::NotFound, "not_found", 404),
+            (ApiError::CallNotFound, "call_not_found", 404),
+            (
+                ApiError::TranscriptNotAvailable { status: "x".into() },
+                "transcript_not_available",
+                404,
+            ),
+            (
+                ApiError::AnalysisNotAvailable { status: "x".into() },
+                "analysis_not_available",
+                404,
+            ),
+            (
+                ApiError::UnknownParameter {
+                    name: "x".into(),
+                    accepted: "y".into(),
+                },
+                "unknown_parameter",
+                400,
+            ),
+            (
+                ApiError::InvalidParameter {
+                    param: "status",
+                    value: "x".into(),
+                    allowed: &["y"],
+                },
+                "invalid_parameter",
+                400,
+            ),
+            (ApiError::InvalidRange, "invalid_range", 400),
+            (ApiError::NulInPayload, "invalid_payload", 400),
             (ApiError::Unavailable("x".into()), "unavailable", 503),
             (
                 ApiError::TooMany {
@@ -589,6 +748,10 @@ mod tests {
 
     #[test]
     fn causes_are_never_shown_to_clients() {
+        let err = ApiError::PayloadRefused(
+            "error returned from database: unsupported Unicode escape sequence".into(),
+        );
+        assert!(!err.message().contains("database"), "{}", err.message());
         let err = ApiError::Internal("password=hunter2".into());
         assert!(!err.message().contains("hunter2"));
         let err = ApiError::Unavailable("host db.internal".into());

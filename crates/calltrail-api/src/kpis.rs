@@ -6,11 +6,12 @@ use serde::Deserialize;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
-use crate::params::{non_empty, parse_optional_time};
+use crate::params::parse_window;
 use crate::AppState;
 
 /// Query of `GET /v1/kpis`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct KpisQuery {
     /// Calls created at or after this time (RFC 3339, or `YYYY-MM-DD` for midnight UTC; a
@@ -30,7 +31,7 @@ pub struct KpisQuery {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "KPIs over the window", body = KpisView),
-        (status = 400, description = "`invalid_time` or `invalid_query`", body = ErrorBody),
+        (status = 400, description = "`invalid_time`, `invalid_range` (`from` later than `to`), `unknown_parameter` or `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
@@ -40,8 +41,7 @@ pub async fn kpis(
     tenant: Tenant,
     query: web::Query<KpisQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let from = parse_optional_time("from", non_empty(query.from.as_deref()))?;
-    let to = parse_optional_time("to", non_empty(query.to.as_deref()))?;
+    let (from, to) = parse_window(query.from.as_deref(), query.to.as_deref())?;
     let kpis = state
         .read(|store| async move { store.kpis(tenant.0, from, to).await })
         .await?;

@@ -18,7 +18,12 @@ use crate::webhooks::{WebhookIgnored, WebhookReceipt};
     info(
         title = "calltrail",
         description = "Event-sourced call lifecycle: provider webhooks in, calls, contacts and credits out. \
-                       Every error body is `{\"error\":{\"code\",\"message\"}}`."
+                       Every error body is `{\"error\":{\"code\",\"message\"}}`. \
+                       A call's routes tell `call_not_found` (no such call in this account) from \
+                       `transcript_not_available` / `analysis_not_available` (the call exists; the message says its status). \
+                       List routes refuse a parameter they do not take (`unknown_parameter`, naming the ones they take), \
+                       a value outside a closed list (`invalid_parameter`, naming the values), `from` later than `to` \
+                       (`invalid_range`), and a cursor another list issued (`invalid_cursor`)."
     ),
     paths(
         crate::health::healthz,

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{RefOr, Schema};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, MAX_ECHOED};
 use calltrail_core::PhoneNumber;
 
 /// `limit` when absent.
@@ -97,11 +97,11 @@ pub fn parse_phone(raw: &str) -> Result<PhoneNumber, ApiError> {
     }
 }
 
-/// A call id from the path. An id holding U+0000 answers `not_found`: the event log cannot
+/// A call id from the path. An id holding U+0000 answers `call_not_found`: the event log cannot
 /// store that character, so no call has such an id (and the read store cannot be asked).
 pub fn parse_execution_id(raw: String) -> Result<String, ApiError> {
     if raw.contains('\0') {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::CallNotFound);
     }
     Ok(raw)
 }
@@ -115,6 +115,79 @@ pub fn text_filter(param: &'static str, raw: Option<&str>) -> Result<Option<Stri
         ))),
         value => Ok(value.map(str::to_owned)),
     }
+}
+
+/// The values `status` takes (a call's user-facing status, CONTRACT §3).
+pub const CALL_STATUSES: &[&str] = &["completed", "failed", "cancelled", "in_progress"];
+
+/// The values `lifecycle_status` takes: the lifecycle vocabulary (CONTRACT §3).
+pub const LIFECYCLE_STATUSES: &[&str] = &[
+    "scheduled",
+    "queued",
+    "rescheduled",
+    "initiated",
+    "ringing",
+    "in-progress",
+    "call-disconnected",
+    "completed",
+    "no-answer",
+    "busy",
+    "failed",
+    "canceled",
+    "stopped",
+    "error",
+    "balance-low",
+];
+
+/// Parses `status`: blank is absent, else one of [`CALL_STATUSES`] exactly (`invalid_parameter`
+/// naming them otherwise).
+pub fn status_filter(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    one_of("status", raw, CALL_STATUSES)
+}
+
+/// Parses `lifecycle_status`: blank is absent, else one of [`LIFECYCLE_STATUSES`] exactly.
+pub fn lifecycle_status_filter(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    one_of("lifecycle_status", raw, LIFECYCLE_STATUSES)
+}
+
+/// A parameter with a closed list of values: blank is absent, else one of `allowed`.
+fn one_of(
+    param: &'static str,
+    raw: Option<&str>,
+    allowed: &'static [&'static str],
+) -> Result<Option<String>, ApiError> {
+    match non_empty(raw) {
+        None => Ok(None),
+        Some(value) if allowed.contains(&value) => Ok(Some(value.to_owned())),
+        Some(value) => Err(invalid_parameter(param, value, allowed)),
+    }
+}
+
+fn invalid_parameter(
+    param: &'static str,
+    value: &str,
+    allowed: &'static [&'static str],
+) -> ApiError {
+    ApiError::InvalidParameter {
+        param,
+        value: value.chars().take(MAX_ECHOED).collect(),
+        allowed,
+    }
+}
+
+/// A `[from, to)` window, each end unbounded when absent.
+pub type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Parses `from` and `to` (each optional); `from` later than `to` is `invalid_range`.
+pub fn parse_window(from: Option<&str>, to: Option<&str>) -> Result<Window, ApiError> {
+    let from = parse_optional_time("from", non_empty(from))?;
+    let to = parse_optional_time("to", non_empty(to))?;
+    if let (Some(from), Some(to)) = (from, to) {
+        if from > to {
+            return Err(ApiError::InvalidRange);
+        }
+    }
+    Ok((from, to))
 }
 
 /// Treats an empty parameter (`?status=`) as absent.
@@ -174,6 +247,7 @@ pub fn time_schema() -> RefOr<Schema> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use calltrail_core::lifecycle::LifecycleStatus;
     use chrono::TimeZone;
 
     #[test]
@@ -259,7 +333,7 @@ mod tests {
     fn ids_and_filters_with_nul_never_reach_the_database() {
         assert!(matches!(
             parse_execution_id("a\0b".to_owned()),
-            Err(ApiError::NotFound)
+            Err(ApiError::CallNotFound)
         ));
         assert_eq!(
             parse_execution_id("e1".to_owned()).ok().as_deref(),
@@ -281,6 +355,50 @@ mod tests {
         );
         assert!(text_filter("status", Some("  ")).is_ok_and(|v| v.is_none()));
         assert!(text_filter("status", None).is_ok_and(|v| v.is_none()));
+    }
+
+    #[test]
+    fn statuses_come_from_their_closed_lists() {
+        assert_eq!(
+            status_filter(Some(" failed ")).ok().flatten().as_deref(),
+            Some("failed")
+        );
+        assert!(status_filter(Some("")).is_ok_and(|v| v.is_none()));
+        match status_filter(Some("bogus")) {
+            Err(err @ ApiError::InvalidParameter { .. }) => {
+                assert_eq!(err.code(), "invalid_parameter");
+                let message = err.message();
+                assert!(
+                    message.contains("`status`") && message.contains("in_progress"),
+                    "{message}"
+                );
+                assert!(message.contains("`bogus`"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(lifecycle_status_filter(Some("bogus"))
+            .is_err_and(|e| e.message().contains("call-disconnected")));
+        // Every name the list shows is one the filter takes.
+        for name in LIFECYCLE_STATUSES {
+            assert_eq!(
+                lifecycle_status_filter(Some(name))
+                    .ok()
+                    .flatten()
+                    .as_deref(),
+                Some(*name)
+            );
+        }
+        let known: Vec<&str> = LifecycleStatus::KNOWN.iter().map(|s| s.as_str()).collect();
+        assert_eq!(LIFECYCLE_STATUSES, known.as_slice());
+    }
+
+    #[test]
+    fn a_window_ends_after_it_starts() {
+        assert!(parse_window(Some("2024-05-02"), Some("2024-05-01"))
+            .is_err_and(|e| e.code() == "invalid_range"));
+        assert!(parse_window(Some("2024-05-01"), Some("2024-05-01")).is_ok());
+        assert!(parse_window(Some("2024-05-01"), None).is_ok());
+        assert!(parse_window(None, Some("x")).is_err_and(|e| e.code() == "invalid_time"));
     }
 
     #[test]

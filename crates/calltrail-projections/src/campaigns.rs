@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::queries::{encode_cursor, next_page};
+use crate::queries::{encode_cursor, next_page, List};
 use crate::views::{CampaignView, Page};
 use crate::{Error, ReadStore};
 
@@ -39,7 +39,7 @@ impl ReadStore {
                 CAMPAIGN_SELECT,
                 ["c.user_id", "c.created_at", "c.campaign_id"],
                 tenant,
-                cursor,
+                (List::Campaigns, cursor),
                 limit + 1,
             )
             .await?;
@@ -48,7 +48,7 @@ impl ReadStore {
             .map(campaign_view)
             .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = next_page(&mut items, limit, |c| {
-            encode_cursor(c.created_at, &c.campaign_id.to_string())
+            encode_cursor(List::Campaigns, c.created_at, &c.campaign_id.to_string())
         });
         Ok(Page { items, next_cursor })
     }

@@ -140,21 +140,25 @@ impl CallCursor {
         }
     }
 
-    /// Newest-first cursors keep the original form (hex of `micros:id`), so cursors issued
-    /// before sorting existed stay valid; the others are `sort:key:micros:id`.
+    /// Hex of `calls:sort:key:micros:id`: bound to the calls list and to its order.
     fn encode(&self) -> String {
         let key = match self.sort {
-            CallSort::Newest => return encode_cursor(self.created_at, &self.execution_id),
-            CallSort::Oldest => String::new(),
+            CallSort::Newest | CallSort::Oldest => String::new(),
             CallSort::Longest | CallSort::Shortest => self.duration.to_string(),
             CallSort::Status => hex::encode(&self.status),
         };
         let micros = self.created_at.timestamp_micros();
-        let text = format!("{}:{key}:{micros}:{}", self.sort.name(), self.execution_id);
+        let text = format!(
+            "{}:{}:{key}:{micros}:{}",
+            List::Calls.name(),
+            self.sort.name(),
+            self.execution_id
+        );
         hex::encode(text)
     }
 
-    /// Reads a cursor issued for `sort` (one of another sort is invalid).
+    /// Reads a cursor issued by the calls list for `sort` (one of another list or another
+    /// sort is invalid).
     fn decode(sort: CallSort, cursor: &str) -> Result<Self, Error> {
         let mut out = Self {
             sort,
@@ -163,19 +167,19 @@ impl CallCursor {
             created_at: DateTime::UNIX_EPOCH,
             execution_id: String::new(),
         };
-        if sort == CallSort::Newest {
-            (out.created_at, out.execution_id) = decode_cursor(cursor)?;
-            return Ok(out);
-        }
         let bytes = hex::decode(cursor.trim()).map_err(|_| invalid_cursor())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
-        let mut parts = text.splitn(4, ':');
-        let (Some(name), Some(key), Some(micros), Some(id)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let mut parts = text.splitn(5, ':');
+        let (Some(list), Some(name), Some(key), Some(micros), Some(id)) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(invalid_cursor());
         };
-        if name != sort.name() || id.is_empty() {
+        if list != List::Calls.name() || name != sort.name() || id.is_empty() {
             return Err(invalid_cursor());
         }
         match sort {
@@ -274,6 +278,24 @@ impl ReadStore {
         }))
     }
 
+    /// A call's lifecycle status, when the tenant has the call (what a 404 for its missing
+    /// transcript or analysis says).
+    pub async fn call_lifecycle_status(
+        &self,
+        tenant: Uuid,
+        execution_id: &str,
+    ) -> Result<Option<String>, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT call_lifecycle_status FROM calls WHERE user_id = $1 AND execution_id = $2",
+                &[&tenant, &execution_id],
+            )
+            .await?;
+        row.map(|r| Ok(r.try_get("call_lifecycle_status")?))
+            .transpose()
+    }
+
     /// A call's transcript.
     pub async fn get_transcript(
         &self,
@@ -311,7 +333,7 @@ impl ReadStore {
                 &format!("SELECT {CONTACT_COLUMNS} FROM contacts"),
                 ["user_id", "created_at", "id"],
                 tenant,
-                cursor,
+                (List::Contacts, cursor),
                 limit + 1,
             )
             .await?;
@@ -320,26 +342,26 @@ impl ReadStore {
             .map(contact_view)
             .collect::<Result<Vec<_>, _>>()?;
         let next_cursor = next_page(&mut items, limit, |c| {
-            encode_cursor(c.created_at, &c.id.to_string())
+            encode_cursor(List::Contacts, c.created_at, &c.id.to_string())
         });
         Ok(Page { items, next_cursor })
     }
 
     /// Up to `fetch` rows of `select` (a query up to its WHERE) for `tenant`, newest first by
-    /// `(created_at, id)` and after `cursor`; `columns` names the tenant, created-at and id
-    /// columns as `select` spells them.
+    /// `(created_at, id)` and after `cursor` (one `list` issued); `columns` names the tenant,
+    /// created-at and id columns as `select` spells them.
     pub(crate) async fn newest_first(
         &self,
         select: &str,
         columns: [&str; 3],
         tenant: Uuid,
-        cursor: Option<&str>,
+        (list, cursor): (List, Option<&str>),
         fetch: i64,
     ) -> Result<Vec<Row>, Error> {
         let [tenant_col, created, id_col] = columns;
         let after = cursor
             .map(|c| {
-                let (at, id) = decode_cursor(c)?;
+                let (at, id) = decode_cursor(list, c)?;
                 let id = Uuid::parse_str(&id).map_err(|_| invalid_cursor())?;
                 Ok::<_, Error>((at, id))
             })
@@ -583,16 +605,45 @@ fn contact_view(r: &Row) -> Result<ContactView, Error> {
     })
 }
 
-/// An opaque cursor: hex of `<created_at in microseconds>:<id>` (URL-safe as it is).
-pub(crate) fn encode_cursor(created_at: DateTime<Utc>, id: &str) -> String {
-    hex::encode(format!("{}:{id}", created_at.timestamp_micros()))
+/// The paginated lists: a cursor names the list that issued it, and no other list takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum List {
+    /// `GET /v1/calls` (its cursors also name their order).
+    Calls,
+    /// `GET /v1/contacts`.
+    Contacts,
+    /// `GET /v1/campaigns`.
+    Campaigns,
 }
 
-pub(crate) fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, String), Error> {
+impl List {
+    /// The list's name as its cursors spell it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            List::Calls => "calls",
+            List::Contacts => "contacts",
+            List::Campaigns => "campaigns",
+        }
+    }
+}
+
+/// An opaque cursor of a newest-first list: hex of `<list>:<created_at in microseconds>:<id>`
+/// (URL-safe as it is).
+pub(crate) fn encode_cursor(list: List, created_at: DateTime<Utc>, id: &str) -> String {
+    hex::encode(format!(
+        "{}:{}:{id}",
+        list.name(),
+        created_at.timestamp_micros()
+    ))
+}
+
+/// Reads a cursor [`encode_cursor`] made for `list` (one of another list is invalid).
+pub(crate) fn decode_cursor(list: List, cursor: &str) -> Result<(DateTime<Utc>, String), Error> {
     let bytes = hex::decode(cursor.trim()).map_err(|_| invalid_cursor())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
-    let (micros, id) = text.split_once(':').ok_or_else(invalid_cursor)?;
-    if id.is_empty() {
+    let (name, rest) = text.split_once(':').ok_or_else(invalid_cursor)?;
+    let (micros, id) = rest.split_once(':').ok_or_else(invalid_cursor)?;
+    if name != list.name() || id.is_empty() {
         return Err(invalid_cursor());
     }
     let micros: i64 = micros.parse().map_err(|_| invalid_cursor())?;
@@ -611,10 +662,32 @@ mod tests {
     #[test]
     fn cursor_round_trips() {
         let at = DateTime::from_timestamp_micros(1_759_914_898_412_903).unwrap_or_default();
-        let cursor = encode_cursor(at, "b3f1:c2d4");
+        let cursor = encode_cursor(List::Contacts, at, "b3f1:c2d4");
         assert!(cursor.chars().all(|c| c.is_ascii_hexdigit()));
-        let (back_at, back_id) = decode_cursor(&cursor).ok().unwrap_or_default();
+        let (back_at, back_id) = decode_cursor(List::Contacts, &cursor)
+            .ok()
+            .unwrap_or_default();
         assert_eq!((back_at, back_id.as_str()), (at, "b3f1:c2d4"));
+    }
+
+    #[test]
+    fn a_cursor_belongs_to_the_list_that_issued_it() {
+        let at = DateTime::from_timestamp_micros(1_759_914_898_412_903).unwrap_or_default();
+        let id = "28f6a1c4-0d1e-4a55-9c3b-6f1e2d3c4b5a";
+        let contacts = encode_cursor(List::Contacts, at, id);
+        assert!(decode_cursor(List::Campaigns, &contacts).is_err());
+        assert!(CallCursor::decode(CallSort::Newest, &contacts).is_err());
+        let calls = CallCursor {
+            sort: CallSort::Newest,
+            duration: 0,
+            status: String::new(),
+            created_at: at,
+            execution_id: id.into(),
+        }
+        .encode();
+        assert!(decode_cursor(List::Contacts, &calls).is_err());
+        assert!(decode_cursor(List::Campaigns, &calls).is_err());
+        assert!(CallCursor::decode(CallSort::Newest, &calls).is_ok());
     }
 
     #[test]
@@ -671,10 +744,15 @@ mod tests {
             "",
             "6162",
             &hex::encode("x:abc"),
+            &hex::encode("contacts:x:abc"),
+            &hex::encode("contacts:1:"),
             &hex::encode([0xff, 0xfe]),
         ] {
             assert!(
-                matches!(decode_cursor(bad), Err(Error::InvalidCursor)),
+                matches!(
+                    decode_cursor(List::Contacts, bad),
+                    Err(Error::InvalidCursor)
+                ),
                 "{bad}"
             );
         }

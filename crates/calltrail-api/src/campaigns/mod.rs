@@ -79,6 +79,7 @@ pub struct RecipientsAnswer {
 
 /// Query of `GET /v1/campaigns`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CampaignsQuery {
     /// Page size, 1–100 (default 50).
@@ -219,7 +220,7 @@ pub async fn create_campaign(
     security(("api_key" = [])),
     responses(
         (status = 200, description = "A page of campaigns", body = Page<CampaignView>),
-        (status = 400, description = "`invalid_limit`, `invalid_cursor` or `invalid_query`", body = ErrorBody),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor` (also a cursor of another list), `unknown_parameter` or `invalid_query`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )

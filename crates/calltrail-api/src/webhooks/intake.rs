@@ -305,6 +305,11 @@ where
     }
 
     let data = serde_json::to_string(&event).map_err(|err| ApiError::Internal(Box::new(err)))?;
+    if holds_nul(&payload) || holds_nul(&data) {
+        // PostgreSQL's jsonb cannot store U+0000: refused here, in our words, not by the database.
+        let error = ApiError::NulInPayload;
+        return Err(rejected(Some(tenant), Some(execution_id), error, bytes).await);
+    }
     let new_event = NewEvent {
         tenant_id: tenant,
         provider: provider.as_str().to_owned(),
@@ -341,7 +346,9 @@ where
         }
         Err(err) => match ApiError::from_log(err) {
             refused @ ApiError::PayloadRefused(_) => {
-                tracing::info!(%execution_id, "the event log refused a webhook's content");
+                if let ApiError::PayloadRefused(reason) = &refused {
+                    tracing::info!(%execution_id, %reason, "the event log refused a webhook's content");
+                }
                 Err(rejected(Some(tenant), Some(execution_id), refused, bytes).await)
             }
             other => Err(other),
@@ -386,6 +393,22 @@ impl Recheck<'_> {
             verifier.finish()
         }))
     }
+}
+
+/// True when a JSON text holds U+0000 in a string or a key (`\u0000` escaped: JSON text cannot
+/// hold it raw). Only a text containing the escape is parsed, so the usual webhook costs one scan.
+fn holds_nul(json: &str) -> bool {
+    fn any_nul(value: &serde_json::Value) -> bool {
+        use serde_json::Value as V;
+        match value {
+            V::String(text) => text.contains('\0'),
+            V::Array(items) => items.iter().any(any_nul),
+            V::Object(fields) => fields.iter().any(|(k, v)| k.contains('\0') || any_nul(v)),
+            V::Null | V::Bool(_) | V::Number(_) => false,
+        }
+    }
+    json.contains("\\u0000")
+        && serde_json::from_str::<serde_json::Value>(json).is_ok_and(|value| any_nul(&value))
 }
 
 /// The answer to a checked message that is not stored.

@@ -150,6 +150,10 @@ async fn the_read_api_needs_a_valid_key_and_validates_its_parameters() {
         ("limit=101", "invalid_limit"),
         ("from=yesterday", "invalid_time"),
         ("cursor=%%%", "invalid_cursor"),
+        ("status=bogus", "invalid_parameter"),
+        ("lifecycle_status=bogus", "invalid_parameter"),
+        ("stauts=failed", "unknown_parameter"),
+        ("from=2024-05-02&to=2024-05-01", "invalid_range"),
     ] {
         let (status, body) = app.get(&tenant, &format!("/v1/calls?{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");
@@ -216,4 +220,168 @@ async fn every_signing_provider_is_fail_closed_without_a_secret() {
         )
         .await;
     assert_eq!(status, 202, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_parameters_are_named_with_what_they_take() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    let message = |body: &Value| body["error"]["message"].as_str().unwrap_or("").to_owned();
+
+    let (status, body) = app.get(&tenant, "/v1/calls?status=bogus").await;
+    assert_eq!((status, error_code(&body)), (400, "invalid_parameter"));
+    let text = message(&body);
+    for named in [
+        "`status`",
+        "`bogus`",
+        "completed",
+        "failed",
+        "cancelled",
+        "in_progress",
+    ] {
+        assert!(text.contains(named), "{named} in {text}");
+    }
+    let (status, body) = app.get(&tenant, "/v1/calls?lifecycle_status=bogus").await;
+    assert_eq!((status, error_code(&body)), (400, "invalid_parameter"));
+    let text = message(&body);
+    for named in [
+        "`lifecycle_status`",
+        "no-answer",
+        "call-disconnected",
+        "balance-low",
+    ] {
+        assert!(text.contains(named), "{named} in {text}");
+    }
+    // The filters that are right still work.
+    for query in [
+        "status=failed",
+        "lifecycle_status=no-answer",
+        "status=",
+        "from=2024-05-01&to=2024-05-01",
+    ] {
+        let (status, body) = app.get(&tenant, &format!("/v1/calls?{query}")).await;
+        assert_eq!(status, 200, "{query}: {body}");
+    }
+
+    for path in [
+        "/v1/calls?stauts=failed",
+        "/v1/calls.csv?stauts=failed",
+        "/v1/contacts?stauts=failed",
+        "/v1/campaigns?stauts=failed",
+        "/v1/kpis?stauts=failed",
+    ] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.address))
+            .bearer_auth(&tenant.api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(error_code(&body), "unknown_parameter", "{path}: {body}");
+        let text = message(&body);
+        let takes = if path.starts_with("/v1/kpis") {
+            "`from`"
+        } else {
+            "`limit`"
+        };
+        assert!(
+            text.contains("`stauts`") && text.contains(takes),
+            "{path}: {text}"
+        );
+    }
+    for path in [
+        "/v1/calls?from=2024-05-02&to=2024-05-01T23:59:59Z",
+        "/v1/kpis?from=2024-05-02&to=2024-05-01",
+    ] {
+        let (status, body) = app.get(&tenant, path).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (400, "invalid_range"),
+            "{path}: {body}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_is_taken_only_by_the_list_that_issued_it() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    for first in [
+        "bolna/success/01-initiated.json",
+        "bolna/no-answer/01-initiated.json",
+    ] {
+        let (status, answer) = app
+            .post_bolna_json(&tenant.webhook_token, &fixtures::read(first))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let calls = app
+        .wait_for(&tenant, "/v1/calls?limit=1", |s, b| {
+            s == 200 && b["next_cursor"].is_string()
+        })
+        .await;
+    let contacts = app
+        .wait_for(&tenant, "/v1/contacts?limit=1", |s, b| {
+            s == 200 && b["next_cursor"].is_string()
+        })
+        .await;
+    let of_calls = calls["next_cursor"].as_str().unwrap();
+    let of_contacts = contacts["next_cursor"].as_str().unwrap();
+    for path in [
+        format!("/v1/contacts?cursor={of_calls}"),
+        format!("/v1/campaigns?cursor={of_calls}"),
+        format!("/v1/calls?cursor={of_contacts}"),
+        format!("/v1/campaigns?cursor={of_contacts}"),
+    ] {
+        let (status, body) = app.get(&tenant, &path).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (400, "invalid_cursor"),
+            "{path}: {body}"
+        );
+    }
+    for path in [
+        format!("/v1/calls?limit=1&cursor={of_calls}"),
+        format!("/v1/contacts?limit=1&cursor={of_contacts}"),
+    ] {
+        let (status, body) = app.get(&tenant, &path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn u0000_in_a_payload_is_refused_in_our_words() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    let body = with_fields(
+        &fixtures::read("bolna/success/01-initiated.json"),
+        &[("extra", json!("a\u{0}b"))],
+    );
+    let (status, answer) = app.post_bolna_json(&tenant.webhook_token, &body).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (400, "invalid_payload"),
+        "{answer}"
+    );
+    let message = answer["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("U+0000"), "{message}");
+    for postgres in [
+        "unsupported Unicode",
+        "escape sequence",
+        "database",
+        "22P05",
+    ] {
+        assert!(!message.contains(postgres), "PostgreSQL's words: {message}");
+    }
+    let rows = rejected_rows(&app).await;
+    assert_eq!(rows.len(), 1);
+    assert!(
+        !rows[0].0.contains("Unicode escape"),
+        "the kept reason is ours too: {}",
+        rows[0].0
+    );
+    assert_eq!(app.sql_count("SELECT count(*) FROM events").await, 0);
 }

@@ -37,7 +37,7 @@ async fn no_read_route_shows_another_tenants_data() {
             .get(&stranger, &template.replace("ID", "no-such-call"))
             .await;
         assert_eq!(status, 404);
-        assert_eq!(foreign["error"]["code"], "not_found");
+        assert_eq!(foreign["error"]["code"], "call_not_found");
         assert_eq!(
             foreign["error"]["code"], missing["error"]["code"],
             "another tenant's call looks exactly like a missing one"
@@ -269,4 +269,46 @@ async fn calls_can_be_sorted_by_duration_and_status_and_cursors_keep_their_order
         (status, &body["error"]["code"]),
         (400, &json!("invalid_query"))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_call_and_a_call_without_transcript_or_analysis_are_told_apart() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    let ringing = fixtures::read("bolna/success/02-ringing.json");
+    let (status, answer) = app.post_bolna_json(&tenant.webhook_token, &ringing).await;
+    assert_eq!(status, 202, "{answer}");
+    app.wait_for(&tenant, &format!("/v1/calls/{SUCCESS}"), |s, _| s == 200)
+        .await;
+
+    for path in [
+        "/v1/calls/nope",
+        "/v1/calls/nope/transcript",
+        "/v1/calls/nope/analysis",
+    ] {
+        let (status, body) = app.get(&tenant, path).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("call_not_found")),
+            "{path}: {body}"
+        );
+    }
+    for (part, code) in [
+        ("transcript", "transcript_not_available"),
+        ("analysis", "analysis_not_available"),
+    ] {
+        let (status, body) = app
+            .get(&tenant, &format!("/v1/calls/{SUCCESS}/{part}"))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some(code)),
+            "{part}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("`ringing`"),
+            "the call's status is named: {message}"
+        );
+    }
 }

@@ -213,13 +213,45 @@ async fn an_unavailable_database_answers_503_without_recording() {
 async fn content_the_database_refuses_answers_400_and_is_kept() {
     let (mut fake, tenant) = Fake::new();
     fake.refuse_content = true;
-    let body = br#"{"id":"exec-3","status":"ringing","transcript":"a\u0000b"}"#;
+    let body = br#"{"id":"exec-3","status":"ringing"}"#;
     let result = deliver(&fake, TOKEN, body).await;
     assert_eq!(status_of(&result), Some(StatusCode::BAD_REQUEST));
-    assert_eq!(result.err().map(|e| e.code()), Some("invalid_payload"));
+    let err = result.err();
+    assert_eq!(err.as_ref().map(|e| e.code()), Some("invalid_payload"));
+    let message = err.map(|e| e.message()).unwrap_or_default();
+    assert!(!message.contains("database"), "our words: {message}");
     let rejected = fake.rejected.borrow();
     assert_eq!(rejected[0].tenant_id, Some(tenant));
     assert_eq!(rejected[0].body, body.to_vec());
+}
+
+#[tokio::test]
+async fn u0000_is_refused_in_our_words_before_the_event_log() {
+    let (fake, tenant) = Fake::new();
+    for body in [
+        &br#"{"id":"exec-3","status":"ringing","transcript":"a\u0000b"}"#[..],
+        br#"{"id":"exec-3","status":"ringing","extra":{"k\u0000":1}}"#,
+    ] {
+        let result = deliver(&fake, TOKEN, body).await;
+        assert_eq!(status_of(&result), Some(StatusCode::BAD_REQUEST));
+        let err = result.err();
+        assert_eq!(err.as_ref().map(|e| e.code()), Some("invalid_payload"));
+        let message = err.map(|e| e.message()).unwrap_or_default();
+        assert!(message.contains("U+0000"), "{message}");
+    }
+    assert!(fake.appended.borrow().is_empty(), "never sent to the log");
+    let kept: Vec<(Option<uuid::Uuid>, String)> = fake
+        .rejected
+        .borrow()
+        .iter()
+        .map(|r| (r.tenant_id, r.reason.clone()))
+        .collect();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[0].0, Some(tenant));
+    assert!(kept[0].1.contains("U+0000"), "{}", kept[0].1);
+    // An escaped backslash before `u0000` is text, not U+0000.
+    let body = br#"{"id":"exec-4","status":"ringing","transcript":"a\\u0000b"}"#;
+    assert!(deliver(&fake, TOKEN, body).await.is_ok());
 }
 
 #[tokio::test]
