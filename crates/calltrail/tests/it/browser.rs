@@ -1,9 +1,11 @@
 //! The console in a real browser (headless Chromium): sign in, the dashboard's numbers equal
-//! `GET /v1/kpis` for the same range, open a call, the narrow layout, keyboard focus, sign out;
-//! and no browser console error on the way. A failing step leaves a screenshot under
+//! `GET /v1/kpis` for the same range, open a call, attribute it from the unattributed page,
+//! download the CSV, the narrow layout, labels and keyboard focus, sign out; and no browser
+//! console error on the way. A failing step leaves a screenshot under
 //! `target/browser-screenshots/`.
 
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use serde_json::{json, Value};
@@ -47,15 +49,32 @@ async fn seed(app: &TestApp, tenant: &Tenant) {
     app.wait_until_projected().await;
 }
 
+/// A campaign made through the JSON API; its id.
+async fn create_campaign(app: &TestApp, tenant: &Tenant, name: &str) -> String {
+    let response = app
+        .client
+        .post(format!("{}/v1/campaigns", app.address))
+        .bearer_auth(&tenant.api_key)
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status().as_u16(), 201);
+    let body: Value = response.json().await.expect("a campaign");
+    body["campaign_id"].as_str().unwrap_or_default().to_owned()
+}
+
 #[tokio::test]
 async fn a_user_signs_in_reads_the_dashboard_opens_a_call_and_signs_out() {
     let app = spawn_app_with(|s| s.worker = true).await;
     let tenant = app.create_tenant().await;
     seed(&app, &tenant).await;
+    let campaign = create_campaign(&app, &tenant, "Autumn renewals").await;
+    app.wait_until_projected().await;
     let Some(browser) = Browser::start(1200, 900).await else {
         return;
     };
-    let outcome = AssertUnwindSafe(scenario(&app, &tenant, &browser))
+    let outcome = AssertUnwindSafe(scenario(&app, &tenant, &browser, &campaign))
         .catch_unwind()
         .await;
     if outcome.is_err() {
@@ -69,7 +88,7 @@ async fn a_user_signs_in_reads_the_dashboard_opens_a_call_and_signs_out() {
     }
 }
 
-async fn scenario(app: &TestApp, tenant: &Tenant, browser: &Browser) {
+async fn scenario(app: &TestApp, tenant: &Tenant, browser: &Browser, campaign: &str) {
     let base = &app.address;
     let mut errors = Vec::new();
 
@@ -199,18 +218,33 @@ async fn scenario(app: &TestApp, tenant: &Tenant, browser: &Browser) {
         .contains("\"status\": \"initiated\""));
     errors.extend(browser.console_log().await);
 
-    // 375 px wide: nothing wider than the screen, rows become cards.
+    attribute_from_the_unattributed_page(app, tenant, browser, campaign).await;
+    errors.extend(browser.console_log().await);
+    download_the_csv(app, tenant, browser).await;
+    errors.extend(browser.console_log().await);
+
+    // 375 px wide: nothing wider than the screen, rows become cards, on the new pages too.
     browser.resize(375, 800).await;
-    browser
-        .goto(&format!("{base}/calls?from=2025-10-01&to=2025-10-31"))
-        .await;
-    let width = browser
-        .execute("return document.documentElement.scrollWidth", json!([]))
-        .await;
-    assert!(
-        width.as_i64().is_some_and(|w| w <= 375),
-        "page is {width} px wide"
-    );
+    for path in [
+        "/unattributed?from=2025-10-01&to=2025-10-31".to_owned(),
+        format!("/calls/{SUCCESS}"),
+        "/campaigns".to_owned(),
+        "/calls?from=2025-10-01&to=2025-10-31".to_owned(),
+    ] {
+        browser.goto(&format!("{base}{path}")).await;
+        // Nothing wider than the screen's width inside the scroll bar.
+        let widths = browser
+            .execute(
+                "const d = document.documentElement; return [d.scrollWidth, d.clientWidth]",
+                json!([]),
+            )
+            .await;
+        let (scroll, client) = (widths[0].as_i64(), widths[1].as_i64());
+        assert!(
+            scroll.is_some_and(|w| w <= 375) && scroll <= client,
+            "{path} is {widths} px wide (scroll, client)"
+        );
+    }
 
     // Keyboard: the first Tab reaches the skip link, which moves focus to the content.
     browser.press("\u{E004}").await;
@@ -241,4 +275,153 @@ async fn scenario(app: &TestApp, tenant: &Tenant, browser: &Browser) {
         .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
         .collect();
     assert!(errors.is_empty(), "browser console: {errors:?}");
+}
+
+/// Every visible form control of the page without a label (its `id`, name or tag).
+const UNLABELLED: &str = "return Array.from(document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea'))
+  .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+  .map((e) => e.id || e.name || e.tagName)";
+
+/// From the unattributed page, by keyboard: check the answered call, pick the campaign,
+/// submit; the page says the change is on its way, and the call page shows the campaign once
+/// the projector has folded it (polled with a deadline).
+async fn attribute_from_the_unattributed_page(
+    app: &TestApp,
+    tenant: &Tenant,
+    browser: &Browser,
+    campaign: &str,
+) {
+    let base = &app.address;
+    browser.click("a[href='/unattributed']").await;
+    browser.wait_for_url(&format!("{base}/unattributed")).await;
+    assert_eq!(browser.text("h1").await, "Unattributed calls");
+    let page = format!("{base}/unattributed?from=2025-10-01&to=2025-10-31");
+    browser.goto(&page).await;
+    assert_eq!(
+        browser.find_all("input[name=execution_id]").await.len(),
+        4,
+        "every call of October is unattributed"
+    );
+    assert_eq!(browser.execute(UNLABELLED, json!([])).await, json!([]));
+
+    // Space on the focused checkbox checks it; the picker takes the campaign by keyboard too.
+    let focus = "document.querySelector(arguments[0]).focus()";
+    browser
+        .execute(focus, json!([format!("input[value='{SUCCESS}']")]))
+        .await;
+    browser.press("\u{E00D}").await;
+    let checked = "return document.querySelector(arguments[0]).checked";
+    assert_eq!(
+        browser
+            .execute(checked, json!([format!("input[value='{SUCCESS}']")]))
+            .await,
+        json!(true)
+    );
+    browser
+        .click(&format!("#campaign_id option[value='{campaign}']"))
+        .await;
+    browser.click("form.attribute button[type=submit]").await;
+    browser
+        .wait_for_url(&format!("{page}&saved=1&missing=0"))
+        .await;
+    let notice = browser.text("p.notice[role=status]").await;
+    assert!(
+        notice.contains("Saved: 1 call attributed.") && notice.contains("updating"),
+        "{notice}"
+    );
+
+    // The call page shows it once the projector has caught up.
+    let call_page = format!("{base}/calls/{SUCCESS}");
+    let shown = format!("p[data-campaign='{campaign}']");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        browser.goto(&call_page).await;
+        if !browser.find_all(&shown).await.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the call page never showed the campaign"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = browser.text(&shown).await;
+    assert!(
+        text.contains("Autumn renewals") && text.contains("by hand"),
+        "{text}"
+    );
+    assert_eq!(browser.execute(UNLABELLED, json!([])).await, json!([]));
+    let (_, call) = app.get(tenant, &format!("/v1/calls/{SUCCESS}")).await;
+    assert_eq!(call["campaign_id"], json!(campaign));
+
+    // The campaigns page counts it.
+    browser.click("a[href='/campaigns']").await;
+    let row = browser.text("tbody tr").await;
+    assert!(row.contains("Autumn renewals"), "{row}");
+    let calls = browser.text("td[data-label=Calls]").await;
+    assert_eq!(calls, "1");
+}
+
+/// The list's "Download CSV" link carries its filters; fetched with the browser's session
+/// cookie it is the API's export of the same range, byte for byte.
+async fn download_the_csv(app: &TestApp, tenant: &Tenant, browser: &Browser) {
+    let base = &app.address;
+    browser
+        .goto(&format!(
+            "{base}/calls?from=2025-10-01&to=2025-10-31&sort=oldest"
+        ))
+        .await;
+    let href = browser
+        .execute(
+            "return document.querySelector('a[download]').getAttribute('href')",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        href,
+        json!("/calls.csv?from=2025-10-01&to=2025-10-31&sort=oldest")
+    );
+    assert_eq!(browser.text("a[download]").await, "Download CSV");
+    let session = browser
+        .cookies()
+        .await
+        .into_iter()
+        .find(|c| c["name"] == "calltrail_session")
+        .and_then(|c| c["value"].as_str().map(str::to_owned))
+        .expect("the session cookie");
+    let response = app
+        .client
+        .get(format!("{base}{}", href.as_str().unwrap_or_default()))
+        .header("cookie", format!("calltrail_session={session}"))
+        .send()
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/csv; charset=utf-8")
+    );
+    let downloaded = response.text().await.unwrap_or_default();
+    let api = app
+        .client
+        .get(format!(
+            "{base}/v1/calls.csv?from=2025-10-01T00:00:00Z&to=2025-11-01T00:00:00Z&sort=oldest"
+        ))
+        .bearer_auth(&tenant.api_key)
+        .send()
+        .await
+        .expect("the server answers")
+        .text()
+        .await
+        .unwrap_or_default();
+    assert_eq!(downloaded, api);
+    assert_eq!(
+        downloaded.split_terminator("\r\n").count(),
+        5,
+        "{downloaded}"
+    );
 }
