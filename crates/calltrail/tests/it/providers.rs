@@ -504,3 +504,222 @@ async fn retell_calls_normalize_per_the_contract_in_any_order() {
     assert_eq!(call["phone_number"], "+14155550141");
     assert_eq!(call["hangup_reason"], "dial_no_answer");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_after_a_mixed_provider_run_reproduces_every_read_table() {
+    use calltrail_testkit::fixtures::{elevenlabs, retell, twilio, vapi};
+    let mut app = spawn_app_with(with_providers).await;
+    let tenant = app.create_tenant().await;
+    for provider in ["vapi", "elevenlabs", "twilio", "retell"] {
+        set_secret(
+            &app,
+            &tenant,
+            provider,
+            &secret_of(provider),
+            Duration::ZERO,
+        )
+        .await;
+    }
+    for scenario in ["bolna/success", "bolna/no-answer", "bolna/busy"] {
+        for body in fixtures::scenario(scenario) {
+            let (status, answer) = app.post_bolna_json(&tenant.webhook_token, &body).await;
+            assert_eq!(status, 202, "{answer}");
+        }
+    }
+    let vapi_missed: Vec<Vec<u8>> = vapi::no_answer()
+        .iter()
+        .map(|b| {
+            let mut value: Value = serde_json::from_slice(b).unwrap();
+            vapi::as_call(&mut value, "vapi-missed-2", Some("+14155550163"));
+            serde_json::to_vec(&value).unwrap()
+        })
+        .collect();
+    let twilio_busy: Vec<Vec<u8>> = twilio::busy()
+        .iter()
+        .map(|b| twilio::as_call(b, "CAbusy0000000000000000000000000002", None))
+        .collect();
+    let calls: [(&str, Vec<Vec<u8>>); 8] = [
+        ("vapi", vapi::answered()),
+        ("vapi", vapi_missed),
+        ("elevenlabs", elevenlabs::answered()),
+        (
+            "elevenlabs",
+            vec![elevenlabs::initiation_failure("conv_missed_2", None)],
+        ),
+        ("twilio", twilio::answered()),
+        ("twilio", twilio_busy),
+        ("retell", retell::answered()),
+        ("retell", retell::no_answer()),
+    ];
+    for (provider, bodies) in &calls {
+        deliver(&app, provider, &tenant, bodies).await;
+    }
+    app.wait_until_projected().await;
+    let (_, listed) = app.get(&tenant, "/v1/calls?limit=100").await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 11, "{listed}");
+    app.stop().await;
+    let compared =
+        assert_read_tables_equal_replay(app.db.url(), "after a run of every provider").await;
+    assert_eq!(compared, 11);
+}
+
+/// A call that ends unanswered: provider, call id, webhooks, lifecycle status, status.
+type Ending = (
+    &'static str,
+    &'static str,
+    Vec<Vec<u8>>,
+    &'static str,
+    &'static str,
+);
+
+/// Re-addresses JSON bodies to the call `id`.
+fn as_json_call(
+    bodies: &[Vec<u8>],
+    id: &str,
+    as_call: fn(&mut Value, &str, Option<&str>),
+) -> Vec<Vec<u8>> {
+    bodies
+        .iter()
+        .map(|b| {
+            let mut value: Value = serde_json::from_slice(b).unwrap();
+            as_call(&mut value, id, None);
+            serde_json::to_vec(&value).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_providers_missed_busy_failed_and_cancelled_endings() {
+    use calltrail_testkit::fixtures::{elevenlabs, retell, twilio, vapi};
+    let app = spawn_app_with(with_providers).await;
+    let tenant = app.create_tenant().await;
+    for provider in ["vapi", "elevenlabs", "twilio", "retell"] {
+        set_secret(
+            &app,
+            &tenant,
+            provider,
+            &secret_of(provider),
+            Duration::ZERO,
+        )
+        .await;
+    }
+    let vapi_ending = |id: &str, reason: &str| {
+        as_json_call(
+            &[
+                vapi::status_update("queued", 1_759_914_899_000, None),
+                vapi::status_update("ended", 1_759_914_903_000, Some(reason)),
+                vapi::unanswered_report(reason),
+            ],
+            id,
+            vapi::as_call,
+        )
+    };
+    let twilio_ending = |sid: &str, status: &str, code: &str| {
+        vec![
+            twilio::callback(&[("CallSid", sid), ("CallStatus", "initiated")]),
+            twilio::callback(&[
+                ("CallSid", sid),
+                ("CallStatus", status),
+                ("CallDuration", "0"),
+                ("SipResponseCode", code),
+            ]),
+        ]
+    };
+    let retell_ending = |id: &str, reason: &str| -> Vec<Vec<u8>> {
+        retell::no_answer()
+            .iter()
+            .map(|b| {
+                let mut value: Value = serde_json::from_slice(b).unwrap();
+                retell::as_call(&mut value, id, None);
+                value["call"]["disconnection_reason"] = Value::from(reason);
+                serde_json::to_vec(&value).unwrap()
+            })
+            .collect()
+    };
+    let endings: Vec<Ending> = vec![
+        (
+            "vapi",
+            "vapi-busy",
+            vapi_ending("vapi-busy", "customer-busy"),
+            "busy",
+            "failed",
+        ),
+        (
+            "vapi",
+            "vapi-failed",
+            vapi_ending("vapi-failed", "twilio-failed-to-connect-call"),
+            "failed",
+            "failed",
+        ),
+        (
+            "elevenlabs",
+            "conv-no-answer",
+            vec![elevenlabs::initiation_failure(
+                "conv-no-answer",
+                Some("no_answer"),
+            )],
+            "no-answer",
+            "failed",
+        ),
+        (
+            "elevenlabs",
+            "conv-failed",
+            vec![elevenlabs::initiation_failure(
+                "conv-failed",
+                Some("sip 503"),
+            )],
+            "failed",
+            "failed",
+        ),
+        (
+            "twilio",
+            "CA-no-answer",
+            twilio_ending("CA-no-answer", "no-answer", "487"),
+            "no-answer",
+            "failed",
+        ),
+        (
+            "twilio",
+            "CA-failed",
+            twilio_ending("CA-failed", "failed", "503"),
+            "failed",
+            "failed",
+        ),
+        (
+            "twilio",
+            "CA-canceled",
+            twilio_ending("CA-canceled", "canceled", "487"),
+            "canceled",
+            "cancelled",
+        ),
+        (
+            "retell",
+            "retell-busy",
+            retell_ending("retell-busy", "dial_busy"),
+            "busy",
+            "failed",
+        ),
+        (
+            "retell",
+            "retell-failed",
+            retell_ending("retell-failed", "dial_failed"),
+            "failed",
+            "failed",
+        ),
+    ];
+    for (provider, _, bodies, _, _) in &endings {
+        deliver(&app, provider, &tenant, bodies).await;
+    }
+    app.wait_until_projected().await;
+    for (provider, id, _, lifecycle, status) in &endings {
+        let call = app.call(&tenant, id).await;
+        let what = format!("{provider} {id}: {call}");
+        assert_eq!(call["call_lifecycle_status"], *lifecycle, "{what}");
+        assert_eq!(call["status"], *status, "{what}");
+        assert_eq!(call["credits_used"], 0, "{what}");
+        assert!(call["call_answered_at"].is_null(), "{what}");
+        assert!(call["completed_at"].is_null(), "{what}");
+    }
+    let (_, credits) = app.get(&tenant, "/v1/credits").await;
+    assert_eq!(credits["balance"], 0, "nothing charged: {credits}");
+}
