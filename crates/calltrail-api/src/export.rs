@@ -21,7 +21,7 @@ use crate::{AppState, ReadFrom};
 const CHUNK: i32 = 1_000;
 
 /// The columns, named as in the Call JSON (no transcript).
-pub const COLUMNS: [&str; 23] = [
+pub const COLUMNS: [&str; 24] = [
     "execution_id",
     "agent_id",
     "user_id",
@@ -45,6 +45,7 @@ pub const COLUMNS: [&str; 23] = [
     "updated_at",
     "campaign_id",
     "attribution",
+    "anomalies",
 ];
 
 /// Exports the calls as CSV.
@@ -125,7 +126,7 @@ fn encode(
 }
 
 /// A call's cells, in [`COLUMNS`] order, each guarded.
-fn record(c: &CallView) -> [String; 23] {
+fn record(c: &CallView) -> [String; 24] {
     let text = |v: &Option<String>| guard(v.as_deref().unwrap_or(""));
     let time = |v: Option<DateTime<Utc>>| v.map(timestamp).unwrap_or_default();
     let id = |v: Option<Uuid>| v.map(|u| u.to_string()).unwrap_or_default();
@@ -155,6 +156,8 @@ fn record(c: &CallView) -> [String; 23] {
         timestamp(c.updated_at),
         id(c.campaign_id),
         text(&c.attribution),
+        // Snake-case names, `;`-separated: nothing to guard.
+        c.anomalies.join(";"),
     ]
 }
 
@@ -220,6 +223,7 @@ mod tests {
             updated_at: at,
             campaign_id: None,
             attribution: None,
+            anomalies: vec!["duration_out_of_range".into()],
         };
         let json = serde_json::to_value(&call).unwrap_or_default();
         let keys: Vec<&str> = json

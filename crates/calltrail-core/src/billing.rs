@@ -41,6 +41,41 @@ pub fn charge(conversation_seconds: f64, credits_per_minute: i64) -> Charge {
     }
 }
 
+/// The kind of a credit transaction a charge change records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerKind {
+    /// The call's first charge.
+    Usage,
+    /// A later change of the call's charge: the difference.
+    Adjustment,
+}
+
+impl LedgerKind {
+    /// The transaction `type` (`usage`, `adjustment`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerKind::Usage => "usage",
+            LedgerKind::Adjustment => "adjustment",
+        }
+    }
+}
+
+/// The transaction that takes a call's ledger from `before` to `after` credits charged (the
+/// call's charge before and after an event): none when nothing changes, a usage when nothing
+/// was charged yet, else an adjustment of the difference. Amounts are signed as the ledger
+/// shows them (a charge is negative), so a call's rows always sum to `-after`.
+pub fn ledger_entry(before: i64, after: i64) -> Option<(LedgerKind, i64)> {
+    if before == after {
+        return None;
+    }
+    let kind = if before == 0 {
+        LedgerKind::Usage
+    } else {
+        LedgerKind::Adjustment
+    };
+    Some((kind, before.saturating_sub(after)))
+}
+
 /// The `i64` equal to an integral float, if there is one (`4000.0` → 4000, `1.5` → None).
 pub(crate) fn integral_f64_to_i64(value: f64) -> Option<i64> {
     let in_range = (-TWO_POW_63..TWO_POW_63).contains(&value);
@@ -112,6 +147,15 @@ mod tests {
         );
         assert_eq!(charge(0.0, 5).credits, 0);
         assert_eq!(charge(f64::INFINITY, i64::MAX).credits, i64::MAX);
+    }
+
+    #[test]
+    fn ledger_entries() {
+        assert_eq!(ledger_entry(0, 0), None);
+        assert_eq!(ledger_entry(0, 3), Some((LedgerKind::Usage, -3)));
+        assert_eq!(ledger_entry(3, 3), None);
+        assert_eq!(ledger_entry(3, 5), Some((LedgerKind::Adjustment, -2)));
+        assert_eq!(ledger_entry(5, 0), Some((LedgerKind::Adjustment, 5)));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The provider-neutral call event.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::LifecycleStatus;
@@ -88,4 +88,120 @@ pub struct CallEvent {
     /// claims it. Absent in events recorded before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
+    /// What the provider sent that could not be trusted (an unparseable time, set by the
+    /// parser; [`CallEvent::bound`] adds the out-of-range ones). Absent in older events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// A value in a webhook that calltrail did not trust and replaced (CONTRACT §3 `anomalies`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anomaly {
+    /// A talk time that is negative, longer than the longest call allowed, or longer than
+    /// the call's own timestamps allow: treated as absent.
+    DurationOutOfRange,
+    /// A provider time before 2000 or more than a day after receipt: the receive time is used.
+    TimestampOutOfRange,
+    /// A provider time that could not be read: the receive time is used.
+    TimestampUnparseable,
+}
+
+impl Anomaly {
+    /// The snake_case name the API shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Anomaly::DurationOutOfRange => "duration_out_of_range",
+            Anomaly::TimestampOutOfRange => "timestamp_out_of_range",
+            Anomaly::TimestampUnparseable => "timestamp_unparseable",
+        }
+    }
+}
+
+/// The limits a webhook's own numbers must fall within to be trusted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    /// The longest call there can be, in seconds (`CALLTRAIL_MAX_CALL_SECONDS`).
+    pub max_call_seconds: f64,
+}
+
+impl Bounds {
+    /// Four hours, `CALLTRAIL_MAX_CALL_SECONDS`' default.
+    pub const DEFAULT_MAX_CALL_SECONDS: f64 = 4.0 * 3600.0;
+    /// How far a talk time may exceed the span between the call's creation and the event.
+    pub const DURATION_SLACK_SECONDS: f64 = 300.0;
+    /// How far after receipt a provider time may be (clocks drift; a day does not).
+    pub const FUTURE_SLACK: TimeDelta = TimeDelta::hours(24);
+
+    /// The earliest provider time trusted: 2000-01-01T00:00:00Z.
+    pub fn earliest() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// Whether [`CallEvent::bound`] would leave `event`, received at `received_at`, as it is.
+    pub fn admits(&self, event: &CallEvent, received_at: DateTime<Utc>) -> bool {
+        self.trusts(event.occurred_at, received_at)
+            && event
+                .call_created_at
+                .is_none_or(|created| self.trusts(created, received_at))
+            && self.duration_fits(event)
+    }
+
+    /// Whether the event's talk time (if any) is possible: not negative, not longer than the
+    /// longest call, not longer than from the call's creation to this event (plus slack).
+    fn duration_fits(&self, event: &CallEvent) -> bool {
+        let Some(seconds) = event.conversation_seconds else {
+            return true;
+        };
+        let span = event
+            .call_created_at
+            .map(|created| (event.occurred_at - created).as_seconds_f64());
+        seconds >= 0.0
+            && seconds <= self.max_call_seconds
+            && span.is_none_or(|span| seconds <= span.max(0.0) + Self::DURATION_SLACK_SECONDS)
+    }
+
+    /// Whether a provider time is believable for an event received at `received_at`.
+    pub fn trusts(&self, at: DateTime<Utc>, received_at: DateTime<Utc>) -> bool {
+        at >= Self::earliest() && at <= received_at + Self::FUTURE_SLACK
+    }
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_call_seconds: Self::DEFAULT_MAX_CALL_SECONDS,
+        }
+    }
+}
+
+impl CallEvent {
+    /// Replaces every value outside `bounds` with what calltrail trusts instead, noting each in
+    /// [`CallEvent::anomalies`]: an untrusted event time becomes `received_at`, an untrusted
+    /// creation time and an out-of-range talk time become absent. Idempotent.
+    pub fn bound(&mut self, received_at: DateTime<Utc>, bounds: &Bounds) {
+        if !bounds.trusts(self.occurred_at, received_at) {
+            self.occurred_at = received_at;
+            self.note(Anomaly::TimestampOutOfRange);
+        }
+        if let Some(created) = self.call_created_at {
+            if !bounds.trusts(created, received_at) {
+                self.call_created_at = None;
+                self.note(Anomaly::TimestampOutOfRange);
+            }
+        }
+        if !bounds.duration_fits(self) {
+            self.conversation_seconds = None;
+            self.note(Anomaly::DurationOutOfRange);
+        }
+    }
+
+    /// Records an anomaly once.
+    pub fn note(&mut self, anomaly: Anomaly) {
+        if !self.anomalies.contains(&anomaly) {
+            self.anomalies.push(anomaly);
+        }
+    }
 }

@@ -31,8 +31,9 @@ pub use analysis::{
     PreviousCall,
 };
 pub use backoff::{Backoff, Retries};
-pub use event::{CallEvent, LeadType};
-pub use lifecycle::{fold, CallState, CallStatus, Charge, LifecycleStatus};
+pub use billing::{ledger_entry, LedgerKind};
+pub use event::{Anomaly, Bounds, CallEvent, LeadType};
+pub use lifecycle::{fold, CallState, CallStatus, Charge, ChargeSource, LifecycleStatus};
 pub use phone::{PhoneNumber, PhoneNumberError};
 pub use providers::PayloadError;
 pub use providers::{Provider, WebhookProvider};

@@ -3,7 +3,7 @@
 //! # Precedence
 //!
 //! Webhooks arrive late, twice and out of order, so [`CallState::apply`] never looks at arrival
-//! order (the one exception is the charge, below). Every event gets a [`Precedence`] key, compared
+//! order. Every event gets a [`Precedence`] key, compared
 //! field by field:
 //!
 //! 1. **lifecycle rank** ([`LifecycleStatus::rank`]):
@@ -32,17 +32,23 @@
 //! events, with any duplicates, folds to the same state. The keys that decided each field are kept
 //! in [`CallState::provenance`], which is what lets a stored state take further events later.
 //!
-//! **The charge** is the exception (CONTRACT §4.5: log order decides): it is fixed by the first
-//! applied event that is `call-disconnected` or `completed` and carries `conversation_seconds`,
-//! and never changes afterwards. The projector applies events in log order.
+//! **The charge** follows the final duration (CONTRACT §4.5), also a maximum over the events:
+//! a `completed` that carries a talk time outranks every `call-disconnected`, and a
+//! `call-disconnected` counts only with a talk time above 0 (Bolna sends 0 there until its
+//! post-processing ends); among equals, the [`Precedence`] key and then the greater talk time
+//! decide. Which transactions the ledger records on the way (a usage, then an adjustment when
+//! a later event changes the amount) is [`billing::ledger_entry`]'s rule.
+//!
+//! **Anomalies** ([`CallEvent::anomalies`]) are a union over the events.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::billing;
-use crate::event::{CallEvent, LeadType};
+use crate::event::{Anomaly, CallEvent, LeadType};
 use crate::phone::PhoneNumber;
 
 /// A provider lifecycle status in Bolna's vocabulary; a status calltrail does not know is kept verbatim.
@@ -99,7 +105,7 @@ pub enum CallStatus {
     Cancelled,
 }
 
-/// The amount charged for a call, fixed by the first charging event in log order.
+/// The amount charged for a call: the one its final duration asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Charge {
     /// `ceil(conversation_duration)`.
@@ -153,8 +159,11 @@ pub struct CallState {
     /// Provider's creation time, else the earliest event time.
     #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub created_at: Option<DateTime<Utc>>,
-    /// Set once, by the first charging event applied.
+    /// What the final duration charges (see the [module documentation](self)).
     pub charge: Option<Charge>,
+    /// The untrusted values its events carried, each once, in order.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub anomalies: BTreeSet<Anomaly>,
     /// Which event decided each field; needed to apply further events to a stored state.
     #[serde(default)]
     pub provenance: Provenance,
@@ -229,6 +238,9 @@ pub struct Provenance {
     /// Event that set `batch_id`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<Precedence>,
+    /// The event whose talk time set `charge`: (is `completed`, its key, the talk time's bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<ChargeSource>,
     /// Earliest `call_created_at` seen.
     #[serde(serialize_with = "crate::timestamp::serialize_option")]
     pub earliest_call_created_at: Option<DateTime<Utc>>,
@@ -469,11 +481,13 @@ impl CallState {
         keep_earliest(&mut prov.earliest_occurred_at, Some(event.occurred_at));
         self.created_at = prov.earliest_call_created_at.or(prov.earliest_occurred_at);
 
-        if self.charge.is_none() && event.status.is_charging() {
-            if let Some(seconds) = event.conversation_seconds {
-                self.charge = Some(billing::charge(seconds, credits_per_minute));
+        if let Some(source) = ChargeSource::of(event, &key) {
+            if prov.charge.as_ref().is_none_or(|current| source > *current) {
+                self.charge = Some(billing::charge(source.seconds, credits_per_minute));
+                prov.charge = Some(source);
             }
         }
+        self.anomalies.extend(event.anomalies.iter().copied());
     }
 
     /// The user-facing status derived from the lifecycle status.
@@ -488,6 +502,46 @@ impl CallState {
         self.lifecycle_status
             .as_ref()
             .is_some_and(LifecycleStatus::is_terminal)
+    }
+}
+
+/// The event a call's charge follows, ordered so that the greatest is the final duration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChargeSource {
+    /// A `completed` outranks every `call-disconnected`.
+    pub completed: bool,
+    /// Then the event's precedence.
+    pub precedence: Precedence,
+    /// Then the greater talk time.
+    pub seconds: f64,
+}
+
+impl ChargeSource {
+    /// The charge source an event offers: a `completed` with a talk time, or a
+    /// `call-disconnected` with one above 0.
+    fn of(event: &CallEvent, key: &Precedence) -> Option<Self> {
+        let seconds = event.conversation_seconds.filter(|s| !s.is_nan())?;
+        let completed = match event.status {
+            LifecycleStatus::Completed => true,
+            LifecycleStatus::CallDisconnected if seconds > 0.0 => false,
+            _ => return None,
+        };
+        Some(ChargeSource {
+            completed,
+            precedence: key.clone(),
+            seconds,
+        })
+    }
+}
+
+impl PartialOrd for ChargeSource {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(
+            self.completed
+                .cmp(&other.completed)
+                .then_with(|| self.precedence.cmp(&other.precedence))
+                .then_with(|| self.seconds.total_cmp(&other.seconds)),
+        )
     }
 }
 

@@ -12,8 +12,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use calltrail_core::Backoff;
+use calltrail_core::{Backoff, Bounds};
 use calltrail_eventlog::{Checkpoint, EventLog, StoredEvent};
+
+use crate::fold::Rules;
 use tokio_postgres::Transaction;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -49,6 +51,8 @@ pub struct ProjectorConfig {
     pub poll_interval: Duration,
     /// Billing rate (`CALLTRAIL_CREDITS_PER_MINUTE`).
     pub credits_per_minute: i64,
+    /// What a webhook's numbers must fall within (`CALLTRAIL_MAX_CALL_SECONDS`).
+    pub bounds: Bounds,
     /// How long the active process keeps the projection without renewing it; a standby one
     /// takes over this long after the active one stopped.
     pub lease: Duration,
@@ -61,6 +65,7 @@ impl Default for ProjectorConfig {
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
             credits_per_minute: 1,
+            bounds: Bounds::default(),
             lease: Duration::from_secs(5),
         }
     }
@@ -89,6 +94,8 @@ pub struct ProjectorMetrics {
     pub batches: AtomicU64,
     /// Dead letters recorded since start.
     pub dead_letters: AtomicU64,
+    /// Events whose out-of-range values were replaced, since start.
+    pub anomalies: AtomicU64,
     /// Size of the last committed batch.
     pub last_batch_size: AtomicU64,
     /// Whether the last attempt found another process holding the checkpoint.
@@ -256,8 +263,22 @@ impl Projector {
             });
         }
         let started = std::time::Instant::now();
-        let changes =
-            apply_batch(&tx, "public", name, &events, self.config.credits_per_minute).await?;
+        let rules = Rules {
+            credits_per_minute: self.config.credits_per_minute,
+            bounds: self.config.bounds,
+        };
+        let changes = apply_batch(&tx, "public", name, &events, rules).await?;
+        for anomaly in &changes.anomalies {
+            tracing::warn!(
+                tenant_id = %anomaly.tenant_id,
+                provider = %anomaly.provider,
+                execution_id = %anomaly.execution_id,
+                event_type = %anomaly.event_type,
+                position = anomaly.position,
+                anomalies = %anomaly.names(),
+                "a webhook carried values out of range: they were replaced"
+            );
+        }
         // Analysis jobs are live-only state: replay folds the same events but never enqueues.
         crate::jobs::enqueue(&tx, &changes.jobs).await?;
         let last = changes.last.unwrap_or(checkpoint);
@@ -293,6 +314,9 @@ impl Projector {
             .dead_letters
             .fetch_add(count(outcome.dead_letters), Ordering::Relaxed);
         self.metrics
+            .anomalies
+            .fetch_add(count(changes.anomalies.len()), Ordering::Relaxed);
+        self.metrics
             .last_batch_size
             .store(count(outcome.events), Ordering::Relaxed);
         tracing::debug!(
@@ -315,11 +339,11 @@ async fn apply_batch(
     schema: &str,
     projector: &str,
     events: &[StoredEvent],
-    credits_per_minute: i64,
+    rules: Rules,
 ) -> Result<Changes, Error> {
     let batch = fold::decode_batch(events);
     let mut snapshot = load_snapshot(tx, schema, &batch).await?;
-    let changes = fold::fold_batch(&mut snapshot, &batch, credits_per_minute);
+    let changes = fold::fold_batch(&mut snapshot, &batch, rules);
     tokio::try_join!(
         tables::write_rows(tx, schema, &snapshot, &changes),
         tables::write_appends(tx, schema, projector, &changes),

@@ -21,7 +21,7 @@ pub(crate) const CALL_COLUMNS: &str =
     "execution_id, agent_id, user_id, contact_id, phone_number, lead_type,
     call_lifecycle_status, status, duration_seconds, duration_minutes, credits_used, hangup_by,
     hangup_reason, hangup_provider_code, recording_url, ringing_started_at, call_answered_at,
-    call_disconnected_at, completed_at, created_at, updated_at, campaign_id, attribution";
+    call_disconnected_at, completed_at, created_at, updated_at, campaign_id, attribution, anomalies";
 
 const CONTACT_COLUMNS: &str =
     "id, phone_number, name, email, company, not_connected, auto_created_from_call_id, created_at";
@@ -397,7 +397,7 @@ impl ReadStore {
         row.as_ref().map(contact_view).transpose()
     }
 
-    /// Balance and transactions, newest first.
+    /// Balance and transactions, newest (last recorded) first.
     pub async fn credits(&self, tenant: Uuid) -> Result<CreditsView, Error> {
         let client = self.client().await?;
         let user: [&(dyn ToSql + Sync); 1] = [&tenant];
@@ -408,7 +408,8 @@ impl ReadStore {
                 &user
             ),
             client.query(
-                "SELECT kind, amount, balance_after, call_id, created_at FROM credit_transactions
+                "SELECT kind, amount, balance_after, call_id, created_at, occurred_at, recorded_at
+                   FROM credit_transactions
                   WHERE user_id = $1 ORDER BY position DESC LIMIT $2",
                 &page,
             ),
@@ -426,6 +427,8 @@ impl ReadStore {
                     balance_after: r.try_get("balance_after")?,
                     call_id: r.try_get("call_id")?,
                     created_at: r.try_get("created_at")?,
+                    occurred_at: r.try_get("occurred_at")?,
+                    recorded_at: r.try_get("recorded_at")?,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -589,6 +592,7 @@ pub(crate) fn call_view(r: &Row) -> Result<CallView, Error> {
         updated_at: r.try_get("updated_at")?,
         campaign_id: r.try_get("campaign_id")?,
         attribution: r.try_get("attribution")?,
+        anomalies: r.try_get("anomalies")?,
     })
 }
 

@@ -52,6 +52,8 @@ pub struct ReplayOptions {
     pub batch_size: usize,
     /// Billing rate (must equal the live projector's).
     pub credits_per_minute: i64,
+    /// What a webhook's numbers must fall within (must equal the live projector's).
+    pub bounds: calltrail_core::Bounds,
     /// Projections to rebuild by name; empty means all.
     pub projections: Vec<String>,
     /// Calls kept in memory across pages; when full, their rows are written and the less
@@ -64,6 +66,7 @@ impl Default for ReplayOptions {
         Self {
             batch_size: 10_000,
             credits_per_minute: 1,
+            bounds: calltrail_core::Bounds::default(),
             projections: Vec::new(),
             cached_calls: 20_000,
         }

@@ -54,6 +54,9 @@ pub struct CallView {
     pub campaign_id: Option<Uuid>,
     /// How: `auto_batch`, `auto_phone` or `manual` (`null`: unattributed).
     pub attribution: Option<String>,
+    /// What its webhooks sent that calltrail did not trust and replaced:
+    /// `duration_out_of_range`, `timestamp_out_of_range`, `timestamp_unparseable`.
+    pub anomalies: Vec<String>,
 }
 
 /// One entry of a call's timeline.
@@ -116,17 +119,22 @@ pub struct ContactView {
 /// One credit transaction.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CreditTransactionView {
-    /// `grant` or `usage`.
+    /// `grant`, `usage` (a call's first charge) or `adjustment` (a later change of it).
     #[serde(rename = "type")]
     pub kind: String,
     /// Signed: grants positive, charges negative.
     pub amount: i64,
     /// Balance after this transaction.
     pub balance_after: i64,
-    /// The charged call, for usage.
+    /// The charged call, for usage and adjustment.
     pub call_id: Option<String>,
-    /// Event time of the transaction.
+    /// Event time of the transaction (equal to `occurred_at`).
     pub created_at: DateTime<Utc>,
+    /// The provider's time of the event that caused it.
+    pub occurred_at: DateTime<Utc>,
+    /// When that event was recorded: transactions are listed in this order, in which
+    /// `balance_after` is a running balance.
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// A user's credits (`GET /v1/credits`).

@@ -64,6 +64,19 @@ pub struct BillingArgs {
     /// Credits charged per started minute of conversation.
     #[arg(long, env = "CALLTRAIL_CREDITS_PER_MINUTE", default_value_t = 1, value_parser = clap::value_parser!(i64).range(0..))]
     pub credits_per_minute: i64,
+    /// The longest call there can be, in seconds: a longer (or negative) reported duration is
+    /// treated as absent and the call shows `duration_out_of_range`.
+    #[arg(long, env = "CALLTRAIL_MAX_CALL_SECONDS", default_value_t = 14_400, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_call_seconds: u32,
+}
+
+impl BillingArgs {
+    /// The bounds a webhook's numbers must fall within.
+    pub fn bounds(&self) -> calltrail_core::Bounds {
+        calltrail_core::Bounds {
+            max_call_seconds: f64::from(self.max_call_seconds),
+        }
+    }
 }
 
 /// Lead-analysis settings of `serve` (CONTRACT §2 `OPENAI_*`, plus the worker pool).

@@ -109,6 +109,11 @@ impl prometheus_client::collector::Collector for ProjectorCollector {
                 "Dead letters recorded by this process's projector",
                 self.0.dead_letters.load(Relaxed),
             ),
+            (
+                "projector_anomalies",
+                "Call events whose out-of-range duration or times this process's projector replaced",
+                self.0.anomalies.load(Relaxed),
+            ),
         ];
         for (name, help, value) in counters {
             let counter = prometheus_client::metrics::counter::ConstCounter::new(value);

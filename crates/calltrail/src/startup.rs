@@ -44,6 +44,8 @@ pub struct Settings {
     pub http_workers: usize,
     /// Billing rate.
     pub credits_per_minute: i64,
+    /// What a webhook's numbers must fall within.
+    pub bounds: calltrail_core::Bounds,
     /// Projector poll interval (the NOTIFY fallback).
     pub poll_interval: Duration,
     /// Analysis workers to run when `worker` is on.
@@ -82,6 +84,7 @@ impl Settings {
                 .http_workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from)),
             credits_per_minute: args.billing.credits_per_minute,
+            bounds: args.billing.bounds(),
             poll_interval: Duration::from_millis(500),
             analysis_workers: args.analysis.analysis_workers,
             openai: args.analysis.openai(),
@@ -110,6 +113,7 @@ impl Settings {
             worker: false,
             http_workers: 2,
             credits_per_minute: 1,
+            bounds: calltrail_core::Bounds::default(),
             poll_interval: Duration::from_millis(200),
             analysis_workers: 2,
             openai: None,
@@ -226,6 +230,7 @@ impl Application {
                 store.clone(),
                 ProjectorConfig {
                     credits_per_minute: settings.credits_per_minute,
+                    bounds: settings.bounds,
                     poll_interval: settings.poll_interval,
                     ..ProjectorConfig::default()
                 },

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::lenient;
 pub use super::lenient::parse_timestamp;
+use super::lenient::{self, Stamp};
 pub use super::PayloadError;
 use super::{
     BodyVerifier, Parsed, ProviderEvent, SignatureError, Unsigned, VerifyRequest, WebhookProvider,
@@ -34,11 +34,11 @@ pub struct BolnaPayload {
     #[serde(default, deserialize_with = "lenient::string")]
     pub batch_id: Option<String>,
     /// When Bolna created the execution.
-    #[serde(default, deserialize_with = "lenient::timestamp")]
-    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "lenient::timestamp_stamp")]
+    pub created_at: Stamp,
     /// When Bolna last changed the execution: the event time of this webhook.
-    #[serde(default, deserialize_with = "lenient::timestamp")]
-    pub updated_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "lenient::timestamp_stamp")]
+    pub updated_at: Stamp,
     /// When the call was scheduled.
     #[serde(default, deserialize_with = "lenient::timestamp")]
     pub scheduled_at: Option<DateTime<Utc>>,
@@ -252,12 +252,12 @@ impl BolnaPayload {
             .context_details
             .as_ref()
             .and_then(|c| c.recipient_data.as_ref());
-        CallEvent {
+        let mut event = CallEvent {
             provider: Provider::Bolna,
             execution_id: self.id.clone(),
             status: self.status.clone(),
-            occurred_at: self.updated_at.unwrap_or(received_at),
-            call_created_at: self.created_at,
+            occurred_at: received_at,
+            call_created_at: None,
             agent_id: self.agent_id().map(str::to_owned),
             phone_number: self.phone_number(),
             lead_type: self.lead_type(),
@@ -277,7 +277,13 @@ impl BolnaPayload {
             }),
             contact_company: recipient.and_then(|r| owned_non_blank(r.company.as_deref())),
             batch_id: owned_non_blank(self.batch_id.as_deref()),
+            anomalies: Vec::new(),
+        };
+        if let Some(at) = self.updated_at.noted(&mut event) {
+            event.occurred_at = at;
         }
+        event.call_created_at = self.created_at.noted(&mut event);
+        event
     }
 
     fn telephony(&self) -> Option<&TelephonyData> {

@@ -20,6 +20,7 @@ use serde::{Deserialize, Deserializer as _};
 
 use super::lenient::{self, owned_non_blank as owned};
 use super::signature::{self, HmacSha256, MacVerifier, SHA256_LEN};
+use super::Stamp;
 use super::{
     BodyVerifier, Ignored, Parsed, PayloadError, ProviderEvent, SignatureError, VerifyRequest,
     WebhookProvider,
@@ -192,8 +193,8 @@ struct Envelope {
     #[serde(rename = "type", default, deserialize_with = "lenient::string")]
     kind: Option<String>,
     /// Unix seconds.
-    #[serde(default, deserialize_with = "lenient::unix_seconds")]
-    event_timestamp: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "lenient::unix_seconds_stamp")]
+    event_timestamp: Stamp,
     #[serde(default, deserialize_with = "lenient::object")]
     data: Option<Data>,
 }
@@ -266,11 +267,11 @@ impl Envelope {
         let phone_call = metadata.and_then(|m| m.phone_call.as_ref());
         let transcription = (kind == "post_call_transcription").then_some(metadata);
         let transcription = transcription.flatten();
-        CallEvent {
+        let mut event = CallEvent {
             provider: Provider::ElevenLabs,
             execution_id,
             status,
-            occurred_at: self.event_timestamp.unwrap_or(received_at),
+            occurred_at: received_at,
             call_created_at: transcription.and_then(|m| m.start_time_unix_secs),
             agent_id: data.and_then(|d| owned(d.agent_id.as_deref())),
             phone_number: phone_call
@@ -298,7 +299,12 @@ impl Envelope {
                 data.and_then(|d| d.conversation_initiation_client_data.as_ref())
                     .and_then(|c| c.dynamic_variables.as_ref()),
             ),
+            anomalies: Vec::new(),
+        };
+        if let Some(at) = self.event_timestamp.noted(&mut event) {
+            event.occurred_at = at;
         }
+        event
     }
 }
 

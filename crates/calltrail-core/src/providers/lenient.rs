@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::PayloadError;
 use crate::billing::integral_f64_to_i64;
+use crate::event::{Anomaly, CallEvent};
 use crate::lifecycle::LifecycleStatus;
 
 /// Reads a JSON body whose top level must be an object into a lenient type `T`.
@@ -76,28 +77,6 @@ pub(crate) fn unix_seconds<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<DateTime<Utc>>, D::Error> {
     Ok(number(d)?.and_then(|s| from_unix_millis(s * 1000.0)))
-}
-
-/// Unix time in milliseconds (a number or a string holding one); else `None`.
-pub(crate) fn unix_millis<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<DateTime<Utc>>, D::Error> {
-    Ok(number(d)?.and_then(from_unix_millis))
-}
-
-/// A time sent as Unix milliseconds or seconds (told apart by size, see [`unix_millis_or_seconds`]),
-/// or as text in one of the formats [`parse_timestamp`] accepts; else `None`.
-pub(crate) fn unix_or_text<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<DateTime<Utc>>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_f64().and_then(unix_millis_or_seconds),
-        Value::String(s) => match s.trim().parse::<f64>() {
-            Ok(n) => unix_millis_or_seconds(n),
-            Err(_) => parse_timestamp(&s),
-        },
-        _ => None,
-    })
 }
 
 /// Unix time given in milliseconds or in seconds: a magnitude of at least 10^11 is milliseconds
@@ -186,6 +165,96 @@ pub(crate) fn timestamp<'de, D: Deserializer<'de>>(
         Value::String(s) => parse_timestamp(&s),
         _ => None,
     })
+}
+
+/// A provider time as sent: absent (or null, or blank), readable, or there but unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stamp {
+    /// Not sent.
+    #[default]
+    Absent,
+    /// Sent and read.
+    At(DateTime<Utc>),
+    /// Sent, but in no form calltrail reads.
+    Unreadable,
+}
+
+impl Stamp {
+    /// The time, when it was read.
+    pub fn at(self) -> Option<DateTime<Utc>> {
+        match self {
+            Stamp::At(at) => Some(at),
+            Stamp::Absent | Stamp::Unreadable => None,
+        }
+    }
+
+    /// The time, noting [`Anomaly::TimestampUnparseable`] in `event` when it was unreadable.
+    pub(crate) fn noted(self, event: &mut CallEvent) -> Option<DateTime<Utc>> {
+        if self == Stamp::Unreadable {
+            event.note(Anomaly::TimestampUnparseable);
+        }
+        self.at()
+    }
+
+    /// Reads a JSON value with `read`: null and blank text are absent.
+    fn of(value: &Value, read: impl FnOnce(&Value) -> Option<DateTime<Utc>>) -> Self {
+        match value {
+            Value::Null => Stamp::Absent,
+            Value::String(s) if s.trim().is_empty() => Stamp::Absent,
+            value => read(value).map_or(Stamp::Unreadable, Stamp::At),
+        }
+    }
+}
+
+/// Written as the time it holds, or `null`.
+impl serde::Serialize for Stamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::timestamp::serialize_option(&self.at(), serializer)
+    }
+}
+
+/// [`timestamp`] as a [`Stamp`].
+pub(crate) fn timestamp_stamp<'de, D: Deserializer<'de>>(d: D) -> Result<Stamp, D::Error> {
+    Ok(Stamp::of(&Value::deserialize(d)?, |v| {
+        v.as_str().and_then(parse_timestamp)
+    }))
+}
+
+/// [`unix_seconds`] as a [`Stamp`].
+pub(crate) fn unix_seconds_stamp<'de, D: Deserializer<'de>>(d: D) -> Result<Stamp, D::Error> {
+    Ok(Stamp::of(&Value::deserialize(d)?, |v| {
+        number_of(v).and_then(|s| from_unix_millis(s * 1000.0))
+    }))
+}
+
+/// Unix time in milliseconds (a number or a string holding one), as a [`Stamp`].
+pub(crate) fn unix_millis_stamp<'de, D: Deserializer<'de>>(d: D) -> Result<Stamp, D::Error> {
+    Ok(Stamp::of(&Value::deserialize(d)?, |v| {
+        number_of(v).and_then(from_unix_millis)
+    }))
+}
+
+/// A time sent as Unix milliseconds or seconds (told apart by size, see
+/// [`unix_millis_or_seconds`]), or as text in one of the formats [`parse_timestamp`] accepts.
+pub(crate) fn unix_or_text_stamp<'de, D: Deserializer<'de>>(d: D) -> Result<Stamp, D::Error> {
+    Ok(Stamp::of(&Value::deserialize(d)?, |v| match v {
+        Value::Number(n) => n.as_f64().and_then(unix_millis_or_seconds),
+        Value::String(s) => match s.trim().parse::<f64>() {
+            Ok(n) => unix_millis_or_seconds(n),
+            Err(_) => parse_timestamp(s),
+        },
+        _ => None,
+    }))
+}
+
+/// A finite number, or text holding one.
+fn number_of(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|f| f.is_finite())
 }
 
 /// A nested object of a lenient type; a non-object is `None`. Read straight from the input

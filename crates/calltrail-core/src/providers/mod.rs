@@ -21,6 +21,7 @@
 pub mod bolna;
 pub mod elevenlabs;
 mod lenient;
+pub use lenient::Stamp;
 pub mod retell;
 mod signature;
 pub mod twilio;

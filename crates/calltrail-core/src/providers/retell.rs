@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::lenient::{self, owned_non_blank as owned, text};
 use super::signature::{self, HmacSha256, MacVerifier, SHA256_LEN};
+use super::Stamp;
 use super::{
     BodyVerifier, Ignored, Parsed, PayloadError, ProviderEvent, SignatureError, VerifyRequest,
     WebhookProvider,
@@ -121,10 +122,10 @@ struct Call {
     from_number: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     to_number: Option<String>,
-    #[serde(default, deserialize_with = "lenient::unix_millis")]
-    start_timestamp: Option<DateTime<Utc>>,
-    #[serde(default, deserialize_with = "lenient::unix_millis")]
-    end_timestamp: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "lenient::unix_millis_stamp")]
+    start_timestamp: Stamp,
+    #[serde(default, deserialize_with = "lenient::unix_millis_stamp")]
+    end_timestamp: Stamp,
     #[serde(default, deserialize_with = "lenient::number")]
     duration_ms: Option<f64>,
     #[serde(default, deserialize_with = "lenient::string")]
@@ -158,19 +159,19 @@ impl Call {
         let occurred_at = match event {
             "call_started" => self.start_timestamp,
             _ if ending => self.end_timestamp,
-            _ => None,
+            _ => Stamp::Absent,
         };
         let (phone, lead_type) = match self.direction.as_deref().and_then(LeadType::parse) {
             Some(LeadType::Inbound) => (self.from_number.as_deref(), Some(LeadType::Inbound)),
             Some(LeadType::Outbound) => (self.to_number.as_deref(), Some(LeadType::Outbound)),
             None => (None, None),
         };
-        CallEvent {
+        let mut event = CallEvent {
             provider: Provider::Retell,
             execution_id,
             status,
-            occurred_at: occurred_at.unwrap_or(received_at),
-            call_created_at: self.start_timestamp,
+            occurred_at: received_at,
+            call_created_at: None,
             agent_id: owned(self.agent_id.as_deref()),
             phone_number: phone.and_then(|p| PhoneNumber::parse(p).ok()),
             lead_type,
@@ -187,7 +188,13 @@ impl Call {
             contact_name: None,
             contact_company: None,
             batch_id: lenient::CampaignKey::batch_id(self.metadata.as_ref()),
+            anomalies: Vec::new(),
+        };
+        if let Some(at) = occurred_at.noted(&mut event) {
+            event.occurred_at = at;
         }
+        event.call_created_at = self.start_timestamp.noted(&mut event);
+        event
     }
 }
 

@@ -22,6 +22,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::lenient::{non_blank, owned_non_blank as owned};
 use super::signature::{self, HmacSha1, Macs, SHA1_LEN, SHA256_LEN};
+use super::Stamp;
 use super::{
     BodyVerifier, Parsed, PayloadError, ProviderEvent, ProviderSecret, SignatureError,
     VerifyRequest, WebhookProvider,
@@ -102,10 +103,7 @@ impl WebhookProvider for Twilio {
             provider: Provider::Twilio,
             execution_id: call_sid.to_owned(),
             status: status(call_status),
-            occurred_at: field("Timestamp")
-                .and_then(|t| DateTime::parse_from_rfc2822(t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or(received_at),
+            occurred_at: received_at,
             call_created_at: None,
             // The business's own number, as registered with `add-agent --external-id +E164`.
             agent_id: agent
@@ -123,7 +121,17 @@ impl WebhookProvider for Twilio {
             contact_name: None,
             contact_company: None,
             batch_id: None,
+            anomalies: Vec::new(),
         };
+        let mut event = event;
+        let sent_at = match field("Timestamp").map(str::trim) {
+            None | Some("") => Stamp::Absent,
+            Some(t) => DateTime::parse_from_rfc2822(t)
+                .map_or(Stamp::Unreadable, |t| Stamp::At(t.with_timezone(&Utc))),
+        };
+        if let Some(at) = sent_at.noted(&mut event) {
+            event.occurred_at = at;
+        }
         let payload = serde_json::to_string(&StoredForm { form: &fields })
             .map_err(|e| PayloadError::MalformedForm(e.to_string()))?;
         Ok(Parsed::Event(Box::new(ProviderEvent {

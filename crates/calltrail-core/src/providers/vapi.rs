@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::lenient::{self, owned_non_blank as owned, text};
 use super::signature::{self, HmacSha256, MacVerifier, SHA256_LEN};
+use super::Stamp;
 use super::{
     BodyVerifier, Ignored, Parsed, PayloadError, ProviderEvent, SignatureError, Unsigned,
     VerifyRequest, WebhookProvider,
@@ -193,8 +194,8 @@ struct Message {
     #[serde(default, deserialize_with = "lenient::string")]
     ended_reason: Option<String>,
     /// Unix ms (an older client says so; seconds and RFC 3339 text are read too).
-    #[serde(default, deserialize_with = "lenient::unix_or_text")]
-    timestamp: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "lenient::unix_or_text_stamp")]
+    timestamp: Stamp,
     #[serde(default, deserialize_with = "lenient::timestamp")]
     started_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "lenient::timestamp")]
@@ -249,8 +250,8 @@ struct Call {
     kind: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     assistant_id: Option<String>,
-    #[serde(default, deserialize_with = "lenient::timestamp")]
-    created_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "lenient::timestamp_stamp")]
+    created_at: Stamp,
     #[serde(default, deserialize_with = "lenient::object")]
     customer: Option<Customer>,
     #[serde(default, deserialize_with = "lenient::object")]
@@ -282,12 +283,12 @@ impl Message {
             self.customer.as_ref(),
         ];
         let artifact = self.artifact.as_ref();
-        CallEvent {
+        let mut event = CallEvent {
             provider: Provider::Vapi,
             execution_id,
             status,
-            occurred_at: self.timestamp.unwrap_or(received_at),
-            call_created_at: call.and_then(|c| c.created_at),
+            occurred_at: received_at,
+            call_created_at: None,
             agent_id: owned(call.and_then(|c| c.assistant_id.as_deref())),
             phone_number: customers
                 .iter()
@@ -333,7 +334,13 @@ impl Message {
                 .find_map(|c| owned(c.name.as_deref())),
             contact_company: None,
             batch_id: lenient::CampaignKey::batch_id(call.and_then(|c| c.metadata.as_ref())),
+            anomalies: Vec::new(),
+        };
+        if let Some(at) = self.timestamp.noted(&mut event) {
+            event.occurred_at = at;
         }
+        event.call_created_at = call.and_then(|c| c.created_at.noted(&mut event));
+        event
     }
 
     /// `endedAt − startedAt` in seconds, else the legacy `durationSeconds`.

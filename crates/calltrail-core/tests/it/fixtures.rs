@@ -190,6 +190,7 @@ fn expected_event(e: &Expected) -> CallEvent {
         contact_name: Some(e.call.name.to_owned()),
         contact_company: Some(e.call.company.to_owned()),
         batch_id: None,
+        anomalies: Vec::new(),
     }
 }
 

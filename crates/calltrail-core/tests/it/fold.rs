@@ -1,7 +1,7 @@
 //! Folding the fixture scenarios and hand-written edge cases.
 
 use calltrail_core::lifecycle::Charge;
-use calltrail_core::{fold, CallState, CallStatus, LeadType, LifecycleStatus};
+use calltrail_core::{fold, Anomaly, Bounds, CallState, CallStatus, LeadType, LifecycleStatus};
 
 use crate::support::{bare, scenario, utc};
 
@@ -176,7 +176,7 @@ fn optional_fields_come_from_the_highest_precedence_event() {
 }
 
 #[test]
-fn the_first_charging_event_in_log_order_fixes_the_charge() {
+fn the_final_duration_fixes_the_charge_in_any_order() {
     let mut disconnected = bare("call-disconnected", "2025-10-08T10:00:30");
     disconnected.conversation_seconds = Some(27.2);
     let mut completed = bare("completed", "2025-10-08T10:03:00");
@@ -189,29 +189,90 @@ fn the_first_charging_event_in_log_order_fixes_the_charge() {
             .charge
             .map(|c| (c.duration_seconds, c.duration_minutes, c.credits))
     };
+    // `completed`'s duration wins, whichever arrives first; a ringing's is never a charge.
     assert_eq!(
         seconds(fold([&ringing, &disconnected, &completed], 2)),
-        Some((28, 1, 2))
-    );
-    assert_eq!(
-        seconds(fold([&completed, &disconnected], 2)),
         Some((65, 2, 4))
     );
+    assert_eq!(
+        seconds(fold([&completed, &disconnected, &ringing], 2)),
+        Some((65, 2, 4))
+    );
+    assert_eq!(
+        seconds(fold([&ringing, &disconnected], 2)),
+        Some((28, 1, 2)),
+        "without a completed, the disconnect's duration charges"
+    );
 
-    disconnected.conversation_seconds = None;
+    // Bolna's `call-disconnected` says 0 until post-processing ends: that fixes nothing.
+    disconnected.conversation_seconds = Some(0.0);
+    assert_eq!(seconds(fold([&disconnected], 1)), None);
     assert_eq!(
         seconds(fold([&disconnected, &completed], 1)),
-        Some((65, 2, 2)),
-        "no duration, no charge"
+        Some((65, 2, 2))
     );
-    assert_eq!(seconds(fold([&ringing, &disconnected], 1)), None);
+
+    completed.conversation_seconds = None;
+    disconnected.conversation_seconds = Some(27.2);
+    assert_eq!(
+        seconds(fold([&completed, &disconnected], 1)),
+        Some((28, 1, 1)),
+        "a completed without a duration leaves the disconnect's"
+    );
 
     completed.conversation_seconds = Some(0.0);
     assert_eq!(
-        seconds(fold([&completed], 1)),
+        seconds(fold([&disconnected, &completed], 1)),
         Some((0, 0, 0)),
-        "a zero-length call costs 0"
+        "a completed that says 0 costs 0"
     );
+}
+
+#[test]
+fn out_of_range_values_are_bounded_and_noted() {
+    let received = utc("2025-10-08T10:05:00");
+    let bounds = Bounds::default();
+
+    let mut absurd = bare("completed", "2025-10-08T10:03:00");
+    absurd.conversation_seconds = Some(1e15);
+    absurd.bound(received, &bounds);
+    assert_eq!(absurd.conversation_seconds, None);
+    assert_eq!(absurd.anomalies, vec![Anomaly::DurationOutOfRange]);
+    let state = fold([&absurd], 1);
+    assert_eq!(state.charge, None, "no charge from an untrusted duration");
+    assert_eq!(
+        state.anomalies.into_iter().collect::<Vec<_>>(),
+        vec![Anomaly::DurationOutOfRange]
+    );
+
+    // Longer than the call's own timestamps allow (created 10:00, event 10:03, 300 s slack).
+    let mut long = bare("completed", "2025-10-08T10:03:00");
+    long.call_created_at = Some(utc("2025-10-08T10:00:00"));
+    long.conversation_seconds = Some(600.0);
+    long.bound(received, &bounds);
+    assert_eq!(long.conversation_seconds, None);
+    let mut fits = bare("completed", "2025-10-08T10:03:00");
+    fits.call_created_at = Some(utc("2025-10-08T10:00:00"));
+    fits.conversation_seconds = Some(179.5);
+    fits.bound(received, &bounds);
+    assert_eq!(fits.conversation_seconds, Some(179.5));
+    assert!(fits.anomalies.is_empty());
+
+    let mut negative = bare("call-disconnected", "2025-10-08T10:03:00");
+    negative.conversation_seconds = Some(-4.0);
+    negative.bound(received, &bounds);
+    assert_eq!(negative.conversation_seconds, None);
+
+    let mut future = bare("ringing", "9999-12-31T23:59:59");
+    future.call_created_at = Some(utc("1970-01-01T00:00:00"));
+    future.bound(received, &bounds);
+    assert_eq!(future.occurred_at, received);
+    assert_eq!(future.call_created_at, None);
+    assert_eq!(future.anomalies, vec![Anomaly::TimestampOutOfRange]);
+    // Bounding again changes nothing.
+    let again = future.clone();
+    future.bound(received, &bounds);
+    assert_eq!(future, again);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Tolerant parsing of Bolna payloads: what real webhooks send, and what is refused.
 
 use calltrail_core::providers::bolna::{self, parse_timestamp};
-use calltrail_core::{LeadType, LifecycleStatus, PayloadError};
+use calltrail_core::{Anomaly, LeadType, LifecycleStatus, PayloadError};
 use serde_json::{json, Value};
 
 use calltrail_fixtures as fixtures;
@@ -149,6 +149,19 @@ fn bad_optional_fields_become_none_instead_of_failing() {
         .unwrap()
         .normalize(received_at());
     assert_eq!(event.occurred_at, received_at());
+    assert_eq!(event.anomalies, vec![Anomaly::TimestampUnparseable]);
+    let event = parse_json(fixture_with(&["created_at"], json!(12345)))
+        .unwrap()
+        .normalize(received_at());
+    assert_eq!(event.call_created_at, None);
+    assert_eq!(event.anomalies, vec![Anomaly::TimestampUnparseable]);
+    for absent in [json!(null), json!("  ")] {
+        let event = parse_json(fixture_with(&["updated_at"], absent))
+            .unwrap()
+            .normalize(received_at());
+        assert_eq!(event.occurred_at, received_at());
+        assert!(event.anomalies.is_empty(), "absent is not unparseable");
+    }
     let event = parse_json(fixture_with(
         &["telephony_data", "to_number"],
         json!("call me maybe"),

@@ -1,8 +1,10 @@
 //! Property tests: permutations with duplicates, billing math, and parsing that never panics.
 
-use calltrail_core::billing::{charge, duration_minutes, duration_seconds};
+use calltrail_core::billing::{
+    charge, duration_minutes, duration_seconds, ledger_entry, LedgerKind,
+};
 use calltrail_core::providers::bolna;
-use calltrail_core::{fold, CallEvent, CallState, LeadType, LifecycleStatus, PhoneNumber};
+use calltrail_core::{fold, Bounds, CallEvent, CallState, LeadType, LifecycleStatus, PhoneNumber};
 use chrono::{Duration, Utc};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -57,7 +59,13 @@ fn event_strategy() -> impl Strategy<Value = CallEvent> {
             text(&["Ann", "Bo"]),
             text(&["Acme", "Contoso"]),
         ),
-        prop::option::of(prop_oneof![Just(0.0), Just(27.2), Just(61.0)]),
+        prop::option::of(prop_oneof![
+            4 => prop_oneof![Just(0.0), Just(27.2), Just(61.0)],
+            // Out of range: negative, beyond CALLTRAIL_MAX_CALL_SECONDS, absurd, not a number.
+            1 => prop_oneof![Just(-3.0), Just(20_000.0), Just(1e15), Just(f64::NAN)],
+        ]),
+        // Provider times out of range: before 2000, or years after receipt.
+        prop_oneof![4 => Just(0_i64), 1 => Just(-900_000_000), 1 => Just(300_000_000)],
     )
         .prop_map(
             |(
@@ -67,6 +75,7 @@ fn event_strategy() -> impl Strategy<Value = CallEvent> {
                 (reason, code, url),
                 (tr, name, company),
                 secs,
+                skew,
             )| {
                 let base = crate::support::utc("2025-10-08T10:00:00");
                 let mut e = bare("initiated", "2025-10-08T10:00:00");
@@ -84,16 +93,11 @@ fn event_strategy() -> impl Strategy<Value = CallEvent> {
                 e.contact_name = name;
                 e.contact_company = company;
                 e.conversation_seconds = secs;
+                e.occurred_at += Duration::seconds(skew);
+                e.bound(received_at(), &Bounds::default());
                 e
             },
         )
-}
-
-fn without_charge(state: CallState) -> CallState {
-    CallState {
-        charge: None,
-        ..state
-    }
 }
 
 proptest! {
@@ -116,18 +120,39 @@ proptest! {
     }
 
     #[test]
-    fn random_events_fold_the_same_in_any_order_except_the_charge(
+    fn random_events_fold_the_same_in_any_order_and_the_ledger_sums_to_the_charge(
         (events, order) in prop::collection::vec(event_strategy(), 1..8)
             .prop_flat_map(|events| { let n = events.len(); (Just(events), delivery_order(n)) })
     ) {
         let in_order = fold(&events, 1);
         let shuffled = fold_in(&events, &order);
-        prop_assert_eq!(without_charge(shuffled.clone()), without_charge(in_order.clone()));
+        prop_assert_eq!(&shuffled, &in_order);
 
-        // The charge is the first charging event's in the order applied.
-        let first_charging = order.iter().map(|&i| &events[i])
-            .find(|e| e.status.is_charging() && e.conversation_seconds.is_some());
-        prop_assert_eq!(shuffled.charge, first_charging.map(|e| charge(e.conversation_seconds.unwrap_or(0.0), 1)));
+        // The ledger as the projector records it, event by event in delivery order.
+        let mut state = CallState::default();
+        let mut rows = Vec::new();
+        for &i in &order {
+            let before = state.charge.map_or(0, |c| c.credits);
+            state.apply(&events[i], 1);
+            rows.extend(ledger_entry(before, state.charge.map_or(0, |c| c.credits)));
+        }
+        let total: i64 = rows.iter().map(|(_, amount)| amount).sum();
+        prop_assert_eq!(total, -shuffled.charge.map_or(0, |c| c.credits));
+        // One usage at most, first, and never more than the longest call allows.
+        let max_minutes = duration_minutes(duration_seconds(Bounds::DEFAULT_MAX_CALL_SECONDS));
+        prop_assert!(rows.iter().skip(1).all(|(kind, _)| *kind == LedgerKind::Adjustment));
+        prop_assert!(rows.iter().all(|(_, amount)| amount.abs() <= max_minutes));
+        prop_assert!(rows.iter().all(|(_, amount)| *amount != 0));
+
+        // Nothing out of range survives bounding, and each replacement is noted.
+        for e in &events {
+            prop_assert!(Bounds::default().trusts(e.occurred_at, received_at()));
+            if let Some(secs) = e.conversation_seconds {
+                prop_assert!((0.0..=Bounds::DEFAULT_MAX_CALL_SECONDS).contains(&secs));
+            }
+        }
+        let noted = events.iter().any(|e| !e.anomalies.is_empty());
+        prop_assert_eq!(!shuffled.anomalies.is_empty(), noted);
 
         // The lifecycle status is a highest-ranked known status; unknown ones never win.
         let best_rank = events.iter().filter_map(|e| e.status.rank()).max();

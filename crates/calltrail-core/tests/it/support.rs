@@ -61,6 +61,7 @@ pub fn bare(status: &str, occurred_at: &str) -> CallEvent {
         contact_name: None,
         contact_company: None,
         batch_id: None,
+        anomalies: Vec::new(),
     }
 }
 

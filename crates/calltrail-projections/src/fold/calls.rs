@@ -5,16 +5,17 @@
 
 use std::collections::HashMap;
 
-use calltrail_core::{CallEvent, LifecycleStatus};
+use calltrail_core::{ledger_entry, CallEvent, LifecycleStatus};
 use calltrail_eventlog::StoredEvent;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::analysis::individual_job;
 use super::model::{
-    CallKey, CallRecord, Changes, ContactKey, ContactRecord, CreditChange, Snapshot, TimelineRow,
-    TranscriptChange,
+    AnomalyNote, CallKey, CallRecord, Changes, ContactKey, ContactRecord, CreditChange, Snapshot,
+    TimelineRow, TranscriptChange,
 };
+use super::Rules;
 
 /// Folds a call event into `snapshot` and records the rows it changes in `changes`.
 pub(super) fn fold_call(
@@ -22,21 +23,43 @@ pub(super) fn fold_call(
     changes: &mut Changes,
     event: &StoredEvent,
     call: &CallEvent,
-    credits_per_minute: i64,
+    rules: &Rules,
 ) {
+    // Values out of range are replaced (CONTRACT §4.5, `anomalies`); the copy is made only then.
+    let bounded;
+    let call = if rules.bounds.admits(call, event.recorded_at) {
+        call
+    } else {
+        let mut copy = call.clone();
+        copy.bound(event.recorded_at, &rules.bounds);
+        changes.anomalies.push(AnomalyNote {
+            tenant_id: event.tenant_id,
+            provider: event.provider.clone(),
+            execution_id: event.stream_id.clone(),
+            event_type: event.event_type.clone(),
+            position: event.position,
+            anomalies: copy.anomalies.clone(),
+        });
+        bounded = copy;
+        &bounded
+    };
     let key = (event.tenant_id, event.stream_id.clone());
     let record = snapshot.calls.entry(key.clone()).or_default();
-    let charged_before = record.state.charge.is_some();
+    let charged_before = credits(record);
     // Only an event that carries a transcript can change it: the copy is made only then.
     let transcript_before = call
         .transcript
         .is_some()
         .then(|| record.state.transcript.clone());
 
-    apply_lifecycle(record, event, call, credits_per_minute);
-    if !charged_before {
-        charge(&mut snapshot.balances, changes, record, event);
-    }
+    apply_lifecycle(record, event, call, rules.credits_per_minute);
+    charge(
+        &mut snapshot.balances,
+        changes,
+        record,
+        event,
+        charged_before,
+    );
     touch_contact(&mut snapshot.contacts, changes, record, event);
     if let Some(before) = transcript_before {
         record_transcript(changes, &key, record, event, before);
@@ -64,28 +87,35 @@ fn apply_lifecycle(
     }
 }
 
-/// Credits: a call is charged once, by the first charging event in log order (called only
-/// while the call was not charged before this event).
+/// The credits a call's charge takes (0 while it has none).
+fn credits(record: &CallRecord) -> i64 {
+    record.state.charge.map_or(0, |c| c.credits)
+}
+
+/// Credits: when this event changed the call's charge, the transaction that follows
+/// (`calltrail_core::ledger_entry`: the first charge is a usage, a later change an adjustment).
 fn charge(
     balances: &mut HashMap<Uuid, i64>,
     changes: &mut Changes,
     record: &CallRecord,
     event: &StoredEvent,
+    before: i64,
 ) {
-    let Some(charge) = record.state.charge else {
+    let Some((kind, amount)) = ledger_entry(before, credits(record)) else {
         return;
     };
     let user_id = event.tenant_id;
     let balance = balances.entry(user_id).or_insert(0);
-    *balance = balance.saturating_sub(charge.credits);
+    *balance = balance.saturating_add(amount);
     changes.balances.insert(user_id);
     changes.credits.push(CreditChange {
         user_id,
-        kind: "usage",
-        amount: charge.credits.saturating_neg(),
+        kind: kind.as_str(),
+        amount,
         balance_after: *balance,
         call_id: Some(event.stream_id.clone()),
-        created_at: event.occurred_at,
+        occurred_at: event.occurred_at,
+        recorded_at: event.recorded_at,
         position: event.position,
     });
 }

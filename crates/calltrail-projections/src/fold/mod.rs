@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 
+use calltrail_core::Bounds;
 use uuid::Uuid;
 
 pub mod analysis;
@@ -34,9 +35,9 @@ pub use decode::{
     CREDITS_GRANTED,
 };
 pub use model::{
-    AnalysisStatus, AttributionScope, CallKey, CallRecord, CampaignChanges, Changes, ContactKey,
-    ContactRecord, CreditChange, DeadLetter, JobRequest, LeadAnalyticsRow, LeadKey, Needs,
-    Snapshot, TimelineRow, TranscriptAnalysis, TranscriptChange,
+    AnalysisStatus, AnomalyNote, AttributionScope, CallKey, CallRecord, CampaignChanges, Changes,
+    ContactKey, ContactRecord, CreditChange, DeadLetter, JobRequest, LeadAnalyticsRow, LeadKey,
+    Needs, Snapshot, TimelineRow, TranscriptAnalysis, TranscriptChange,
 };
 
 /// The calls and balances a batch needs (step 1 of loading).
@@ -90,12 +91,26 @@ pub fn contact_needs(
     keys
 }
 
+/// The rules a fold applies beyond the events: the billing rate and the bounds of trust.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    /// Billing rate (`CALLTRAIL_CREDITS_PER_MINUTE`).
+    pub credits_per_minute: i64,
+    /// What a webhook's numbers must fall within (`CALLTRAIL_MAX_CALL_SECONDS`).
+    pub bounds: Bounds,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            credits_per_minute: 1,
+            bounds: Bounds::default(),
+        }
+    }
+}
+
 /// Folds a batch in log order into `snapshot` (which it advances) and returns the row changes.
-pub fn fold_batch(
-    snapshot: &mut Snapshot,
-    batch: &DecodedBatch<'_>,
-    credits_per_minute: i64,
-) -> Changes {
+pub fn fold_batch(snapshot: &mut Snapshot, batch: &DecodedBatch<'_>, rules: Rules) -> Changes {
     let mut changes = Changes::default();
     for (event, decoded) in batch {
         changes.events += 1;
@@ -109,7 +124,7 @@ pub fn fold_batch(
                 error: error.clone(),
             }),
             Ok(Decoded::Call(call)) => {
-                calls::fold_call(snapshot, &mut changes, event, call, credits_per_minute);
+                calls::fold_call(snapshot, &mut changes, event, call, &rules);
             }
             Ok(Decoded::Grant { amount }) => {
                 grant(&mut snapshot.balances, &mut changes, event, *amount);
@@ -151,7 +166,8 @@ fn grant(
         amount,
         balance_after: *balance,
         call_id: None,
-        created_at: event.occurred_at,
+        occurred_at: event.occurred_at,
+        recorded_at: event.recorded_at,
         position: event.position,
     });
 }

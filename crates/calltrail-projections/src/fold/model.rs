@@ -135,18 +135,45 @@ pub struct TranscriptChange {
 pub struct CreditChange {
     /// The user.
     pub user_id: Uuid,
-    /// `grant` or `usage`.
+    /// `grant`, `usage` or `adjustment`.
     pub kind: &'static str,
     /// Signed amount.
     pub amount: i64,
     /// Balance after it, in log order.
     pub balance_after: i64,
-    /// Charged call (usage).
+    /// Charged call (usage, adjustment).
     pub call_id: Option<String>,
-    /// Event time.
-    pub created_at: DateTime<Utc>,
+    /// The causing event's provider time.
+    pub occurred_at: DateTime<Utc>,
+    /// When the causing event was recorded.
+    pub recorded_at: DateTime<Utc>,
     /// Position of the causing event.
     pub position: i64,
+}
+
+/// A call event whose out-of-range values the fold replaced (logged and counted live).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyNote {
+    /// The tenant.
+    pub tenant_id: Uuid,
+    /// The call's provider.
+    pub provider: String,
+    /// The call.
+    pub execution_id: String,
+    /// The event's type.
+    pub event_type: String,
+    /// The event's position.
+    pub position: i64,
+    /// What was replaced.
+    pub anomalies: Vec<calltrail_core::Anomaly>,
+}
+
+impl AnomalyNote {
+    /// The anomalies' names, comma-separated.
+    pub fn names(&self) -> String {
+        let names: Vec<&str> = self.anomalies.iter().map(|a| a.as_str()).collect();
+        names.join(",")
+    }
 }
 
 /// One timeline row.
@@ -330,6 +357,8 @@ pub struct Changes {
     pub timeline: Vec<TimelineRow>,
     /// Events that could not be folded.
     pub dead_letters: Vec<DeadLetter>,
+    /// Call events whose out-of-range values were replaced.
+    pub anomalies: Vec<AnomalyNote>,
     /// Lead analytics rows to upsert (each only over an older one).
     pub lead_analytics: BTreeMap<LeadKey, LeadAnalyticsRow>,
     /// Analysis jobs to enqueue (the live projector only; replay ignores them).
@@ -370,6 +399,7 @@ impl Changes {
             credits: std::mem::take(&mut self.credits),
             timeline: std::mem::take(&mut self.timeline),
             dead_letters: std::mem::take(&mut self.dead_letters),
+            anomalies: std::mem::take(&mut self.anomalies),
             lead_analytics: std::mem::take(&mut self.lead_analytics),
             jobs: std::mem::take(&mut self.jobs),
             campaigns: std::mem::take(&mut self.campaigns),

@@ -73,7 +73,11 @@ pub(super) async fn fold_pages(
         let events = events?;
         let batch = fold::decode_batch(&events);
         cache.load_written(&batch, writer).await?;
-        let mut changes = fold::fold_batch(&mut cache.snapshot, &batch, opts.credits_per_minute);
+        let rules = fold::Rules {
+            credits_per_minute: opts.credits_per_minute,
+            bounds: opts.bounds,
+        };
+        let mut changes = fold::fold_batch(&mut cache.snapshot, &batch, rules);
         let appends = Box::new(changes.take_appends());
         cache.pending.absorb(changes);
         let rows = (cache.snapshot.calls.len() >= opts.cached_calls.max(1))

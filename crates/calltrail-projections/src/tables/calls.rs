@@ -89,6 +89,8 @@ struct CallColumns {
     state: Vec<String>,
     last_position: Vec<i64>,
     batch_id: Vec<Option<String>>,
+    /// Comma-separated (an array of arrays does not unnest row by row).
+    anomalies: Vec<String>,
 }
 
 /// Calls upserted by one statement: bounds the memory a large write-back takes (the columns
@@ -155,30 +157,34 @@ async fn write_call_rows(
         c.state.push(state);
         c.last_position.push(record.last_position);
         c.batch_id.push(s.batch_id.clone());
+        let anomalies: Vec<&str> = s.anomalies.iter().map(|a| a.as_str()).collect();
+        c.anomalies.push(anomalies.join(","));
     }
     let sql = format!(
         "INSERT INTO {schema}.calls AS t (user_id, execution_id, agent_id, contact_id, phone_number,
                 lead_type, call_lifecycle_status, status, duration_seconds, duration_minutes,
                 credits_used, hangup_by, hangup_reason, hangup_provider_code, recording_url,
                 ringing_started_at, call_answered_at, call_disconnected_at, completed_at,
-                created_at, updated_at, not_connected_counted, state, last_position, batch_id)
+                created_at, updated_at, not_connected_counted, state, last_position, batch_id,
+                anomalies)
          SELECT u.user_id, u.execution_id, u.agent_id, u.contact_id, u.phone_number, u.lead_type,
                 u.call_lifecycle_status, u.status, u.duration_seconds, u.duration_minutes,
                 u.credits_used, u.hangup_by, u.hangup_reason, u.hangup_provider_code,
                 u.recording_url, u.ringing_started_at, u.call_answered_at,
                 u.call_disconnected_at, u.completed_at, u.created_at, now(),
-                u.not_connected_counted, u.state, u.last_position, u.batch_id
+                u.not_connected_counted, u.state, u.last_position, u.batch_id,
+                string_to_array(u.anomalies, ',')
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[],
                        $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[],
                        $13::text[], $14::int8[], $15::text[], $16::timestamptz[],
                        $17::timestamptz[], $18::timestamptz[], $19::timestamptz[],
                        $20::timestamptz[], $21::bool[], $22::text[], $23::int8[],
-                       $24::text[])
+                       $24::text[], $25::text[])
              AS u(user_id, execution_id, agent_id, contact_id, phone_number, lead_type,
                   call_lifecycle_status, status, duration_seconds, duration_minutes, credits_used,
                   hangup_by, hangup_reason, hangup_provider_code, recording_url,
                   ringing_started_at, call_answered_at, call_disconnected_at, completed_at,
-                  created_at, not_connected_counted, state, last_position, batch_id)
+                  created_at, not_connected_counted, state, last_position, batch_id, anomalies)
          ON CONFLICT (user_id, execution_id) DO UPDATE SET
                 agent_id = EXCLUDED.agent_id, contact_id = EXCLUDED.contact_id,
                 phone_number = EXCLUDED.phone_number, lead_type = EXCLUDED.lead_type,
@@ -196,7 +202,7 @@ async fn write_call_rows(
                 updated_at = EXCLUDED.updated_at,
                 not_connected_counted = EXCLUDED.not_connected_counted,
                 state = EXCLUDED.state, last_position = EXCLUDED.last_position,
-                batch_id = EXCLUDED.batch_id"
+                batch_id = EXCLUDED.batch_id, anomalies = EXCLUDED.anomalies"
     );
     tx.execute(
         &sql,
@@ -225,6 +231,7 @@ async fn write_call_rows(
             &c.state,
             &c.last_position,
             &c.batch_id,
+            &c.anomalies,
         ],
     )
     .await?;

@@ -1,5 +1,5 @@
 //! The credit tables: `credit_balances` (loaded and upserted per user) and
-//! `credit_transactions` (append-only, one row per charging or granting event).
+//! `credit_transactions` (append-only, one row per event that grants or changes a charge).
 
 use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
@@ -63,7 +63,8 @@ pub(super) async fn write_transactions(
     let mut amount = Vec::new();
     let mut balance_after = Vec::new();
     let mut call_id = Vec::new();
-    let mut created_at = Vec::new();
+    let mut occurred_at = Vec::new();
+    let mut recorded_at = Vec::new();
     let mut position = Vec::new();
     for credit in &changes.credits {
         user_id.push(credit.user_id);
@@ -71,15 +72,21 @@ pub(super) async fn write_transactions(
         amount.push(credit.amount);
         balance_after.push(credit.balance_after);
         call_id.push(credit.call_id.as_deref());
-        created_at.push(credit.created_at);
+        occurred_at.push(credit.occurred_at);
+        recorded_at.push(credit.recorded_at);
         position.push(credit.position);
     }
     // Every transaction is caused by one event, so its position is its natural key.
     let sql = format!(
         "INSERT INTO {schema}.credit_transactions
-                (user_id, kind, amount, balance_after, call_id, created_at, position)
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[],
-                              $6::timestamptz[], $7::int8[])"
+                (user_id, kind, amount, balance_after, call_id, created_at, occurred_at,
+                 recorded_at, position)
+         SELECT u.user_id, u.kind, u.amount, u.balance_after, u.call_id, u.occurred_at,
+                u.occurred_at, u.recorded_at, u.position
+           FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[],
+                       $6::timestamptz[], $7::timestamptz[], $8::int8[])
+             AS u(user_id, kind, amount, balance_after, call_id, occurred_at, recorded_at,
+                  position)"
     );
     tx.execute(
         &sql,
@@ -89,7 +96,8 @@ pub(super) async fn write_transactions(
             &amount,
             &balance_after,
             &call_id,
-            &created_at,
+            &occurred_at,
+            &recorded_at,
             &position,
         ],
     )

@@ -43,6 +43,7 @@ pub async fn run(url: &str, args: ReplayArgs) -> anyhow::Result<()> {
     };
     let options = ReplayOptions {
         credits_per_minute: args.billing.credits_per_minute,
+        bounds: args.billing.bounds(),
         projections: args.projections,
         ..ReplayOptions::default()
     };

@@ -12,6 +12,7 @@ mod failover;
 mod helpers;
 mod hostile;
 mod kpis;
+mod ledger;
 mod lifecycle;
 mod logs;
 mod outage;
