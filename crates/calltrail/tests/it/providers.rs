@@ -179,11 +179,13 @@ async fn in_any_order(
     let in_order = signing_tenant(app, provider).await;
     deliver(app, provider, &in_order, bodies).await;
     let path = format!("/v1/calls/{id}");
-    let expected = app
-        .wait_for(&in_order, &path, |s, b| {
-            s == 200 && b["call_lifecycle_status"] == last_status
-        })
-        .await;
+    app.wait_for(&in_order, &path, |s, b| {
+        s == 200 && b["call_lifecycle_status"] == last_status
+    })
+    .await;
+    // The last status can be folded before a later timeline-only event: wait for them all.
+    app.wait_until_projected().await;
+    let expected = app.call(&in_order, id).await;
     let mut shuffled = Vec::new();
     for order in delivery_orders(bodies.len()) {
         let tenant = signing_tenant(app, provider).await;
