@@ -258,7 +258,7 @@ async fn record(
     let event = calltrail_event(tenant, stream, ATTRIBUTION_SET, &set, Utc::now())?;
     append(state, event).await?;
     tracing::info!(
-        campaign_id = ?campaign,
+        campaign_id = campaign.as_ref().map(tracing::field::display),
         calls = set.calls.len(),
         "manual attribution recorded"
     );

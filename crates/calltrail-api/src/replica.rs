@@ -49,6 +49,19 @@ pub enum ReplicaState {
     NotAStandby,
 }
 
+impl ReplicaState {
+    /// The state as `/readyz` spells it (`not_a_standby`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaState::Starting => "starting",
+            ReplicaState::Ok => "ok",
+            ReplicaState::Lagging => "lagging",
+            ReplicaState::Down => "down",
+            ReplicaState::NotAStandby => "not_a_standby",
+        }
+    }
+}
+
 /// The replica's health, as `/readyz` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReplicaHealth {
@@ -183,7 +196,7 @@ impl ReadReplica {
                 );
             } else {
                 tracing::warn!(
-                    state = ?health.state,
+                    state = health.state.as_str(),
                     lag_seconds = health.lag_seconds,
                     lag_bytes = health.lag_bytes,
                     "read replica unusable; reads go to the primary"

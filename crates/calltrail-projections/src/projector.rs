@@ -166,12 +166,12 @@ impl Projector {
                 }
                 Err(error) if error.is_unavailable() => {
                     let delay = failures.next_delay();
-                    tracing::warn!(%error, retry_in = ?delay, "projector batch failed; retrying");
+                    tracing::warn!(%error, retry_in_secs = delay.as_secs_f64(), "projector batch failed; retrying");
                     sleep_or_cancel(delay, &shutdown).await;
                 }
                 Err(error) => {
                     let delay = failures.next_delay();
-                    tracing::error!(%error, retry_in = ?delay, "projector batch failed; retrying");
+                    tracing::error!(%error, retry_in_secs = delay.as_secs_f64(), "projector batch failed; retrying");
                     sleep_or_cancel(delay, &shutdown).await;
                 }
             }

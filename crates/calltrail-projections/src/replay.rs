@@ -184,7 +184,13 @@ async fn rebuild(
         }
         None => 0,
     };
-    tracing::info!(?horizon, total, ?projections, "replay started");
+    tracing::info!(
+        horizon_txid = horizon.map(|h| h.txid),
+        horizon_position = horizon.map(|h| h.position),
+        total,
+        projections = %projections.join(","),
+        "replay started"
+    );
     progress(0, total);
 
     let indexes = create_shadow(session, &tables).await?;
@@ -374,7 +380,11 @@ async fn swap(
         match swapped {
             Ok(()) => {
                 tx.commit().await?;
-                tracing::info!(?horizon, "read tables swapped in");
+                tracing::info!(
+                    horizon_txid = horizon.txid,
+                    horizon_position = horizon.position,
+                    "read tables swapped in"
+                );
                 return Ok(());
             }
             Err(error)

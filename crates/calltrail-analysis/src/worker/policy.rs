@@ -40,7 +40,10 @@ impl Done {
             Done::AlreadyRecorded => {
                 info!("analysis result already recorded; completed without a new request");
             }
-            Done::Retry(delay) => info!(retry_in = ?delay, "analysis job will run again"),
+            Done::Retry(delay) => info!(
+                retry_in_secs = delay.as_secs_f64(),
+                "analysis job will run again"
+            ),
             Done::Failed(code) => info!(code, "analysis job failed"),
             Done::Gone => {
                 warn!("the call or its transcript no longer exists; analysis job dropped");
@@ -90,7 +93,7 @@ where
                 if let AnalysisError::RetryAfterTooLong { wait, .. } = &error {
                     delay = delay.max(*wait);
                 }
-                warn!(error = %error, code = error.code(), retry_in = ?delay, "analysis failed; retrying later");
+                warn!(error = %error, code = error.code(), retry_in_secs = delay.as_secs_f64(), "analysis failed; retrying later");
                 self.queue
                     .retry_later(job, delay, &error.to_string())
                     .await?;
@@ -170,7 +173,7 @@ where
                 Ok(()) => return Ok(()),
                 Err(error) if retries.count() < RECORD_RETRIES => {
                     let delay = retries.next_delay();
-                    warn!(error = %error, retry_in = ?delay, "cannot record the analysis result; retrying");
+                    warn!(error = %error, retry_in_secs = delay.as_secs_f64(), "cannot record the analysis result; retrying");
                     tokio::time::sleep(delay).await;
                 }
                 Err(error) => return Err(error),

@@ -70,7 +70,7 @@ where
                 }
                 Err(error) => {
                     let delay = claim_failures.next_delay();
-                    warn!(worker = %self.name, error = %error, retry_in = ?delay, "cannot claim an analysis job");
+                    warn!(worker = %self.name, error = %error, retry_in_secs = delay.as_secs_f64(), "cannot claim an analysis job");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = &mut shutdown => stopping = true,

@@ -195,9 +195,12 @@ where
                          body: Vec<u8>| {
         reject(
             backend,
-            provider,
-            headers,
-            tenant_id,
+            Refusal {
+                provider,
+                headers,
+                tenant_id,
+                received_at,
+            },
             execution_id,
             error,
             body,
@@ -332,16 +335,17 @@ where
                     position = receipt.position,
                     "duplicate webhook with a different body, kept for review"
                 );
-            } else {
-                tracing::debug!(
-                    provider = provider.as_str(),
-                    execution_id = %receipt.execution_id,
-                    event = %receipt.event,
-                    position = receipt.position,
-                    duplicate = receipt.duplicate,
-                    "webhook recorded"
-                );
             }
+            // The one line per accepted webhook (CONTRACT §3's receipt, as fields).
+            tracing::info!(
+                provider = provider.as_str(),
+                execution_id = %receipt.execution_id,
+                status = %receipt.event,
+                duplicate = receipt.duplicate,
+                position = receipt.position,
+                latency_ms = latency_ms(received_at),
+                "webhook recorded"
+            );
             Ok(WebhookAnswer::Recorded(receipt))
         }
         Err(err) => match ApiError::from_log(err) {
@@ -439,12 +443,25 @@ impl Headers for HeaderAccess<'_> {
     }
 }
 
+/// Milliseconds since `received_at` (the request's arrival), to the microsecond (up to an
+/// hour and more).
+fn latency_ms(received_at: DateTime<Utc>) -> f64 {
+    let micros = (Utc::now() - received_at).num_microseconds().unwrap_or(0);
+    f64::from(u32::try_from(micros.max(0)).unwrap_or(u32::MAX)) / 1000.0
+}
+
+/// What the rejected log needs to know about a refused request besides the error and body.
+struct Refusal<'a> {
+    provider: Provider,
+    headers: &'a HeaderMap,
+    tenant_id: Option<Uuid>,
+    received_at: DateTime<Utc>,
+}
+
 /// Keeps a refused request in the rejected log and hands the error back.
 async fn reject<B: IntakeBackend>(
     backend: &B,
-    provider: Provider,
-    headers: &HeaderMap,
-    tenant_id: Option<Uuid>,
+    refusal: Refusal<'_>,
     execution_id: Option<String>,
     error: ApiError,
     body: Vec<u8>,
@@ -454,26 +471,32 @@ async fn reject<B: IntakeBackend>(
     if let Some(execution_id) = execution_id {
         span.record("execution_id", execution_id.as_str());
     }
-    keep_rejected(backend, provider, headers, tenant_id, error, body)
+    keep_rejected(backend, refusal, error, body)
         .instrument(span)
         .await
 }
 
 async fn keep_rejected<B: IntakeBackend>(
     backend: &B,
-    provider: Provider,
-    headers: &HeaderMap,
-    tenant_id: Option<Uuid>,
+    refusal: Refusal<'_>,
     error: ApiError,
     body: Vec<u8>,
 ) -> ApiError {
+    let Refusal {
+        provider,
+        headers,
+        tenant_id,
+        received_at,
+    } = refusal;
     let (code, status, reason) = error.row();
+    // The one line per refused webhook: plain values (the tenant's id, never `Some(…)`).
     tracing::info!(
         provider = provider.as_str(),
         code,
-        status = status.as_u16(),
-        tenant_id = ?tenant_id,
+        http_status = status.as_u16(),
+        tenant_id = tenant_id.as_ref().map(tracing::field::display),
         body_bytes = body.len(),
+        latency_ms = latency_ms(received_at),
         "webhook rejected"
     );
     backend
