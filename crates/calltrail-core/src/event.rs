@@ -83,6 +83,10 @@ pub struct CallEvent {
     pub contact_name: Option<String>,
     /// Contact's company when the provider passes one through.
     pub contact_company: Option<String>,
+    /// Contact's e-mail address when the provider extracted one (Bolna `extracted_data.email`).
+    /// Absent in events recorded before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_email: Option<String>,
     /// The batch the call was placed in (Bolna `batch_id`; for the others a `campaign_id` key
     /// in the call's own metadata, CONTRACT §6): attributes the call to the campaign that
     /// claims it. Absent in events recorded before it existed.

@@ -271,11 +271,18 @@ impl BolnaPayload {
                 .as_ref()
                 .filter(|t| !t.trim().is_empty())
                 .cloned(),
-            contact_name: recipient.and_then(|r| {
-                owned_non_blank(r.lead_name.as_deref())
-                    .or_else(|| owned_non_blank(r.name.as_deref()))
-            }),
-            contact_company: recipient.and_then(|r| owned_non_blank(r.company.as_deref())),
+            contact_name: recipient
+                .and_then(|r| {
+                    owned_non_blank(r.lead_name.as_deref())
+                        .or_else(|| owned_non_blank(r.name.as_deref()))
+                })
+                .or_else(|| self.extracted_text(&["name", "customer_name"])),
+            contact_company: recipient
+                .and_then(|r| owned_non_blank(r.company.as_deref()))
+                .or_else(|| self.extracted_text(&["company", "company_name"])),
+            contact_email: self
+                .extracted_text(&["email", "email_address"])
+                .filter(|e| e.contains('@')),
             batch_id: owned_non_blank(self.batch_id.as_deref()),
             anomalies: Vec::new(),
         };
@@ -284,6 +291,13 @@ impl BolnaPayload {
         }
         event.call_created_at = self.created_at.noted(&mut event);
         event
+    }
+
+    /// The first of these keys of `extracted_data` that holds non-blank text.
+    fn extracted_text(&self, keys: &[&str]) -> Option<String> {
+        let data = self.extracted_data.as_ref()?.as_object()?;
+        keys.iter()
+            .find_map(|key| owned_non_blank(data.get(*key)?.as_str()))
     }
 
     fn telephony(&self) -> Option<&TelephonyData> {

@@ -295,6 +295,7 @@ impl Envelope {
                 .flatten(),
             contact_name: None,
             contact_company: None,
+            contact_email: None,
             batch_id: lenient::CampaignKey::batch_id(
                 data.and_then(|d| d.conversation_initiation_client_data.as_ref())
                     .and_then(|c| c.dynamic_variables.as_ref()),

@@ -187,6 +187,7 @@ impl Call {
             transcript: text(self.transcript.as_deref()),
             contact_name: None,
             contact_company: None,
+            contact_email: None,
             batch_id: lenient::CampaignKey::batch_id(self.metadata.as_ref()),
             anomalies: Vec::new(),
         };

@@ -120,6 +120,7 @@ impl WebhookProvider for Twilio {
             transcript: None,
             contact_name: None,
             contact_company: None,
+            contact_email: None,
             batch_id: None,
             anomalies: Vec::new(),
         };

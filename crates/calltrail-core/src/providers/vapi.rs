@@ -333,6 +333,7 @@ impl Message {
                 .flatten()
                 .find_map(|c| owned(c.name.as_deref())),
             contact_company: None,
+            contact_email: None,
             batch_id: lenient::CampaignKey::batch_id(call.and_then(|c| c.metadata.as_ref())),
             anomalies: Vec::new(),
         };

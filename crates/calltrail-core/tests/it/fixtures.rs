@@ -189,6 +189,10 @@ fn expected_event(e: &Expected) -> CallEvent {
         transcript,
         contact_name: Some(e.call.name.to_owned()),
         contact_company: Some(e.call.company.to_owned()),
+        contact_email: e
+            .file
+            .ends_with("success/05-completed.json")
+            .then(|| "rohan@acme-logistics.example".to_owned()),
         batch_id: None,
         anomalies: Vec::new(),
     }

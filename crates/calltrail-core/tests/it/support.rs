@@ -60,6 +60,7 @@ pub fn bare(status: &str, occurred_at: &str) -> CallEvent {
         transcript: None,
         contact_name: None,
         contact_company: None,
+        contact_email: None,
         batch_id: None,
         anomalies: Vec::new(),
     }

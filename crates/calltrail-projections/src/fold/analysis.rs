@@ -5,17 +5,19 @@
 //!   the call's `complete` job is requested (the live projector enqueues it, replay ignores it).
 //! - `analysis.complete` → the contact's `complete` row (key: phone), replaced only by an event
 //!   later in the log than the row's (`position`; see `tables::lead_analytics`).
+//! - `analysis.individual` and `analysis.complete` offer the name, e-mail and company they
+//!   extracted to the contact (the newest wins, as for call events).
 //! - `analysis.failed` → the transcript becomes `failed` with the reason, unless the call's
 //!   analysis already succeeded.
 
-use calltrail_core::AnalysisKind;
+use calltrail_core::{AnalysisKind, AnalysisRecorded};
 use calltrail_eventlog::StoredEvent;
 use chrono::{DateTime, Utc};
 
 use super::decode::AnalysisDecoded;
 use super::model::{
-    AnalysisStatus, Changes, JobRequest, LeadAnalyticsRow, Snapshot, TranscriptAnalysis,
-    TranscriptChange,
+    AnalysisStatus, Changes, ContactKey, JobRequest, LeadAnalyticsRow, Snapshot,
+    TranscriptAnalysis, TranscriptChange,
 };
 
 /// Folds one decoded analysis event (see the module documentation).
@@ -27,7 +29,6 @@ pub(super) fn fold_analysis(
 ) {
     let user_id = event.tenant_id;
     let call_key = (user_id, event.stream_id.clone());
-    let record = snapshot.calls.get_mut(&call_key);
     match decoded {
         AnalysisDecoded::Recorded(r) => {
             let key = match r.kind {
@@ -54,6 +55,10 @@ pub(super) fn fold_analysis(
                     position: event.position,
                 },
             );
+            if let Some(phone) = &r.phone_number {
+                offer_contact_details(snapshot, changes, (user_id, phone.clone()), event, r);
+            }
+            let record = snapshot.calls.get_mut(&call_key);
             let (AnalysisKind::Individual, Some(record)) = (r.kind, record) else {
                 return;
             };
@@ -73,7 +78,7 @@ pub(super) fn fold_analysis(
             }
         }
         AnalysisDecoded::Failed(f) => {
-            let Some(record) = record else {
+            let Some(record) = snapshot.calls.get_mut(&call_key) else {
                 return;
             };
             if record.analysis.status == AnalysisStatus::Completed {
@@ -100,6 +105,34 @@ pub(super) fn fold_analysis(
                 created_at: event.occurred_at,
                 analysis: status,
             });
+    }
+}
+
+/// The name, e-mail and company an analysis extracted, offered to its contact (the newest
+/// wins; a contact no call event created yet is left alone).
+fn offer_contact_details(
+    snapshot: &mut Snapshot,
+    changes: &mut Changes,
+    key: ContactKey,
+    event: &StoredEvent,
+    recorded: &AnalysisRecorded,
+) {
+    let Some(contact) = snapshot.contacts.get_mut(&key) else {
+        return;
+    };
+    let analysis = &recorded.analysis;
+    let at = event.occurred_at;
+    let mut dirty = contact.name.offer(analysis.extracted_name.as_deref(), at);
+    dirty |= contact.email.offer(
+        analysis
+            .extracted_email
+            .as_deref()
+            .filter(|e| e.contains('@')),
+        at,
+    );
+    dirty |= contact.company.offer(analysis.company_name.as_deref(), at);
+    if dirty {
+        changes.contacts.insert(key);
     }
 }
 

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::analysis::individual_job;
 use super::model::{
-    AnomalyNote, CallKey, CallRecord, Changes, ContactKey, ContactRecord, CreditChange, Snapshot,
-    TimelineRow, TranscriptChange,
+    AnomalyNote, CallKey, CallRecord, Changes, ContactDetail, ContactKey, ContactRecord,
+    CreditChange, Snapshot, TimelineRow, TranscriptChange,
 };
 use super::Rules;
 
@@ -60,7 +60,7 @@ pub(super) fn fold_call(
         event,
         charged_before,
     );
-    touch_contact(&mut snapshot.contacts, changes, record, event);
+    touch_contact(&mut snapshot.contacts, changes, record, event, call);
     if let Some(before) = transcript_before {
         record_transcript(changes, &key, record, event, before);
     }
@@ -120,13 +120,15 @@ fn charge(
     });
 }
 
-/// Contacts: created by the first event of a (user, phone) pair; name and company filled once;
-/// `not_connected` counts each call that became no-answer or busy once.
+/// Contacts: created by the first event of a (user, phone) pair; name, e-mail and company
+/// are the newest any event gave ([`ContactDetail::offer`]); `not_connected` counts each call
+/// that became no-answer or busy once.
 fn touch_contact(
     contacts: &mut HashMap<ContactKey, ContactRecord>,
     changes: &mut Changes,
     record: &mut CallRecord,
     event: &StoredEvent,
+    call: &CallEvent,
 ) {
     let user_id = event.tenant_id;
     let Some(phone) = record.state.phone_number.as_ref() else {
@@ -138,20 +140,17 @@ fn touch_contact(
         .entry(contact_key.clone())
         .or_insert_with(|| ContactRecord {
             id: contact_id(user_id, phone.as_str()),
-            name: None,
-            company: None,
+            name: ContactDetail::default(),
+            email: ContactDetail::default(),
+            company: ContactDetail::default(),
             not_connected: 0,
             auto_created_from_call_id: Some(event.stream_id.clone()),
             created_at: event.occurred_at,
         });
-    if contact.name.is_none() && record.state.contact_name.is_some() {
-        contact.name.clone_from(&record.state.contact_name);
-        dirty = true;
-    }
-    if contact.company.is_none() && record.state.contact_company.is_some() {
-        contact.company.clone_from(&record.state.contact_company);
-        dirty = true;
-    }
+    let at = call.occurred_at;
+    dirty |= contact.name.offer(call.contact_name.as_deref(), at);
+    dirty |= contact.email.offer(call.contact_email.as_deref(), at);
+    dirty |= contact.company.offer(call.contact_company.as_deref(), at);
     let not_connected = matches!(
         record.state.lifecycle_status,
         Some(LifecycleStatus::NoAnswer | LifecycleStatus::Busy)

@@ -36,8 +36,8 @@ pub use decode::{
 };
 pub use model::{
     AnalysisStatus, AnomalyNote, AttributionScope, CallKey, CallRecord, CampaignChanges, Changes,
-    ContactKey, ContactRecord, CreditChange, DeadLetter, JobRequest, LeadAnalyticsRow, LeadKey,
-    Needs, Snapshot, TimelineRow, TranscriptAnalysis, TranscriptChange,
+    ContactDetail, ContactKey, ContactRecord, CreditChange, DeadLetter, JobRequest,
+    LeadAnalyticsRow, LeadKey, Needs, Snapshot, TimelineRow, TranscriptAnalysis, TranscriptChange,
 };
 
 /// The calls and balances a batch needs (step 1 of loading).
@@ -65,17 +65,26 @@ pub fn needs(batch: &DecodedBatch<'_>) -> Needs {
 }
 
 /// The contacts a batch needs (step 2 of loading, once the calls are loaded): every phone
-/// number its call events or its calls' stored states carry.
+/// number its call events, its calls' stored states or its analyses carry.
 pub fn contact_needs(
     batch: &DecodedBatch<'_>,
     calls: &HashMap<CallKey, CallRecord>,
 ) -> Vec<ContactKey> {
     let mut keys: Vec<ContactKey> = Vec::new();
     for (event, decoded) in batch {
-        let Ok(Decoded::Call(call)) = decoded else {
-            continue;
-        };
         let user = event.tenant_id;
+        let call = match decoded {
+            Ok(Decoded::Call(call)) => call,
+            Ok(Decoded::Analysis(analysis)) => {
+                if let AnalysisDecoded::Recorded(r) = analysis.as_ref() {
+                    if let Some(phone) = &r.phone_number {
+                        keys.push((user, phone.clone()));
+                    }
+                }
+                continue;
+            }
+            _ => continue,
+        };
         if let Some(phone) = &call.phone_number {
             keys.push((user, phone.as_str().to_owned()));
         }

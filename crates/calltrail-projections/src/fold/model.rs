@@ -51,16 +51,48 @@ impl CallRecord {
 pub struct ContactRecord {
     /// Derived from the key ([`super::calls::contact_id`]).
     pub id: Uuid,
-    /// Name, when an event passed one.
-    pub name: Option<String>,
-    /// Company, when an event passed one.
-    pub company: Option<String>,
+    /// Name: the newest a call event or an analysis gave.
+    pub name: ContactDetail,
+    /// E-mail address: the newest a call event or an analysis gave.
+    pub email: ContactDetail,
+    /// Company: the newest a call event or an analysis gave.
+    pub company: ContactDetail,
     /// Calls of this contact that became no-answer or busy.
     pub not_connected: i64,
     /// The call whose event created it.
     pub auto_created_from_call_id: Option<String>,
     /// Event time of that event.
     pub created_at: DateTime<Utc>,
+}
+
+/// One detail of a contact (name, e-mail, company) and the time of the event that gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContactDetail {
+    /// The value.
+    pub value: Option<String>,
+    /// The giving event's time (`None`: given before times were kept, older than any).
+    pub at: Option<DateTime<Utc>>,
+}
+
+impl ContactDetail {
+    /// Takes `candidate`, given at `at`, when it is newer than the value held (at the same
+    /// time, the greater value wins: the result does not depend on the order). True if taken.
+    pub fn offer(&mut self, candidate: Option<&str>, at: DateTime<Utc>) -> bool {
+        let Some(candidate) = candidate.map(str::trim).filter(|c| !c.is_empty()) else {
+            return false;
+        };
+        let newer = match (self.at, self.value.as_deref()) {
+            (Some(held_at), Some(held)) => at > held_at || (at == held_at && candidate > held),
+            _ => true,
+        };
+        if !newer {
+            return false;
+        }
+        let changed = self.value.as_deref() != Some(candidate) || self.at != Some(at);
+        self.value = Some(candidate.to_owned());
+        self.at = Some(at);
+        changed
+    }
 }
 
 /// The prior rows a batch touches, loaded before folding (absent key = no row yet).

@@ -326,3 +326,79 @@ async fn each_new_number_creates_one_contact() {
         "the name the provider passed through"
     );
 }
+
+/// The contact `+14155550132` of the success fixtures, as `/v1/contacts` lists it.
+async fn contact(app: &TestApp, tenant: &Tenant) -> Value {
+    let (_, contacts) = app.get(tenant, "/v1/contacts").await;
+    contacts["items"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_takes_the_newest_name_email_and_company_in_any_order() {
+    let app = spawn_app_with(|s| s.worker = true).await;
+    let completed = fixtures::read("bolna/success/05-completed.json");
+    // A later call of the same number, made by someone else at another company.
+    let later = with_fields(
+        &completed,
+        &[
+            ("id", json!("later-call")),
+            ("created_at", json!("2025-10-09T09:00:00")),
+            ("updated_at", json!("2025-10-09T09:05:00")),
+            (
+                "context_details",
+                json!({"recipient_data": {"lead_name": "Priya Shah", "company": "Northwind"}}),
+            ),
+            (
+                "extracted_data",
+                json!({"email": "priya@northwind.example"}),
+            ),
+        ],
+    );
+    let mut seen = Vec::new();
+    for order in [[&completed, &later], [&later, &completed]] {
+        let tenant = app.create_tenant().await;
+        for body in order {
+            let (status, answer) = app.post_bolna_json(&tenant.webhook_token, body).await;
+            assert_eq!(status, 202, "{answer}");
+        }
+        // The analyses (local analyzer) come later still, and the transcript names Rohan:
+        // wait for them so that the comparison is of the settled contact.
+        app.wait_for(&tenant, "/v1/calls/later-call/analysis", |s, _| s == 200)
+            .await;
+        app.wait_until_projected().await;
+        seen.push(contact(&app, &tenant).await);
+    }
+    for contact in &seen {
+        assert!(contact["email"].is_string(), "{contact}");
+        assert!(
+            contact["name"].is_string() && contact["company"].is_string(),
+            "{contact}"
+        );
+    }
+    let details = |c: &Value| (c["name"].clone(), c["email"].clone(), c["company"].clone());
+    assert_eq!(
+        details(&seen[0]),
+        details(&seen[1]),
+        "the order never matters"
+    );
+
+    // Without analyses the newest webhook's details win.
+    let app = spawn_app().await;
+    for order in [[&completed, &later], [&later, &completed]] {
+        let tenant = app.create_tenant().await;
+        for body in order {
+            app.post_bolna_json(&tenant.webhook_token, body).await;
+        }
+        app.wait_until_projected().await;
+        let c = contact(&app, &tenant).await;
+        assert_eq!(
+            details(&c),
+            (
+                json!("Priya Shah"),
+                json!("priya@northwind.example"),
+                json!("Northwind")
+            ),
+            "{c}"
+        );
+    }
+}
