@@ -385,3 +385,71 @@ async fn u0000_in_a_payload_is_refused_in_our_words() {
     );
     assert_eq!(app.sql_count("SELECT count(*) FROM events").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_actix_refuses_itself_is_never_logged_as_an_error() {
+    let app = spawn_app_with(|s| s.projector = false).await;
+    let path =
+        std::env::temp_dir().join(format!("calltrail-refused-{}.jsonl", uuid::Uuid::new_v4()));
+    let port = free_port();
+    let mut server = Server::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+            .args(["serve", "--no-worker"])
+            .env("DATABASE_URL", app.db.url())
+            .env("CALLTRAIL_BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .env_remove("FAILPOINTS")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&path).unwrap()),
+    );
+    let client = reqwest::Client::new();
+    wait_ready(&client, port).await;
+    // A 100 KB request line (HTTP clients refuse to send one: written by hand).
+    let answer = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let request = format!(
+            "GET /v1/calls?x={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "a".repeat(100_000)
+        );
+        // The server may stop reading once it has refused the line.
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    assert!(answer.starts_with("HTTP/1.1 4"), "a client error: {answer}");
+    // The server is still there for the next client.
+    let ok = client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let errors: Vec<&Value> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert!(
+        errors.is_empty(),
+        "a client's mistake logged as an error: {errors:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l["level"] == "WARN"
+            && l["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("uri too long"))),
+        "the refusal is one warning: {text}"
+    );
+}
