@@ -72,6 +72,36 @@ impl ReadStore {
         crate::jobs::AnalysisJobs::new(self)
     }
 
+    /// The servers the connection string names, as `host:port` (a socket directory for a
+    /// Unix socket), for messages that say where the database was looked for.
+    pub fn servers(&self) -> Vec<String> {
+        let ports = self.config.get_ports();
+        self.config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                match host {
+                    tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(dir) => {
+                        format!("{}/.s.PGSQL.{port}", dir.display())
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// True when calltrail's schema is in place (`calltrail migrate` has run).
+    pub async fn has_schema(&self) -> Result<bool, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT to_regclass('events') IS NOT NULL AS present", &[])
+            .await?;
+        Ok(row.try_get("present")?)
+    }
+
     /// Answers when the database answers.
     pub async fn ping(&self) -> Result<(), Error> {
         let client = self.client().await?;

@@ -195,6 +195,12 @@ pub enum AnalysisCommand {
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database.url()?.to_owned();
+    match &cli.command {
+        // `serve` reports its own start-up (and waits for its database).
+        Command::Serve(_) => {}
+        Command::Migrate => commands::check_database(&url, false).await?,
+        _ => commands::check_database(&url, true).await?,
+    }
     match cli.command {
         Command::Migrate => commands::migrate(&url).await,
         Command::Serve(args) => commands::serve(&url, args).await,

@@ -6,9 +6,53 @@ pub mod replay;
 
 use anyhow::Context;
 use calltrail_eventlog::{ConnectOptions, EventLog};
+use calltrail_projections::ReadStore;
 
 use crate::cli::ServeArgs;
 use crate::startup::{Application, Settings};
+
+/// Checks, before a command starts, that the database answers and (with `schema`) has been
+/// migrated: one sentence naming the server and the cause otherwise, at once (no pool wait,
+/// no retries), the same for every command.
+pub async fn check_database(url: &str, schema: bool) -> anyhow::Result<()> {
+    let store = ReadStore::connect(url, 1)?;
+    if let Err(error) = store.ping().await {
+        let servers = store.servers();
+        let at = match servers.as_slice() {
+            [] => String::new(),
+            [one] => format!(" at {one}"),
+            many => format!(" at any of {}", many.join(", ")),
+        };
+        anyhow::bail!("cannot reach the database{at}: {}", root_cause(&error));
+    }
+    if schema && !store.has_schema().await? {
+        anyhow::bail!("the database has no calltrail schema: run `calltrail migrate`");
+    }
+    Ok(())
+}
+
+/// The innermost cause of an error, as a sentence fragment (`connection refused`,
+/// `password authentication failed for user "x"`).
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    // The drivers' texts nest their causes (`cannot open a connection: error connecting to
+    // server: Connection refused (os error 111)`): the last part is the cause itself.
+    let text = cause.to_string();
+    let text = text.rsplit(": ").next().unwrap_or(&text).to_owned();
+    // `Connection refused (os error 111)` → `connection refused`.
+    let text = match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text[..at].to_owned(),
+        _ => text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
 
 /// `calltrail migrate`.
 pub async fn migrate(url: &str) -> anyhow::Result<()> {

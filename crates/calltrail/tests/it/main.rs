@@ -6,6 +6,7 @@ mod analysis_failures;
 mod bad_input;
 mod browser;
 mod campaigns;
+mod cli;
 mod console;
 mod crash;
 mod failover;

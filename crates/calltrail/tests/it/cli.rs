@@ -1,0 +1,72 @@
+//! The binary as a user runs it: what each command says when the database is not there, or
+//! not migrated; argument errors.
+
+use std::time::{Duration, Instant};
+
+use calltrail_testkit::TestDb;
+
+use crate::helpers::free_port;
+
+/// Commands that need the database, as a user types them.
+const COMMANDS: &[&[&str]] = &[
+    &["migrate"],
+    &["replay"],
+    &["admin", "rejected"],
+    &["admin", "create-user", "--email", "a@example.com"],
+    &["analysis", "status"],
+];
+
+/// Runs `calltrail args…` with `DATABASE_URL=url`: (exit success, stderr, elapsed).
+fn calltrail(url: &str, args: &[&str]) -> (bool, String, Duration) {
+    let started = Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn a_database_that_is_not_there_is_one_line_naming_it_and_the_cause_at_once() {
+    let port = free_port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    for args in COMMANDS {
+        let (ok, stderr, elapsed) = calltrail(&url, args);
+        assert!(!ok, "{args:?}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: one line, once: {stderr}");
+        assert_eq!(
+            lines[0],
+            format!("calltrail: cannot reach the database at 127.0.0.1:{port}: connection refused"),
+            "{args:?}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "{args:?} took {elapsed:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_without_the_schema_says_to_migrate() {
+    let db = TestDb::empty().await;
+    for args in COMMANDS.iter().filter(|a| a[0] != "migrate") {
+        let (ok, stderr, _) = calltrail(db.url(), args);
+        assert!(!ok, "{args:?}");
+        assert_eq!(
+            stderr.trim_end(),
+            "calltrail: the database has no calltrail schema: run `calltrail migrate`",
+            "{args:?}"
+        );
+    }
+    let (ok, stderr, _) = calltrail(db.url(), &["migrate"]);
+    assert!(ok, "{stderr}");
+    let (ok, stderr, _) = calltrail(db.url(), &["admin", "rejected"]);
+    assert!(ok, "{stderr}");
+}
