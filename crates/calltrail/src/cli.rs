@@ -9,9 +9,11 @@ use uuid::Uuid;
 use crate::commands;
 use crate::config::{AnalysisArgs, BillingArgs, DatabaseArgs, Secret};
 
-/// calltrail — event-sourced call lifecycles from voice-AI provider webhooks.
+/// calltrail — receives your voice-AI providers' call webhooks (Bolna, Vapi, ElevenLabs, Twilio,
+/// Retell) and serves each call's status, duration, credits, transcript and lead analysis over
+/// an HTTP API and a web console. Every command reads DATABASE_URL.
 #[derive(Debug, Parser)]
-#[command(name = "calltrail", version, about)]
+#[command(name = "calltrail", version)]
 pub struct Cli {
     /// Database connection (every command).
     #[command(flatten)]
@@ -24,16 +26,17 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Apply the schema in migrations/ (idempotent).
+    /// Create or update calltrail's tables in the database (safe to run again).
     Migrate,
-    /// Serve HTTP, run the projector and the analysis workers in one process.
+    /// Run the service: webhooks, the API and console, keeping calls up to date, lead analysis.
     Serve(ServeArgs),
-    /// Rebuild read models from the event log, then swap them in.
+    /// Rebuild every call, contact, credit and analysis the API shows from the recorded
+    /// webhooks and events (the API keeps answering meanwhile); calls no LLM.
     Replay(ReplayArgs),
-    /// Tenancy and operations.
+    /// Accounts, API keys, agents, credits, provider secrets, refused webhooks.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// The lead-analysis job queue.
+    /// Lead analyses waiting, done or failed; retry failed ones.
     #[command(subcommand)]
     Analysis(AnalysisCommand),
 }
@@ -81,7 +84,13 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
     /// Rebuild only this projection (repeatable; default: all).
-    #[arg(long = "projection", value_name = "NAME")]
+    #[arg(
+        long = "projection",
+        value_name = "NAME",
+        value_parser = clap::builder::PossibleValuesParser::new(
+            calltrail_projections::projector::PROJECTIONS.iter().copied()
+        )
+    )]
     pub projections: Vec<String>,
     /// Billing (must match the rate the live projector uses).
     #[command(flatten)]
@@ -114,7 +123,8 @@ pub enum AdminCommand {
         /// The user id.
         #[arg(long)]
         user: Uuid,
-        /// The provider, by its name in URLs (see `calltrail_core::Provider::names`).
+        /// The provider, by its name in webhook URLs (`bolna`, `vapi`, …; an unknown name
+        /// lists them all).
         #[arg(long, value_parser = parse_provider)]
         provider: Provider,
         /// The provider's agent id.
@@ -312,6 +322,45 @@ mod tests {
             "--external-id",
             "agent-1",
         ])
+    }
+
+    #[test]
+    fn replay_names_its_projections_in_help_and_errors() {
+        let error = Cli::try_parse_from(["calltrail", "replay", "--projection", "nope"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("read_models"), "{error}");
+        let help = Cli::try_parse_from(["calltrail", "replay", "--help"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(help.contains("possible values: read_models"), "{help}");
+        assert!(
+            Cli::try_parse_from(["calltrail", "replay", "--projection", "read_models"]).is_ok()
+        );
+    }
+
+    #[test]
+    fn help_speaks_to_users() {
+        let help = Cli::try_parse_from(["calltrail", "--help"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(help.contains("webhooks"), "{help}");
+        for code_talk in ["wiring", "telemetry", "projector", "read models"] {
+            assert!(!help.contains(code_talk), "{code_talk}: {help}");
+        }
+    }
+
+    #[test]
+    fn create_user_does_not_ask_for_the_database_url_in_its_usage() {
+        let error = Cli::try_parse_from(["calltrail", "admin", "create-user"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("--email"), "{error}");
+        assert!(!error.contains("--database-url"), "{error}");
     }
 
     #[test]
