@@ -1,5 +1,6 @@
 //! Read queries for campaigns (CONTRACT §6): the list and one campaign with their counts, the
-//! batch ids other campaigns claim, and which phones a campaign already has.
+//! names alone (the console's pickers), the batch ids other campaigns claim, and which phones
+//! a campaign already has.
 
 use std::collections::HashSet;
 
@@ -51,6 +52,26 @@ impl ReadStore {
             encode_cursor(List::Campaigns, c.created_at, &c.campaign_id.to_string())
         });
         Ok(Page { items, next_cursor })
+    }
+
+    /// The ids and names of the tenant's newest `limit` campaigns (1–1000), newest first,
+    /// without their counts: what a picker or a list of calls needs, cheap at any size.
+    pub async fn campaign_names(
+        &self,
+        tenant: Uuid,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, String)>, Error> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT campaign_id, name FROM campaigns WHERE user_id = $1
+                  ORDER BY created_at DESC, campaign_id DESC LIMIT $2",
+                &[&tenant, &limit.clamp(1, 1000)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// One campaign of the tenant.

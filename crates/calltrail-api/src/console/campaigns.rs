@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use calltrail_projections::views::CampaignView;
 use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -37,17 +36,13 @@ pub struct Campaigns {
 impl Campaigns {
     /// Reads the tenant's campaigns.
     pub async fn load(state: &AppState, tenant: Uuid) -> Result<Self, ApiError> {
-        let page = state
-            .read(
-                move |store| async move { store.list_campaigns(tenant, None, PICKER_LIMIT).await },
-            )
+        let items = state
+            .read(move |store| async move { store.campaign_names(tenant, PICKER_LIMIT).await })
             .await?;
-        Ok(Self::from_views(page.items))
+        Ok(Self::from_names(items))
     }
 
-    fn from_views(views: Vec<CampaignView>) -> Self {
-        let items: Vec<(Uuid, String)> =
-            views.into_iter().map(|c| (c.campaign_id, c.name)).collect();
+    fn from_names(items: Vec<(Uuid, String)>) -> Self {
         let names = items
             .iter()
             .enumerate()
@@ -169,25 +164,14 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
-
-    fn view(name: &str) -> CampaignView {
-        CampaignView {
-            campaign_id: Uuid::new_v4(),
-            name: name.to_owned(),
-            provider_batch_ids: Vec::new(),
-            created_at: Utc::now(),
-            calls: 0,
-            connected_calls: 0,
-            recipients: 0,
-        }
-    }
 
     #[test]
     fn names_and_options_are_escaped_and_keep_the_order() {
-        let (a, b) = (view("Spring <b>sale</b>"), view("Renewals"));
-        let (id_a, id_b) = (a.campaign_id, b.campaign_id);
-        let campaigns = Campaigns::from_views(vec![a, b]);
+        let (id_a, id_b) = (Uuid::new_v4(), Uuid::new_v4());
+        let campaigns = Campaigns::from_names(vec![
+            (id_a, "Spring <b>sale</b>".to_owned()),
+            (id_b, "Renewals".to_owned()),
+        ]);
         assert_eq!(campaigns.name(id_b), Some("Renewals"));
         assert_eq!(campaigns.name(Uuid::nil()), None);
         let options = campaigns.options(Some(id_b)).into_string();

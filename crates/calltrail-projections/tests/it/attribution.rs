@@ -246,4 +246,19 @@ async fn filters_counts_clearing_and_replay() {
     assert_eq!(app.snapshot(&[tenant]).await, live);
     let listed = app.store.list_campaigns(tenant, None, 10).await.unwrap();
     assert_eq!(listed.items.len(), 2);
+    let names = app.store.campaign_names(tenant, 1000).await.unwrap();
+    let expected: Vec<(Uuid, String)> = listed
+        .items
+        .iter()
+        .map(|c| (c.campaign_id, c.name.clone()))
+        .collect();
+    assert_eq!(names, expected, "the list's campaigns, in its order");
+    assert_eq!(
+        app.store.campaign_names(tenant, 1).await.unwrap(),
+        expected[..1]
+    );
+    assert_eq!(
+        app.store.campaign_names(Uuid::new_v4(), 10).await.unwrap(),
+        []
+    );
 }
