@@ -21,7 +21,7 @@ use crate::{AppState, ReadFrom};
 const CHUNK: i32 = 1_000;
 
 /// The columns, named as in the Call JSON (no transcript).
-pub const COLUMNS: [&str; 24] = [
+pub const COLUMNS: [&str; 25] = [
     "execution_id",
     "agent_id",
     "user_id",
@@ -46,6 +46,7 @@ pub const COLUMNS: [&str; 24] = [
     "campaign_id",
     "attribution",
     "anomalies",
+    "conflicts",
 ];
 
 /// Exports the calls as CSV.
@@ -126,7 +127,7 @@ fn encode(
 }
 
 /// A call's cells, in [`COLUMNS`] order, each guarded.
-fn record(c: &CallView) -> [String; 24] {
+fn record(c: &CallView) -> [String; 25] {
     let text = |v: &Option<String>| guard(v.as_deref().unwrap_or(""));
     let time = |v: Option<DateTime<Utc>>| v.map(timestamp).unwrap_or_default();
     let id = |v: Option<Uuid>| v.map(|u| u.to_string()).unwrap_or_default();
@@ -158,6 +159,7 @@ fn record(c: &CallView) -> [String; 24] {
         text(&c.attribution),
         // Snake-case names, `;`-separated: nothing to guard.
         c.anomalies.join(";"),
+        c.conflicts.to_string(),
     ]
 }
 
@@ -224,6 +226,7 @@ mod tests {
             campaign_id: None,
             attribution: None,
             anomalies: vec!["duration_out_of_range".into()],
+            conflicts: 0,
         };
         let json = serde_json::to_value(&call).unwrap_or_default();
         let keys: Vec<&str> = json

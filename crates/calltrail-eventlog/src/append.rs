@@ -362,9 +362,12 @@ SELECT ev.position, ev.payload_hash, ev.tenant_id, ev.provider, ev.stream_id, ev
     ON ev.tenant_id = k.t AND ev.provider = k.p AND ev.stream_id = k.s AND ev.event_type = k.e";
 
 const INSERT_CONFLICTS: &str = "\
-INSERT INTO event_conflicts (event_position, payload, data, payload_hash, metadata)
-SELECT pos, pl::jsonb, d::jsonb, h, m::jsonb
-  FROM unnest($1::int8[], $2::text[], $3::text[], $4::bytea[], $5::text[]) AS u(pos, pl, d, h, m)";
+INSERT INTO event_conflicts
+       (event_position, tenant_id, provider, stream_id, fields, payload, data, payload_hash, metadata)
+SELECT u.pos, e.tenant_id, e.provider, e.stream_id,
+       calltrail_differing_fields(e.payload, u.pl::jsonb), u.pl::jsonb, u.d::jsonb, u.h, u.m::jsonb
+  FROM unnest($1::int8[], $2::text[], $3::text[], $4::bytea[], $5::text[]) AS u(pos, pl, d, h, m)
+  JOIN events e ON e.position = u.pos";
 
 type Key = (Uuid, String, String, String);
 

@@ -7,6 +7,7 @@
 //! - [`lookup`]: key lookups: whether an event exists, which provider streams carry some ids.
 //! - [`payloads`]: raw payloads as received, by position (the console's call page).
 //! - [`rejected`]: the log of refused webhook requests.
+//! - [`conflicts`]: conflicting re-deliveries (same key, different body) and what differs.
 //! - `connect` (private): `DATABASE_URL` with one or several hosts, and following a failover.
 //! - [`error`]: the crate's [`Error`] (one variant per cause) and [`DbError`], its opaque
 //!   database failure.
@@ -14,6 +15,7 @@
 //! This crate owns the only migration runner (`migrations/` at the workspace root).
 
 pub mod append;
+pub mod conflicts;
 mod connect;
 pub mod error;
 pub mod lookup;
@@ -28,6 +30,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 pub use append::{AppendOutcome, Appender, AppenderConfig, BatchObserver, BatchReport, NewEvent};
+pub use conflicts::ConflictRow;
 pub use error::{DbError, Error};
 pub use notify::Wakeups;
 pub use payloads::EventPayload;

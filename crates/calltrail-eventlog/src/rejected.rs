@@ -16,6 +16,8 @@ pub struct RejectedWebhook {
     pub tenant_id: Option<Uuid>,
     /// Why it was refused, in a sentence.
     pub reason: String,
+    /// The error code answered (`invalid_signature`, …).
+    pub code: String,
     /// The HTTP status answered.
     pub status_code: u16,
     /// Request headers, secrets already removed.
@@ -33,6 +35,8 @@ pub struct RejectedWebhookRow {
     pub provider: String,
     /// Why it was refused.
     pub reason: String,
+    /// The error code answered (`null` for rows kept before codes were).
+    pub code: Option<String>,
     /// The HTTP status answered.
     pub status_code: i32,
     /// Size of the stored body in bytes.
@@ -43,12 +47,14 @@ impl EventLog {
     /// Keeps a refused request.
     pub async fn record_rejected(&self, rejected: &RejectedWebhook) -> Result<(), Error> {
         sqlx::query(
-            "INSERT INTO rejected_webhooks (provider, tenant_id, reason, status_code, headers, body)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO rejected_webhooks
+                    (provider, tenant_id, reason, code, status_code, headers, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&rejected.provider)
         .bind(rejected.tenant_id)
         .bind(&rejected.reason)
+        .bind(&rejected.code)
         .bind(i32::from(rejected.status_code))
         .bind(&rejected.headers)
         .bind(&rejected.body)
@@ -60,7 +66,8 @@ impl EventLog {
     /// The most recent refused requests, newest first.
     pub async fn recent_rejected(&self, limit: i64) -> Result<Vec<RejectedWebhookRow>, Error> {
         let rows = sqlx::query(
-            "SELECT received_at, provider, reason, status_code, octet_length(body)::bigint AS body_bytes
+            "SELECT received_at, provider, reason, code, status_code,
+                    octet_length(body)::bigint AS body_bytes
                FROM rejected_webhooks ORDER BY received_at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
@@ -72,6 +79,7 @@ impl EventLog {
                     received_at: row.try_get("received_at")?,
                     provider: row.try_get("provider")?,
                     reason: row.try_get("reason")?,
+                    code: row.try_get("code")?,
                     status_code: row.try_get("status_code")?,
                     body_bytes: row.try_get("body_bytes")?,
                 })

@@ -21,7 +21,9 @@ pub(crate) const CALL_COLUMNS: &str =
     "execution_id, agent_id, user_id, contact_id, phone_number, lead_type,
     call_lifecycle_status, status, duration_seconds, duration_minutes, credits_used, hangup_by,
     hangup_reason, hangup_provider_code, recording_url, ringing_started_at, call_answered_at,
-    call_disconnected_at, completed_at, created_at, updated_at, campaign_id, attribution, anomalies";
+    call_disconnected_at, completed_at, created_at, updated_at, campaign_id, attribution, anomalies,
+    (SELECT count(*) FROM event_conflicts ec
+      WHERE ec.tenant_id = calls.user_id AND ec.stream_id = calls.execution_id) AS conflicts";
 
 const CONTACT_COLUMNS: &str =
     "id, phone_number, name, email, company, not_connected, auto_created_from_call_id, created_at";
@@ -593,6 +595,7 @@ pub(crate) fn call_view(r: &Row) -> Result<CallView, Error> {
         campaign_id: r.try_get("campaign_id")?,
         attribution: r.try_get("attribution")?,
         anomalies: r.try_get("anomalies")?,
+        conflicts: r.try_get("conflicts")?,
     })
 }
 

@@ -57,6 +57,9 @@ pub struct CallView {
     /// What its webhooks sent that calltrail did not trust and replaced:
     /// `duration_out_of_range`, `timestamp_out_of_range`, `timestamp_unparseable`.
     pub anomalies: Vec<String>,
+    /// Re-deliveries under the key of one of its webhooks whose body differed (answered as
+    /// duplicates, kept for review: `calltrail admin conflicts`).
+    pub conflicts: i64,
 }
 
 /// One entry of a call's timeline.

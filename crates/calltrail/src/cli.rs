@@ -149,6 +149,14 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
+    /// List the most recent re-deliveries whose body differed from the recorded webhook
+    /// (answered as duplicates, kept for review), one JSON object per line, newest first:
+    /// {"received_at","tenant_id","provider","execution_id","event_type","position","fields"}.
+    Conflicts {
+        /// How many.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+    },
     /// Set a user's webhook signing secret for a provider, or rotate it by running it again;
     /// prints {"provider","configured":true}. Stored encrypted with CALLTRAIL_SECRETS_KEY;
     /// never shown again.

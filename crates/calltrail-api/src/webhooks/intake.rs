@@ -328,12 +328,15 @@ where
         Ok(outcome) => {
             let receipt = WebhookReceipt::new(execution_id, event_type, outcome);
             if receipt.conflict == Some(true) {
-                tracing::info!(
+                let fields = backend.conflict_fields(receipt.position).await;
+                tracing::warn!(
                     provider = provider.as_str(),
                     execution_id = %receipt.execution_id,
-                    event = %receipt.event,
+                    status = %receipt.event,
                     position = receipt.position,
-                    "duplicate webhook with a different body, kept for review"
+                    fields = %fields.join(","),
+                    "a re-delivery differs from the recorded webhook: answered as a duplicate and \
+                     kept for review (`calltrail admin conflicts`)"
                 );
             }
             // The one line per accepted webhook (CONTRACT §3's receipt, as fields).
@@ -504,6 +507,7 @@ async fn keep_rejected<B: IntakeBackend>(
             provider: provider.as_str().to_owned(),
             tenant_id,
             reason: reason.into_owned(),
+            code: code.to_owned(),
             status_code: status.as_u16(),
             headers: redact_headers(headers),
             body,

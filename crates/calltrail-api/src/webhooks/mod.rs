@@ -88,6 +88,9 @@ pub(crate) trait IntakeBackend {
     async fn append(&self, event: NewEvent) -> Result<AppendOutcome, calltrail_eventlog::Error>;
     /// Keeps a refused request; a failure is logged, never raised (the answer goes out anyway).
     async fn record_rejected(&self, rejected: RejectedWebhook);
+    /// The top-level fields of the latest conflicting re-delivery of the event at `position`
+    /// that differ from the recorded event's (for the warning; a failure reads as none).
+    async fn conflict_fields(&self, position: i64) -> Vec<String>;
 }
 
 impl IntakeBackend for AppState {
@@ -118,6 +121,24 @@ impl IntakeBackend for AppState {
 
     async fn append(&self, event: NewEvent) -> Result<AppendOutcome, calltrail_eventlog::Error> {
         self.appender().append(event).await
+    }
+
+    async fn conflict_fields(&self, position: i64) -> Vec<String> {
+        let log = self.log().clone();
+        match self
+            .on_db_runtime(async move { log.conflict_fields(position).await })
+            .await
+        {
+            Ok(Ok(fields)) => fields,
+            Ok(Err(err)) => {
+                tracing::warn!(position, error = %err, "could not read a conflict's fields");
+                Vec::new()
+            }
+            Err(err) => {
+                tracing::warn!(position, error = %err, "could not read a conflict's fields");
+                Vec::new()
+            }
+        }
     }
 
     async fn record_rejected(&self, rejected: RejectedWebhook) {

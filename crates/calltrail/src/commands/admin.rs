@@ -111,6 +111,11 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
                 print_json(&row);
             }
         }
+        AdminCommand::Conflicts { limit } => {
+            for row in ctx.log.recent_conflicts(limit).await? {
+                print_json(&row);
+            }
+        }
         AdminCommand::SetProviderSecret {
             user,
             provider,

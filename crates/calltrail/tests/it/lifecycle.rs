@@ -233,14 +233,40 @@ async fn a_duplicate_changes_nothing_and_a_different_body_is_kept_for_review() {
     );
 
     app.wait_until_projected().await;
-    assert_eq!(user_visible(&app.call(&tenant, SUCCESS).await), before);
-    assert_eq!(app.sql_count("SELECT count(*) FROM events").await, 5);
+    let mut after = user_visible(&app.call(&tenant, SUCCESS).await);
     assert_eq!(
-        app.sql_count("SELECT count(*) FROM event_conflicts").await,
-        1
+        after["conflicts"], 1,
+        "the call shows the conflict: {after}"
     );
+    after["conflicts"] = before["conflicts"].clone();
+    assert_eq!(after, before, "and nothing else changed");
+    assert_eq!(app.sql_count("SELECT count(*) FROM events").await, 5);
     let (_, credits) = app.get(&tenant, "/v1/credits").await;
     assert_eq!(credits["balance"], -1);
+
+    // `admin conflicts` names the call and the field that differs.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .args(["admin", "conflicts"])
+        .env("DATABASE_URL", app.db.url())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["execution_id"], SUCCESS);
+    assert_eq!(rows[0]["event_type"], "completed");
+    assert_eq!(rows[0]["provider"], "bolna");
+    assert_eq!(rows[0]["tenant_id"], tenant.user_id.to_string());
+    assert_eq!(rows[0]["fields"], json!(["conversation_duration"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

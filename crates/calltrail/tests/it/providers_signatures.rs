@@ -264,6 +264,7 @@ async fn signature_matrix(provider: &str) {
         let what = format!("{provider}, {}: {row}", refusal.what);
         assert_eq!(row["provider"], provider, "{what}");
         assert_eq!(row["status_code"], 401, "{what}");
+        assert_eq!(row["code"], refusal.code, "{what}");
         assert_eq!(row["body_bytes"], refusal.body.len(), "{what}");
         assert!(
             row["reason"].as_str().unwrap().contains(refusal.reason),

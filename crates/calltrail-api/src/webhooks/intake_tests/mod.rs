@@ -131,6 +131,10 @@ impl IntakeBackend for Fake {
     async fn record_rejected(&self, rejected: RejectedWebhook) {
         self.rejected.borrow_mut().push(rejected);
     }
+
+    async fn conflict_fields(&self, _position: i64) -> Vec<String> {
+        vec!["conversation_duration".to_owned()]
+    }
 }
 
 /// Headers from `(name, value)` pairs (names in lowercase).
