@@ -62,7 +62,48 @@ pub fn with_fields(body: &[u8], fields: &[(&str, Value)]) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap()
 }
 
+/// Runs `calltrail` with `args` on the database at `url` (panicking with its stderr when it
+/// fails) and reads the JSON objects it printed, one a line.
+pub fn calltrail_json_lines(url: &str, args: &[&str]) -> Vec<Value> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "calltrail {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// A metric's value in a `/metrics` text: the sample line named exactly `name`.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 impl TestApp {
+    /// The text `/metrics` answers.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// A new tenant with a unique e-mail.
     pub async fn create_tenant(&self) -> Tenant {
         calltrail_testkit::create_tenant(&self.store, |_| {}).await

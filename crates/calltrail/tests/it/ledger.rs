@@ -144,20 +144,8 @@ async fn an_absurd_duration_is_kept_as_received_but_never_charged() {
         ))
         .await;
     assert_eq!(stored, 1);
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let counted = metrics
-        .lines()
-        .find(|l| l.starts_with("calltrail_projector_anomalies_total "))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<f64>().ok());
+    let metrics = app.metrics().await;
+    let counted = metric_value(&metrics, "calltrail_projector_anomalies_total");
     assert_eq!(counted, Some(1.0), "{metrics}");
     // A replay rebuilds the same numbers.
     assert_read_tables_equal_replay(app.db.url(), "after an absurd duration").await;

@@ -245,22 +245,7 @@ async fn a_duplicate_changes_nothing_and_a_different_body_is_kept_for_review() {
     assert_eq!(credits["balance"], -1);
 
     // `admin conflicts` names the call and the field that differs.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
-        .args(["admin", "conflicts"])
-        .env("DATABASE_URL", app.db.url())
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let rows: Vec<Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let rows = calltrail_json_lines(app.db.url(), &["admin", "conflicts"]);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["execution_id"], SUCCESS);
     assert_eq!(rows[0]["event_type"], "completed");

@@ -71,22 +71,7 @@ struct Refusal {
 
 /// Rows of the rejected log as `calltrail admin rejected` prints them, oldest first.
 fn admin_rejected(app: &TestApp) -> Vec<Value> {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
-        .args(["admin", "rejected", "--limit", "1000"])
-        .env("DATABASE_URL", app.db.url())
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut rows: Vec<Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
+    let mut rows = calltrail_json_lines(app.db.url(), &["admin", "rejected", "--limit", "1000"]);
     rows.reverse();
     rows
 }

@@ -202,21 +202,8 @@ async fn metrics_report_requests_appends_and_projector_lag() {
     }
     app.post_bolna_json(&tenant.webhook_token, &fixtures::scenario("bolna/busy")[0])
         .await;
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let value = |name: &str| -> Option<f64> {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-    };
+    let text = app.metrics().await;
+    let value = |name: &str| metric_value(&text, name);
     assert_eq!(value("calltrail_appends_total"), Some(3.0), "{text}");
     assert_eq!(value("calltrail_append_duplicates_total"), Some(1.0));
     assert!(text.contains("calltrail_projector_lag_events"));

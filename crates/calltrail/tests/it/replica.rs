@@ -53,15 +53,7 @@ async fn a_replica_that_is_down_sends_reads_to_the_primary_and_the_node_stays_re
         s == 200 && b["call_lifecycle_status"] == "busy"
     })
     .await;
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.lines().any(|l| l == "calltrail_replica_reads 0"),
         "{metrics}"
