@@ -24,6 +24,11 @@
 //! - `replay`: a log of 1,000,000 events written with binary COPY, rebuilt by `calltrail replay`.
 //! - `console`: the web console's pages (calls list, sorted and filtered, dashboard) with
 //!   100,000 calls in one tenant, one request at a time: render time per page.
+//!
+//! Beside the scenarios' modules: [`workload`] (the call lifecycles every scenario sends, one
+//! provider or all five), [`server`] (the `calltrail` binary as a child process), [`loadgen`]
+//! (the load generator, a process of its own), [`proc`] (CPU time and memory from `/proc`) and
+//! [`report`] (the table and `report.json`).
 
 mod analysis;
 mod append;

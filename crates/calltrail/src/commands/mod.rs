@@ -1,4 +1,8 @@
-//! The commands' implementations.
+//! The commands' implementations: `migrate` and `serve` here, and
+//! - [`admin`]: `calltrail admin …` (tenants, agents, keys, credits, secrets, the rejected and
+//!   conflict logs);
+//! - [`analysis`]: `calltrail analysis retry`;
+//! - [`replay`]: `calltrail replay` with its progress bar and summary.
 
 pub mod admin;
 pub mod analysis;
