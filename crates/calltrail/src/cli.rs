@@ -143,6 +143,19 @@ pub enum AdminCommand {
         #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
         amount: i64,
     },
+    /// Add or take credits with a reason (an event, like a grant; `--amount -5` takes five);
+    /// prints {"balance"} once projected.
+    AdjustCredits {
+        /// The user id.
+        #[arg(long)]
+        user: Uuid,
+        /// Credits to add (positive) or take (negative); not 0.
+        #[arg(long, allow_negative_numbers = true, value_parser = parse_adjustment)]
+        amount: i64,
+        /// Why, for the record (kept in the event).
+        #[arg(long)]
+        reason: String,
+    },
     /// The most recent refused webhook requests, one JSON object per line.
     Rejected {
         /// How many.
@@ -243,6 +256,15 @@ pub fn one_line(error: &anyhow::Error) -> String {
         line.push_str(&cause);
     }
     line
+}
+
+/// `--amount` of an adjustment: a whole number other than 0, either sign.
+fn parse_adjustment(text: &str) -> Result<i64, String> {
+    match text.trim().parse::<i64>() {
+        Ok(0) => Err("0 changes nothing: give a positive or a negative amount".to_owned()),
+        Ok(amount) => Ok(amount),
+        Err(_) => Err(format!("`{text}` is not a whole number of credits")),
+    }
 }
 
 /// `--provider` of a signing secret: a provider of the table that signs its webhooks.

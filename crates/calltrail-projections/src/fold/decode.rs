@@ -18,6 +18,10 @@ pub const CALLTRAIL_PROVIDER: &str = "calltrail";
 /// Event type of a credit grant (`data = {"amount": N}`, N > 0).
 pub const CREDITS_GRANTED: &str = "credits.granted";
 
+/// Event type of a credit adjustment (`data = {"amount": N, "reason": "…"}`, N ≠ 0, either
+/// sign): `calltrail admin adjust-credits`.
+pub const CREDITS_ADJUSTED: &str = "credits.adjusted";
+
 /// An event decoded for folding.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {
@@ -26,6 +30,11 @@ pub enum Decoded {
     /// `credits.granted`: a positive amount.
     Grant {
         /// Credits granted (> 0).
+        amount: i64,
+    },
+    /// `credits.adjusted`: a signed amount.
+    Adjustment {
+        /// Credits added (> 0) or taken (< 0).
         amount: i64,
     },
     /// `analysis.individual`, `analysis.complete` or `analysis.failed`.
@@ -84,6 +93,21 @@ pub fn decode(event: &StoredEvent) -> Result<Decoded, String> {
         }
         return Ok(Decoded::Grant {
             amount: grant.amount,
+        });
+    }
+    if event.provider == CALLTRAIL_PROVIDER && event.event_type == CREDITS_ADJUSTED {
+        #[derive(serde::Deserialize)]
+        struct Adjustment {
+            amount: i64,
+        }
+        let adjustment: Adjustment = serde_json::from_str(&event.data).map_err(|e| {
+            format!("credit adjustment data is not {{\"amount\": N, \"reason\": …}}: {e}")
+        })?;
+        if adjustment.amount == 0 {
+            return Err("credit adjustment amount must not be 0".to_owned());
+        }
+        return Ok(Decoded::Adjustment {
+            amount: adjustment.amount,
         });
     }
     if let Some(analysis) = decode_analysis(event) {

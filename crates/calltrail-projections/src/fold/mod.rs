@@ -32,7 +32,7 @@ pub mod model;
 pub use calls::contact_id;
 pub use decode::{
     decode_batch, AnalysisDecoded, CampaignDecoded, Decoded, DecodedBatch, CALLTRAIL_PROVIDER,
-    CREDITS_GRANTED,
+    CREDITS_ADJUSTED, CREDITS_GRANTED,
 };
 pub use model::{
     AnalysisStatus, AnomalyNote, AttributionScope, CallKey, CallRecord, CampaignChanges, Changes,
@@ -53,7 +53,9 @@ pub fn needs(batch: &DecodedBatch<'_>) -> Needs {
             Ok(Decoded::Other | Decoded::Analysis(_)) => {
                 calls.push((event.tenant_id, event.stream_id.clone()));
             }
-            Ok(Decoded::Grant { .. }) => users.push(event.tenant_id),
+            Ok(Decoded::Grant { .. } | Decoded::Adjustment { .. }) => {
+                users.push(event.tenant_id);
+            }
             Ok(Decoded::Campaign(_)) | Err(_) => {}
         }
     }
@@ -136,7 +138,22 @@ pub fn fold_batch(snapshot: &mut Snapshot, batch: &DecodedBatch<'_>, rules: Rule
                 calls::fold_call(snapshot, &mut changes, event, call, &rules);
             }
             Ok(Decoded::Grant { amount }) => {
-                grant(&mut snapshot.balances, &mut changes, event, *amount);
+                credit(
+                    &mut snapshot.balances,
+                    &mut changes,
+                    event,
+                    "grant",
+                    *amount,
+                );
+            }
+            Ok(Decoded::Adjustment { amount }) => {
+                credit(
+                    &mut snapshot.balances,
+                    &mut changes,
+                    event,
+                    "adjustment",
+                    *amount,
+                );
             }
             Ok(Decoded::Campaign(campaign)) => {
                 campaigns::fold_campaign(&mut changes, event, campaign);
@@ -159,11 +176,13 @@ pub fn fold_batch(snapshot: &mut Snapshot, batch: &DecodedBatch<'_>, rules: Rule
     changes
 }
 
-/// A credit grant: the balance grows and a `grant` transaction is recorded.
-fn grant(
+/// A credit grant or an operator's adjustment: the balance moves by `amount` and a `kind`
+/// (`grant`, `adjustment`) transaction is recorded with the balance after it.
+fn credit(
     balances: &mut HashMap<Uuid, i64>,
     changes: &mut Changes,
     event: &calltrail_eventlog::StoredEvent,
+    kind: &'static str,
     amount: i64,
 ) {
     let balance = balances.entry(event.tenant_id).or_insert(0);
@@ -171,7 +190,7 @@ fn grant(
     changes.balances.insert(event.tenant_id);
     changes.credits.push(CreditChange {
         user_id: event.tenant_id,
-        kind: "grant",
+        kind,
         amount,
         balance_after: *balance,
         call_id: None,

@@ -106,6 +106,20 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
             let balance = grant(ctx, user, amount).await?;
             print_json(&json!({ "balance": balance }));
         }
+        AdminCommand::AdjustCredits {
+            user,
+            amount,
+            reason,
+        } => {
+            anyhow::ensure!(
+                ctx.store.tenancy().user_exists(user).await?,
+                "no user with id {user}"
+            );
+            anyhow::ensure!(!reason.trim().is_empty(), "--reason must not be blank");
+            let data = json!({ "amount": amount, "reason": reason.trim() });
+            let balance = record_credits(ctx, user, CreditEvent::Adjusted(data)).await?;
+            print_json(&json!({ "balance": balance }));
+        }
         AdminCommand::Rejected { limit } => {
             for row in ctx.log.recent_rejected(limit).await? {
                 print_json(&row);
@@ -203,26 +217,51 @@ fn public_url_unset() -> bool {
 
 /// Appends a grant event, then makes sure it is projected and returns the new balance.
 async fn grant(ctx: &Ctx, user: Uuid, amount: i64) -> anyhow::Result<i64> {
+    record_credits(ctx, user, CreditEvent::Granted(amount)).await
+}
+
+/// A credit event the admin commands record.
+enum CreditEvent {
+    /// `credits.granted` of this many credits.
+    Granted(i64),
+    /// `credits.adjusted` with this data (`amount`, `reason`).
+    Adjusted(serde_json::Value),
+}
+
+/// Appends a credit event, projects it and returns the user's balance.
+async fn record_credits(ctx: &Ctx, user: Uuid, credit: CreditEvent) -> anyhow::Result<i64> {
     let appender = ctx.log.appender(AppenderConfig {
         linger: Duration::ZERO,
         ..AppenderConfig::default()
     });
     let now = Utc::now();
+    let (event_type, data, source) = match credit {
+        CreditEvent::Granted(amount) => (
+            calltrail_projections::fold::CREDITS_GRANTED,
+            json!({ "amount": amount }),
+            "admin grant-credits",
+        ),
+        CreditEvent::Adjusted(data) => (
+            calltrail_projections::fold::CREDITS_ADJUSTED,
+            data,
+            "admin adjust-credits",
+        ),
+    };
     let event = NewEvent {
         tenant_id: user,
         provider: "calltrail".to_owned(),
         stream_id: Uuid::new_v4().to_string(),
-        event_type: "credits.granted".to_owned(),
+        event_type: event_type.to_owned(),
         schema_version: 1,
         occurred_at: now,
-        data: json!({ "amount": amount }).to_string(),
+        data: data.to_string(),
         payload: None,
-        metadata: json!({ "source": "admin grant-credits", "received_at": now }).to_string(),
+        metadata: json!({ "source": source, "received_at": now }).to_string(),
     };
     appender
         .append(event)
         .await
-        .context("could not record the credit grant")?;
+        .context("could not record the credit change")?;
     appender.shutdown().await;
     // Catch the projection up here: safe beside a running `serve` (the checkpoint row lock
     // lets one projector work at a time), and needed when none is running.
@@ -236,7 +275,7 @@ async fn grant(ctx: &Ctx, user: Uuid, amount: i64) -> anyhow::Result<i64> {
     if let Err(error) = projector.release().await {
         tracing::warn!(%error, "could not release the projector lease");
     }
-    caught_up.context("could not project the credit grant")?;
+    caught_up.context("could not project the credit change")?;
     Ok(ctx.store.balance(user).await?)
 }
 
