@@ -15,7 +15,7 @@
 //! complete analyses run one at a time, in call order, so the later one sees every earlier call.
 //!
 //! The transcript's `analysis_status` follows the individual job: `processing` when claimed,
-//! `pending` when put back, `failed` when given up (a read-side status; the `analysis.*` events
+//! `pending` when put back (with the reason of a retry as its `analysis_error`), `failed` when given up (a read-side status; the `analysis.*` events
 //! decide it for replay).
 
 use std::collections::BTreeMap;
@@ -241,10 +241,13 @@ impl AnalysisJobs {
             )
             .await?;
         if n > 0 && job.kind == AnalysisKind::Individual {
+            // A retry shows why it waits (the transcript's `next_attempt_at` says until when).
             tx.execute(
-                "UPDATE transcripts SET analysis_status = 'pending', updated_at = now()
+                "UPDATE transcripts
+                    SET analysis_status = 'pending', updated_at = now(),
+                        analysis_error = coalesce($3, analysis_error)
                   WHERE user_id = $1 AND execution_id = $2 AND analysis_status = 'processing'",
-                &[&job.user_id, &job.execution_id],
+                &[&job.user_id, &job.execution_id, &reason],
             )
             .await?;
         }

@@ -307,8 +307,14 @@ impl ReadStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT content, analysis_status, analysis_error FROM transcripts
-                  WHERE user_id = $1 AND execution_id = $2",
+                "SELECT t.content, t.analysis_status, t.analysis_error,
+                        (SELECT j.next_attempt_at FROM analysis_jobs j
+                          WHERE j.user_id = t.user_id AND j.execution_id = t.execution_id
+                            AND j.kind = 'individual' AND j.state = 'pending'
+                            AND j.attempts > 0 AND t.analysis_status = 'pending'
+                          ORDER BY j.id DESC LIMIT 1) AS next_attempt_at
+                   FROM transcripts t
+                  WHERE t.user_id = $1 AND t.execution_id = $2",
                 &[&tenant, &execution_id],
             )
             .await?;
@@ -317,6 +323,7 @@ impl ReadStore {
                 content: r.try_get("content")?,
                 analysis_status: r.try_get("analysis_status")?,
                 analysis_error: r.try_get("analysis_error")?,
+                next_attempt_at: r.try_get("next_attempt_at")?,
             })
         })
         .transpose()

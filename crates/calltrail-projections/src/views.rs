@@ -94,8 +94,10 @@ pub struct TranscriptView {
     pub content: String,
     /// `pending`, `processing`, `completed` or `failed`.
     pub analysis_status: String,
-    /// Why analysis failed, if it did.
+    /// Why analysis failed, or, while it waits for another attempt, why the last one failed.
     pub analysis_error: Option<String>,
+    /// While a failed attempt waits to be retried: when the next attempt is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// A contact.

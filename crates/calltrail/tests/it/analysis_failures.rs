@@ -142,6 +142,42 @@ async fn persistent_server_errors_fail_after_bounded_attempts_without_blocking_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_for_another_attempt_shows_why_and_until_when() {
+    let mock = MockResponses::start().await;
+    mock.respond_when("ALWAYS-500", Behaviour::ServerError);
+    let app = spawn_with_mock(&mock, |s| {
+        s.analysis.max_attempts = 3;
+        // The next attempt is far off: the transcript is read while the job waits.
+        s.analysis.retry =
+            calltrail_core::Backoff::new(Duration::from_secs(600), Duration::from_secs(600));
+    })
+    .await;
+    let tenant = tenant_with_prompts(&app, Some(USER_INDIVIDUAL), Some(USER_COMPLETE)).await;
+    let broken = "assistant: Hello?\nuser: ALWAYS-500 please call me back.\n";
+    let before = chrono::Utc::now();
+    post_call(&app, &tenant, "broken", "+14155550100", Some(broken), None).await;
+    let waiting = crate::analysis::wait_route(
+        &app,
+        &tenant,
+        "/v1/calls/broken/transcript",
+        |code, body| code == 200 && body["next_attempt_at"].is_string(),
+    )
+    .await;
+    assert_eq!(waiting["analysis_status"], "pending", "{waiting}");
+    let error = waiting["analysis_error"].as_str().unwrap_or_default();
+    assert!(error.contains("server error (500)"), "{waiting}");
+    let next: chrono::DateTime<chrono::Utc> = waiting["next_attempt_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        next > before + chrono::Duration::seconds(500),
+        "the attempt is due about 10 minutes later: {next}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_that_is_not_json_fails_with_the_reason() {
     let mock = MockResponses::start().await;
     mock.push(Behaviour::NotJson);
