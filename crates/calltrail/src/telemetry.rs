@@ -5,7 +5,10 @@
 //! of its connection dispatcher. Those are the client's mistakes: they are logged here as one
 //! WARN line instead (target `calltrail::http`), never as an ERROR.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use indicatif::ProgressBar;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -21,7 +24,7 @@ pub fn init() {
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let format = if std::io::stderr().is_terminal() {
         tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(|| AboveTheBar(Vec::new()))
             .boxed()
     } else {
         tracing_subscriber::fmt::layer()
@@ -77,6 +80,46 @@ impl Visit for Message {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
             self.0 = format!("{value:?}");
+        }
+    }
+}
+
+/// The progress bar on the terminal, if one is drawn: log lines are printed above it.
+static PROGRESS_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Prints the terminal's log lines above `bar` while it is shown (`None` once it is cleared),
+/// so that no line is glued to it or overwritten.
+pub fn log_above(bar: Option<ProgressBar>) {
+    if let Ok(mut shown) = PROGRESS_BAR.lock() {
+        *shown = bar;
+    }
+}
+
+/// One formatted log line for the terminal, written out when dropped (above the progress bar
+/// when one is shown).
+struct AboveTheBar(Vec<u8>);
+
+impl Write for AboveTheBar {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for AboveTheBar {
+    fn drop(&mut self) {
+        let bar = PROGRESS_BAR.lock().ok().and_then(|shown| shown.clone());
+        let line = std::mem::take(&mut self.0);
+        let write = || {
+            let _ = std::io::stderr().write_all(&line);
+        };
+        match bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
         }
     }
 }

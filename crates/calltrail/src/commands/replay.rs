@@ -30,6 +30,7 @@ pub async fn run(url: &str, args: ReplayArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
+        crate::telemetry::log_above(Some(bar.clone()));
         bar
     } else {
         ProgressBar::hidden()
@@ -49,6 +50,7 @@ pub async fn run(url: &str, args: ReplayArgs) -> anyhow::Result<()> {
     };
     let result = replay(&log, &store, options, progress).await;
     bar.finish_and_clear();
+    crate::telemetry::log_above(None);
     log.close().await;
     let summary = result.context("replay failed")?;
     println!(

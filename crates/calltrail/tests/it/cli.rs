@@ -146,3 +146,47 @@ async fn adjust_credits_takes_a_signed_amount_and_is_an_adjustment_in_the_ledger
     // Replay rebuilds the same ledger from the events.
     crate::helpers::assert_read_tables_equal_replay(db.url(), "after adjustments").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_on_a_terminal_clears_its_bar_before_every_line() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: util-linux `script` (a terminal for the child) is not installed");
+        return;
+    }
+    let db = TestDb::new().await;
+    let typescript = std::env::temp_dir().join(format!("calltrail-tty-{}", uuid::Uuid::new_v4()));
+    let status = std::process::Command::new("script")
+        .arg("-qec")
+        .arg(format!("{} replay", env!("CARGO_BIN_EXE_calltrail")))
+        .arg(&typescript)
+        .env("DATABASE_URL", db.url())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    std::fs::remove_file(&typescript).unwrap();
+    let mut lines = 0;
+    for line in text.split('\n') {
+        // What the terminal shows of this line: everything after the last clear.
+        let shown = line.rsplit("\u{1b}[2K").next().unwrap_or(line);
+        for message in ["INFO", "\"events\":"] {
+            if let Some(at) = shown.find(message) {
+                lines += 1;
+                assert!(
+                    !shown[..at].contains("events ("),
+                    "glued to the bar: {shown:?}"
+                );
+            }
+        }
+    }
+    assert!(
+        lines >= 3,
+        "the log lines and the summary were shown: {text:?}"
+    );
+}
