@@ -1,15 +1,19 @@
 //! `GET /v1/calls`, `GET /v1/calls/{execution_id}`, `GET /v1/calls/{execution_id}/transcript`.
+//!
+//! A call is identified by `(provider, execution_id)` (CONTRACT §5): the single-call routes
+//! find a call of any provider, answer `409 ambiguous_call_id` when several providers' calls
+//! have the id, and take `?provider=` to pick one; the list takes it as a filter.
 
 use actix_web::{web, HttpResponse};
-use calltrail_projections::queries::{CallFilter, CallSort};
+use calltrail_projections::queries::{CallFilter, CallSort, Lookup};
 use calltrail_projections::views::{CallDetail, CallView, Page, TranscriptView};
 use serde::Deserialize;
 
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{
-    lifecycle_status_filter, non_empty, parse_execution_id, parse_limit, parse_phone, parse_window,
-    status_filter, text_filter,
+    lifecycle_status_filter, non_empty, parse_execution_id, parse_limit, parse_phone,
+    parse_provider, parse_window, status_filter, text_filter,
 };
 use crate::AppState;
 
@@ -60,6 +64,40 @@ pub struct CallsQuery {
     /// `true`: only attributed calls; `false`: only unattributed ones.
     #[param(pattern = r"^(true|false)?$")]
     pub attributed: Option<String>,
+    /// Only this provider's calls: `bolna`, `vapi`, `elevenlabs`, `twilio` or `retell`
+    /// (another value answers 400 `invalid_provider`).
+    pub provider: Option<String>,
+}
+
+/// Query of the single-call routes (`GET /v1/calls/{execution_id}` and its `/transcript`,
+/// `/analysis`).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallQuery {
+    /// The call's provider: needed only when calls of several providers have this id (else
+    /// 409 `ambiguous_call_id`); another value than a provider's name is 400
+    /// `invalid_provider`.
+    pub provider: Option<String>,
+}
+
+impl CallQuery {
+    /// The provider asked for, validated against the provider table.
+    pub(crate) fn provider(&self) -> Result<Option<&'static str>, ApiError> {
+        Ok(parse_provider(self.provider.as_deref())?.map(|p| p.as_str()))
+    }
+}
+
+/// The call a lookup found: missing is 404 `call_not_found`, several providers' calls with
+/// the id is 409 `ambiguous_call_id`.
+pub(crate) fn found<T>(lookup: Lookup<T>, execution_id: &str) -> Result<T, ApiError> {
+    match lookup {
+        Lookup::Found(value) => Ok(value),
+        Lookup::Missing => Err(ApiError::CallNotFound),
+        Lookup::Ambiguous(providers) => Err(ApiError::AmbiguousCallId {
+            execution_id: execution_id.to_owned(),
+            providers,
+        }),
+    }
 }
 
 impl CallsQuery {
@@ -106,6 +144,7 @@ impl CallsQuery {
                     ))
                 }
             },
+            provider: parse_provider(self.provider.as_deref())?.map(|p| p.as_str().to_owned()),
             sort: match non_empty(self.sort.as_deref()) {
                 None => CallSort::default(),
                 Some(name) => CallSort::parse(name).ok_or_else(|| {
@@ -128,7 +167,7 @@ impl CallsQuery {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "A page of calls", body = Page<CallView>),
-        (status = 400, description = "`invalid_limit`, `invalid_time`, `invalid_range` (`from` later than `to`), `invalid_phone`, `invalid_parameter` (a `status` or `lifecycle_status` outside its list, naming the values it takes), `unknown_parameter` (naming the ones the route takes), `invalid_cursor` (a cursor of another list or another `sort`) or `invalid_query` (a repeated parameter, U+0000 in a filter, an unknown `sort`)", body = ErrorBody),
+        (status = 400, description = "`invalid_limit`, `invalid_time`, `invalid_range` (`from` later than `to`), `invalid_phone`, `invalid_provider` (a `provider` not in the provider table, naming the ones it takes), `invalid_parameter` (a `status` or `lifecycle_status` outside its list, naming the values it takes), `unknown_parameter` (naming the ones the route takes), `invalid_cursor` (a cursor of another list or another `sort`) or `invalid_query` (a repeated parameter, U+0000 in a filter, an unknown `sort`)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
@@ -150,17 +189,19 @@ pub async fn list_calls(
     Ok(HttpResponse::Ok().json(page))
 }
 
-/// One call with its timeline.
+/// One call with its timeline (read together, one consistent snapshot).
 #[utoipa::path(
     get,
     path = "/v1/calls/{execution_id}",
     tag = "calls",
-    params(("execution_id" = String, Path, description = "The provider's execution id", example = "b3f1c2d4-7a8e-4c61-9f25-3e0d8a6b51c7")),
+    params(("execution_id" = String, Path, description = "The provider's execution id (call id)", example = "b3f1c2d4-7a8e-4c61-9f25-3e0d8a6b51c7"), CallQuery),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The call and its events ordered by `occurred_at`", body = CallDetail),
+        (status = 400, description = "`invalid_provider`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 404, description = "`call_not_found` (also for another tenant's call)", body = ErrorBody),
+        (status = 404, description = "`call_not_found` (also for another tenant's call, or none of this `provider`)", body = ErrorBody),
+        (status = 409, description = "`ambiguous_call_id`: calls of several providers have this id (the message names them); add `?provider=`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
 )]
@@ -168,13 +209,15 @@ pub async fn get_call(
     state: web::Data<AppState>,
     tenant: Tenant,
     execution_id: web::Path<String>,
+    query: web::Query<CallQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let execution_id = parse_execution_id(execution_id.into_inner())?;
+    let provider = query.provider()?;
+    let id = execution_id.clone();
     let call = state
-        .read(|store| async move { store.get_call(tenant.0, &execution_id).await })
-        .await?
-        .ok_or(ApiError::CallNotFound)?;
-    Ok(HttpResponse::Ok().json(call))
+        .read(|store| async move { store.get_call(tenant.0, provider, &id).await })
+        .await?;
+    Ok(HttpResponse::Ok().json(found(call, &execution_id)?))
 }
 
 /// A call's transcript and its analysis status.
@@ -182,12 +225,14 @@ pub async fn get_call(
     get,
     path = "/v1/calls/{execution_id}/transcript",
     tag = "calls",
-    params(("execution_id" = String, Path, description = "The provider's execution id", example = "b3f1c2d4-7a8e-4c61-9f25-3e0d8a6b51c7")),
+    params(("execution_id" = String, Path, description = "The provider's execution id (call id)", example = "b3f1c2d4-7a8e-4c61-9f25-3e0d8a6b51c7"), CallQuery),
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The transcript", body = TranscriptView),
+        (status = 400, description = "`invalid_provider`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 404, description = "`call_not_found`: no such call for this tenant; `transcript_not_available`: the call has no transcript yet (the message says its status)", body = ErrorBody),
+        (status = 404, description = "`call_not_found`: no such call for this tenant (or of this `provider`); `transcript_not_available`: the call has no transcript yet (the message says its status)", body = ErrorBody),
+        (status = 409, description = "`ambiguous_call_id`: calls of several providers have this id (the message names them); add `?provider=`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )
 )]
@@ -195,19 +240,38 @@ pub async fn get_transcript(
     state: web::Data<AppState>,
     tenant: Tenant,
     execution_id: web::Path<String>,
+    query: web::Query<CallQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let execution_id = parse_execution_id(execution_id.into_inner())?;
-    let id = execution_id.clone();
+    let provider = resolve_provider(&state, tenant, query.provider()?, &execution_id).await?;
+    let (id, p) = (execution_id.clone(), provider.clone());
     let transcript = state
-        .read(|store| async move { store.get_transcript(tenant.0, &id).await })
+        .read(|store| async move { store.get_transcript(tenant.0, Some(&p), &id).await })
         .await?;
     match transcript {
-        Some(transcript) => Ok(HttpResponse::Ok().json(transcript)),
-        None => Err(missing(&state, tenant, execution_id, |status| {
-            ApiError::TranscriptNotAvailable { status }
-        })
-        .await),
+        Lookup::Found(transcript) => Ok(HttpResponse::Ok().json(transcript)),
+        Lookup::Missing | Lookup::Ambiguous(_) => {
+            Err(missing(&state, tenant, provider, execution_id, |status| {
+                ApiError::TranscriptNotAvailable { status }
+            })
+            .await)
+        }
     }
+}
+
+/// The provider of the call that the path's id and `?provider=` name: `call_not_found` when
+/// there is none, `ambiguous_call_id` when calls of several providers have the id.
+pub(crate) async fn resolve_provider(
+    state: &AppState,
+    tenant: Tenant,
+    provider: Option<&'static str>,
+    execution_id: &str,
+) -> Result<String, ApiError> {
+    let id = execution_id.to_owned();
+    let lookup = state
+        .read(|store| async move { store.call_provider(tenant.0, provider, &id).await })
+        .await?;
+    found(lookup, execution_id)
 }
 
 /// The 404 of a call's missing part: `call_not_found` when the call itself is missing, else
@@ -215,11 +279,16 @@ pub async fn get_transcript(
 pub(crate) async fn missing(
     state: &AppState,
     tenant: Tenant,
+    provider: String,
     execution_id: String,
     part: impl FnOnce(String) -> ApiError,
 ) -> ApiError {
     let status = state
-        .read(|store| async move { store.call_lifecycle_status(tenant.0, &execution_id).await })
+        .read(|store| async move {
+            store
+                .call_lifecycle_status(tenant.0, &provider, &execution_id)
+                .await
+        })
         .await;
     match status {
         Ok(Some(status)) => part(status),
@@ -276,5 +345,32 @@ mod tests {
             ..CallsQuery::default()
         };
         assert_eq!(code(phone), Some("invalid_phone"));
+        let provider = CallsQuery {
+            provider: Some("acme".into()),
+            ..CallsQuery::default()
+        };
+        assert_eq!(code(provider), Some("invalid_provider"));
+    }
+
+    #[test]
+    fn the_provider_filter_is_a_name_of_the_table_or_blank() {
+        let parse = |p: &str| {
+            CallsQuery {
+                provider: Some(p.into()),
+                ..CallsQuery::default()
+            }
+            .parse()
+            .map(|(_, f)| f.provider)
+            .map_err(|e| e.message())
+        };
+        assert_eq!(parse("twilio"), Ok(Some("twilio".to_owned())));
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(
+            parse("Vapi"),
+            Err(
+                "`provider` must be one of bolna, vapi, elevenlabs, twilio, retell, not `Vapi`."
+                    .to_owned()
+            )
+        );
     }
 }

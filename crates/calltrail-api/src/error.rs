@@ -144,6 +144,17 @@ pub enum ApiError {
     /// An `Idempotency-Key` already used for another request.
     #[error("Idempotency-Key reused")]
     IdempotencyKeyReused,
+    /// `provider` names no provider of the table (CONTRACT §5).
+    #[error("invalid provider `{0}`")]
+    InvalidProvider(String),
+    /// A call id that calls of several providers use, asked for without `provider`.
+    #[error("call id `{execution_id}` is used by several providers")]
+    AmbiguousCallId {
+        /// The id asked for.
+        execution_id: String,
+        /// The providers whose calls have it, sorted.
+        providers: Vec<String>,
+    },
     /// The resource does not exist for this tenant (another tenant's answers the same).
     #[error("not found")]
     NotFound,
@@ -336,6 +347,27 @@ impl ApiError {
                 "idempotency_key_reused",
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "This `Idempotency-Key` was already used for a different request.".into(),
+            ),
+            E::InvalidProvider(name) => (
+                "invalid_provider",
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "`provider` must be one of {}, not `{name}`.",
+                    calltrail_core::Provider::names()
+                )
+                .into(),
+            ),
+            E::AmbiguousCallId {
+                execution_id,
+                providers,
+            } => (
+                "ambiguous_call_id",
+                StatusCode::CONFLICT,
+                format!(
+                    "Calls of several providers have the id `{execution_id}` ({}): add `?provider=` to pick one.",
+                    providers.join(", ")
+                )
+                .into(),
             ),
             E::NotFound => (
                 "not_found",

@@ -20,8 +20,9 @@ use crate::{AppState, ReadFrom};
 /// Rows read from the cursor and encoded at a time.
 const CHUNK: i32 = 1_000;
 
-/// The columns, named as in the Call JSON (no transcript).
-pub const COLUMNS: [&str; 25] = [
+/// The columns, named as in the Call JSON (no transcript); `provider` came last, after the
+/// columns files were already read by position.
+pub const COLUMNS: [&str; 26] = [
     "execution_id",
     "agent_id",
     "user_id",
@@ -47,6 +48,7 @@ pub const COLUMNS: [&str; 25] = [
     "attribution",
     "anomalies",
     "conflicts",
+    "provider",
 ];
 
 /// Exports the calls as CSV.
@@ -127,7 +129,7 @@ fn encode(
 }
 
 /// A call's cells, in [`COLUMNS`] order, each guarded.
-fn record(c: &CallView) -> [String; 25] {
+fn record(c: &CallView) -> [String; 26] {
     let text = |v: &Option<String>| guard(v.as_deref().unwrap_or(""));
     let time = |v: Option<DateTime<Utc>>| v.map(timestamp).unwrap_or_default();
     let id = |v: Option<Uuid>| v.map(|u| u.to_string()).unwrap_or_default();
@@ -160,6 +162,7 @@ fn record(c: &CallView) -> [String; 25] {
         // Snake-case names, `;`-separated: nothing to guard.
         c.anomalies.join(";"),
         c.conflicts.to_string(),
+        guard(&c.provider),
     ]
 }
 
@@ -203,6 +206,7 @@ mod tests {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         let call = CallView {
             execution_id: "e".into(),
+            provider: "twilio".into(),
             agent_id: None,
             user_id: Uuid::nil(),
             contact_id: None,

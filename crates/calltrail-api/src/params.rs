@@ -106,6 +106,17 @@ pub fn parse_execution_id(raw: String) -> Result<String, ApiError> {
     Ok(raw)
 }
 
+/// Parses `provider` (a call's provider, CONTRACT §5): blank is absent; a name of the provider
+/// table, or `invalid_provider` naming the allowed ones.
+pub fn parse_provider(raw: Option<&str>) -> Result<Option<calltrail_core::Provider>, ApiError> {
+    non_empty(raw)
+        .map(|name| {
+            name.parse()
+                .map_err(|_| ApiError::InvalidProvider(name.to_owned()))
+        })
+        .transpose()
+}
+
 /// A free-text filter (`status`, `agent_id`, …): blank is absent; U+0000, which PostgreSQL
 /// cannot compare, is `invalid_query`.
 pub fn text_filter(param: &'static str, raw: Option<&str>) -> Result<Option<String>, ApiError> {

@@ -76,14 +76,21 @@ pub struct AnalysisContext {
 }
 
 impl ReadStore {
-    /// The individual analysis of a call (`None` until it exists, or for another tenant).
+    /// The individual analysis of `provider`'s call `execution_id` (`None` until it exists, or
+    /// for another tenant).
     pub async fn call_analysis(
         &self,
         tenant: Uuid,
+        provider: &str,
         execution_id: &str,
     ) -> Result<Option<LeadAnalyticsView>, Error> {
-        self.lead_analytics(tenant, AnalysisKind::Individual, execution_id)
-            .await
+        self.lead_analytics(
+            tenant,
+            AnalysisKind::Individual,
+            execution_id,
+            Some(provider),
+        )
+        .await
     }
 
     /// The complete analysis of a contact (`None` until it exists, or for another tenant).
@@ -92,7 +99,7 @@ impl ReadStore {
         tenant: Uuid,
         phone: &str,
     ) -> Result<Option<LeadAnalyticsView>, Error> {
-        self.lead_analytics(tenant, AnalysisKind::Complete, phone)
+        self.lead_analytics(tenant, AnalysisKind::Complete, phone, None)
             .await
     }
 
@@ -101,26 +108,32 @@ impl ReadStore {
         tenant: Uuid,
         kind: AnalysisKind,
         key: &str,
+        provider: Option<&str>,
     ) -> Result<Option<LeadAnalyticsView>, Error> {
         let client = self.client().await?;
+        // A complete row is the contact's whatever its `provider` (the fold writes one per
+        // phone); an individual row is one provider's call's.
         let sql = format!(
-            "SELECT {} FROM lead_analytics
-              WHERE user_id = $1 AND analysis_type = $2 AND key = $3",
+            "SELECT {}, provider FROM lead_analytics
+              WHERE user_id = $1 AND analysis_type = $2 AND key = $3
+                AND ($4::text IS NULL OR provider = $4)
+              ORDER BY position DESC LIMIT 1",
             LEAD_COLUMNS.join(", ")
         );
         let row = client
-            .query_opt(&sql, &[&tenant, &kind.as_str(), &key])
+            .query_opt(&sql, &[&tenant, &kind.as_str(), &key, &provider])
             .await?;
         row.as_ref().map(lead_view).transpose()
     }
 
-    /// Everything needed to analyse call `execution_id` of `user_id` (`None` when the call or
+    /// Everything needed to analyse `provider`'s call `execution_id` of `user_id` (`None` when the call or
     /// its transcript does not exist). For a complete analysis also the call's individual
     /// analysis and at most `max_previous` of the contact's other analysed calls.
     #[tracing::instrument(skip_all, fields(%execution_id, kind = kind.as_str()), err)]
     pub async fn analysis_context(
         &self,
         user_id: Uuid,
+        provider: &str,
         execution_id: &str,
         kind: AnalysisKind,
         max_previous: i64,
@@ -132,10 +145,11 @@ impl ReadStore {
                         k.name, k.email, k.company, u.individual_prompt_id, u.complete_prompt_id
                    FROM calls c
                    JOIN transcripts t ON t.user_id = c.user_id AND t.execution_id = c.execution_id
+                    AND t.provider = c.provider
                    LEFT JOIN contacts k ON k.user_id = c.user_id AND k.phone_number = c.phone_number
                    LEFT JOIN users u ON u.id = c.user_id
-                  WHERE c.user_id = $1 AND c.execution_id = $2",
-                &[&user_id, &execution_id],
+                  WHERE c.user_id = $1 AND c.execution_id = $2 AND c.provider = $3",
+                &[&user_id, &execution_id, &provider],
             )
             .await?;
         let Some(row) = row else {
@@ -165,29 +179,47 @@ impl ReadStore {
             return Ok(Some(context));
         }
         context.current = self
-            .lead_analytics(user_id, AnalysisKind::Individual, execution_id)
+            .lead_analytics(
+                user_id,
+                AnalysisKind::Individual,
+                execution_id,
+                Some(provider),
+            )
             .await?
             .map(analysis_of);
         let Some(phone) = phone_number else {
             return Ok(Some(context));
         };
-        let columns: Vec<String> = LEAD_COLUMNS.iter().map(|c| format!("la.{c}")).collect();
+        let columns: Vec<String> = LEAD_COLUMNS
+            .iter()
+            .chain(&["provider"])
+            .map(|c| format!("la.{c}"))
+            .collect();
         let sql = format!(
             "SELECT c.created_at AS call_created_at, c.duration_seconds AS call_duration_seconds,
                     t.content AS transcript, count(*) OVER () AS analysed_calls, {}
                FROM calls c
                JOIN transcripts t ON t.user_id = c.user_id AND t.execution_id = c.execution_id
+                AND t.provider = c.provider
                JOIN lead_analytics la ON la.user_id = c.user_id
                 AND la.analysis_type = 'individual' AND la.key = c.execution_id
-              WHERE c.user_id = $1 AND c.phone_number = $2 AND c.execution_id <> $3
-              ORDER BY c.created_at DESC, c.execution_id DESC
+                AND la.provider = c.provider
+              WHERE c.user_id = $1 AND c.phone_number = $2
+                AND (c.execution_id, c.provider) <> ($3, $5)
+              ORDER BY c.created_at DESC, c.execution_id DESC, c.provider DESC
               LIMIT $4",
             columns.join(", ")
         );
         let rows = client
             .query(
                 &sql,
-                &[&user_id, &phone, &execution_id, &max_previous.max(0)],
+                &[
+                    &user_id,
+                    &phone,
+                    &execution_id,
+                    &max_previous.max(0),
+                    &provider,
+                ],
             )
             .await?;
         for row in rows.iter().rev() {
@@ -215,14 +247,16 @@ fn seconds(duration: i64) -> Option<f64> {
         .map(f64::from)
 }
 
-/// Reads a [`LeadAnalyticsView`] from `r`, which holds the [`LEAD_COLUMNS`] (by name).
+/// Reads a [`LeadAnalyticsView`] from `r`, which holds the [`LEAD_COLUMNS`] and `provider`
+/// (by name).
 fn lead_view(r: &Row) -> Result<LeadAnalyticsView, Error> {
     let analysis_type: String = r.try_get("analysis_type")?;
     let execution_id: String = r.try_get("execution_id")?;
-    let (individual, complete) = if analysis_type == "complete" {
-        (None, Some(execution_id))
+    let provider: String = r.try_get("provider")?;
+    let (individual, complete, provider) = if analysis_type == "complete" {
+        (None, Some(execution_id), None)
     } else {
-        (Some(execution_id), None)
+        (Some(execution_id), None, Some(provider))
     };
     let tag: &str = r.try_get("lead_status_tag")?;
     let lead_status_tag = LeadStatusTag::parse(tag).ok_or_else(|| Error::CorruptRow {
@@ -246,6 +280,7 @@ fn lead_view(r: &Row) -> Result<LeadAnalyticsView, Error> {
     Ok(LeadAnalyticsView {
         analysis_type,
         execution_id: individual,
+        provider,
         latest_execution_id: complete,
         user_id: r.try_get("user_id")?,
         phone_number: r.try_get("phone_number")?,

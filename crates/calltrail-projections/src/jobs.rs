@@ -96,7 +96,7 @@ pub(crate) async fn enqueue(tx: &Transaction<'_>, jobs: &[JobRequest]) -> Result
                 (user_id, kind, provider, execution_id, phone_number, call_created_at)
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                               $6::timestamptz[])
-         ON CONFLICT (user_id, kind, execution_id) DO NOTHING",
+         ON CONFLICT (user_id, kind, provider, execution_id) DO NOTHING",
         &[&user_id, &kind, &provider, &execution_id, &phone, &created],
     )
     .await?;
@@ -155,7 +155,7 @@ impl AnalysisJobs {
                            updated_at = now()
                       FROM claimed c
                      WHERE c.kind = 'individual' AND t.user_id = c.user_id
-                       AND t.execution_id = c.execution_id
+                       AND t.execution_id = c.execution_id AND t.provider = c.provider
                        AND t.analysis_status IN ('pending', 'failed')
                  )
                  SELECT * FROM claimed",
@@ -246,8 +246,9 @@ impl AnalysisJobs {
                 "UPDATE transcripts
                     SET analysis_status = 'pending', updated_at = now(),
                         analysis_error = coalesce($3, analysis_error)
-                  WHERE user_id = $1 AND execution_id = $2 AND analysis_status = 'processing'",
-                &[&job.user_id, &job.execution_id, &reason],
+                  WHERE user_id = $1 AND execution_id = $2 AND provider = $4
+                    AND analysis_status = 'processing'",
+                &[&job.user_id, &job.execution_id, &reason, &job.provider],
             )
             .await?;
         }
@@ -272,8 +273,9 @@ impl AnalysisJobs {
             tx.execute(
                 "UPDATE transcripts
                     SET analysis_status = 'failed', analysis_error = $3, updated_at = now()
-                  WHERE user_id = $1 AND execution_id = $2 AND analysis_status <> 'completed'",
-                &[&job.user_id, &job.execution_id, &reason],
+                  WHERE user_id = $1 AND execution_id = $2 AND provider = $4
+                    AND analysis_status <> 'completed'",
+                &[&job.user_id, &job.execution_id, &reason, &job.provider],
             )
             .await?;
         }
@@ -292,13 +294,14 @@ impl AnalysisJobs {
                        SET state = 'pending', attempts = 0, next_attempt_at = now(),
                            lease_until = NULL, updated_at = now()
                      WHERE state = 'failed' AND ($1::text IS NULL OR execution_id = $1)
-                    RETURNING user_id, kind, execution_id
+                    RETURNING user_id, kind, provider, execution_id
                  ), marked AS (
                     UPDATE transcripts t
                        SET analysis_status = 'pending', analysis_error = NULL, updated_at = now()
                       FROM requeued r
                      WHERE r.kind = 'individual' AND t.user_id = r.user_id
-                       AND t.execution_id = r.execution_id AND t.analysis_status = 'failed'
+                       AND t.execution_id = r.execution_id AND t.provider = r.provider
+                       AND t.analysis_status = 'failed'
                  )
                  SELECT count(*) AS requeued FROM requeued",
                 &[&execution_id],

@@ -72,7 +72,7 @@ pub struct DayCounts {
 
 const KPIS: &str = "
 WITH w AS (
-    SELECT execution_id, phone_number, call_lifecycle_status, duration_seconds, credits_used,
+    SELECT execution_id, provider, phone_number, call_lifecycle_status, duration_seconds, credits_used,
            (call_answered_at IS NOT NULL OR call_disconnected_at IS NOT NULL OR duration_seconds > 0) AS connected
       FROM calls
      WHERE user_id = $1
@@ -89,7 +89,7 @@ WITH w AS (
       FROM w
 ), analysed AS (
     SELECT count(*) AS n
-      FROM lead_analytics la JOIN w ON la.key = w.execution_id
+      FROM lead_analytics la JOIN w ON la.key = w.execution_id AND la.provider = w.provider
      WHERE la.user_id = $1 AND la.analysis_type = 'individual'
 ), tags AS (
     SELECT count(*) FILTER (WHERE la.lead_status_tag = 'Hot') AS hot,

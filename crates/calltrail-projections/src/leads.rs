@@ -81,7 +81,7 @@ impl ReadStore {
                    FROM calls c
                    JOIN lead_analytics la
                      ON la.user_id = c.user_id AND la.analysis_type = 'individual'
-                    AND la.key = c.execution_id
+                    AND la.key = c.execution_id AND la.provider = c.provider
                   WHERE c.user_id = $1 AND c.phone_number = $2
                   ORDER BY la.analysis_timestamp DESC, la.execution_id DESC
                   LIMIT $3",

@@ -64,7 +64,7 @@ pub mod views;
 pub use error::{DbError, Error};
 pub use jobs::AnalysisJobs;
 pub use projector::{BatchOutcome, Projector, ProjectorConfig, ProjectorMetrics, READ_MODELS};
-pub use queries::{CallFilter, CallSort};
+pub use queries::{CallFilter, CallSort, Lookup};
 pub use replay::{replay, ReplayOptions, ReplaySummary};
 pub use store::ReadStore;
 pub use tenancy::{IssuedCredentials, NewUser, Tenancy, UserPrompts};

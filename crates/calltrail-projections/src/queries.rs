@@ -18,15 +18,16 @@ pub const MAX_CREDIT_TRANSACTIONS: i64 = 1000;
 
 /// The columns of a [`CallView`], in the order [`call_view`] reads them.
 pub(crate) const CALL_COLUMNS: &str =
-    "execution_id, agent_id, user_id, contact_id, phone_number, lead_type,
+    "execution_id, provider, agent_id, user_id, contact_id, phone_number, lead_type,
     call_lifecycle_status, status, duration_seconds, duration_minutes, credits_used, hangup_by,
     hangup_reason, hangup_provider_code, recording_url, ringing_started_at, call_answered_at,
     call_disconnected_at, completed_at, created_at, updated_at, campaign_id, attribution, anomalies,
     (SELECT count(*) FROM event_conflicts ec
-      WHERE ec.tenant_id = calls.user_id AND ec.stream_id = calls.execution_id) AS conflicts";
+      WHERE ec.tenant_id = calls.user_id AND ec.stream_id = calls.execution_id
+        AND ec.provider = calls.provider) AS conflicts";
 
-const CONTACT_COLUMNS: &str =
-    "id, phone_number, name, email, company, not_connected, auto_created_from_call_id, created_at";
+const CONTACT_COLUMNS: &str = "id, phone_number, name, email, company, not_connected,
+    auto_created_from_call_id, auto_created_from_provider, created_at";
 
 /// Filters of `GET /v1/calls` (all optional; `from`/`to` half-open on `created_at`).
 #[derive(Debug, Clone, Default)]
@@ -47,13 +48,15 @@ pub struct CallFilter {
     pub campaign_id: Option<Uuid>,
     /// Only attributed (`true`) or unattributed (`false`) calls.
     pub attributed: Option<bool>,
+    /// Only this provider's calls (`bolna`, `vapi`, …).
+    pub provider: Option<String>,
     /// The order of the list (not a filter, but it travels with them: an export of the list
     /// follows it too).
     pub sort: CallSort,
 }
 
-/// The order of a calls list. Every order ends in `created_at, execution_id`, so it is total
-/// and keyset pagination never skips or repeats a call.
+/// The order of a calls list. Every order ends in `created_at, execution_id, provider`, so it
+/// is total (two providers may use one id) and keyset pagination never skips or repeats a call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CallSort {
     /// Newest first (the default).
@@ -98,24 +101,32 @@ impl CallSort {
     /// `ORDER BY` of this sort.
     pub(crate) fn order_by(self) -> &'static str {
         match self {
-            CallSort::Newest => "created_at DESC, execution_id DESC",
-            CallSort::Oldest => "created_at, execution_id",
-            CallSort::Longest => "duration_seconds DESC, created_at DESC, execution_id DESC",
-            CallSort::Shortest => "duration_seconds, created_at, execution_id",
-            CallSort::Status => "status, created_at DESC, execution_id DESC",
+            CallSort::Newest => "created_at DESC, execution_id DESC, provider DESC",
+            CallSort::Oldest => "created_at, execution_id, provider",
+            CallSort::Longest => {
+                "duration_seconds DESC, created_at DESC, execution_id DESC, provider DESC"
+            }
+            CallSort::Shortest => "duration_seconds, created_at, execution_id, provider",
+            CallSort::Status => "status, created_at DESC, execution_id DESC, provider DESC",
         }
     }
 
-    /// The keyset condition "after the cursor's row" with `?` for the key, time and id
-    /// (the key only for the sorts that have one).
-    fn after(self) -> &'static str {
+    /// The keyset condition "after the cursor's row" with `?` for the key, time, id and
+    /// provider (the key only for the sorts that have one). A cursor issued before calls had
+    /// a provider has none: it resumes after every call of its time and id.
+    fn after(self, with_provider: bool) -> String {
+        let (tie, marks) = if with_provider {
+            ("created_at, execution_id, provider", "?, ?, ?")
+        } else {
+            ("created_at, execution_id", "?, ?")
+        };
         match self {
-            CallSort::Newest => " AND (created_at, execution_id) < (?, ?)",
-            CallSort::Oldest => " AND (created_at, execution_id) > (?, ?)",
-            CallSort::Longest => " AND (duration_seconds, created_at, execution_id) < (?, ?, ?)",
-            CallSort::Shortest => " AND (duration_seconds, created_at, execution_id) > (?, ?, ?)",
+            CallSort::Newest => format!(" AND ({tie}) < ({marks})"),
+            CallSort::Oldest => format!(" AND ({tie}) > ({marks})"),
+            CallSort::Longest => format!(" AND (duration_seconds, {tie}) < (?, {marks})"),
+            CallSort::Shortest => format!(" AND (duration_seconds, {tie}) > (?, {marks})"),
             CallSort::Status => {
-                " AND (status > ? OR (status = ? AND (created_at, execution_id) < (?, ?)))"
+                format!(" AND (status > ? OR (status = ? AND ({tie}) < ({marks})))")
             }
         }
     }
@@ -129,7 +140,14 @@ struct CallCursor {
     status: String,
     created_at: DateTime<Utc>,
     execution_id: String,
+    /// `None` in a cursor issued before calls had a provider.
+    provider: Option<String>,
 }
+
+/// Separates the call id from the provider in a cursor: PostgreSQL text never holds U+0000,
+/// so no id contains it, and a cursor without it (issued before calls had a provider) still
+/// reads.
+const PROVIDER_SEPARATOR: char = '\0';
 
 impl CallCursor {
     fn of(sort: CallSort, call: &CallView) -> Self {
@@ -139,6 +157,29 @@ impl CallCursor {
             status: call.status.clone(),
             created_at: call.created_at,
             execution_id: call.execution_id.clone(),
+            provider: Some(call.provider.clone()),
+        }
+    }
+
+    /// The id part of the cursor: the call id, then the provider after the separator.
+    fn id_part(&self) -> String {
+        match &self.provider {
+            Some(provider) => format!("{}{PROVIDER_SEPARATOR}{provider}", self.execution_id),
+            None => self.execution_id.clone(),
+        }
+    }
+
+    /// Splits a cursor's id part back into the call id and provider.
+    fn set_id_part(&mut self, id: &str) {
+        match id.split_once(PROVIDER_SEPARATOR) {
+            Some((execution_id, provider)) => {
+                execution_id.clone_into(&mut self.execution_id);
+                self.provider = Some(provider.to_owned());
+            }
+            None => {
+                id.clone_into(&mut self.execution_id);
+                self.provider = None;
+            }
         }
     }
 
@@ -154,7 +195,7 @@ impl CallCursor {
             "{}:{}:{key}:{micros}:{}",
             List::Calls.name(),
             self.sort.name(),
-            self.execution_id
+            self.id_part()
         );
         hex::encode(text)
     }
@@ -168,6 +209,7 @@ impl CallCursor {
             status: String::new(),
             created_at: DateTime::UNIX_EPOCH,
             execution_id: String::new(),
+            provider: None,
         };
         let bytes = hex::decode(cursor.trim()).map_err(|_| invalid_cursor())?;
         let text = String::from_utf8(bytes).map_err(|_| invalid_cursor())?;
@@ -196,7 +238,7 @@ impl CallCursor {
         }
         let micros: i64 = micros.parse().map_err(|_| invalid_cursor())?;
         out.created_at = DateTime::from_timestamp_micros(micros).ok_or_else(invalid_cursor)?;
-        id.clone_into(&mut out.execution_id);
+        out.set_id_part(id);
         Ok(out)
     }
 }
@@ -228,7 +270,11 @@ impl ReadStore {
                 CallSort::Status => vec![&after.status, &after.status],
             };
             values.extend([param(&after.created_at), param(&after.execution_id)]);
-            add_params(&mut sql, &mut params, sort.after(), &values);
+            if let Some(provider) = &after.provider {
+                values.push(provider);
+            }
+            let clause = sort.after(after.provider.is_some());
+            add_params(&mut sql, &mut params, &clause, &values);
         }
         sql.push_str(" ORDER BY ");
         sql.push_str(sort.order_by());
@@ -241,28 +287,44 @@ impl ReadStore {
         Ok(Page { items, next_cursor })
     }
 
-    /// One call with its timeline.
+    /// One call with its timeline: `provider`'s call `execution_id`, or with no provider the
+    /// call of any provider with that id. The call and its timeline are read in one
+    /// repeatable-read transaction, so they are one consistent snapshot.
     pub async fn get_call(
         &self,
         tenant: Uuid,
+        provider: Option<&str>,
         execution_id: &str,
-    ) -> Result<Option<CallDetail>, Error> {
-        let client = self.client().await?;
-        let call_sql =
-            format!("SELECT {CALL_COLUMNS} FROM calls WHERE user_id = $1 AND execution_id = $2");
-        let key: [&(dyn ToSql + Sync); 2] = [&tenant, &execution_id];
-        let (call, events) = tokio::try_join!(
-            client.query_opt(&call_sql, &key),
-            client.query(
-                "SELECT event_type, occurred_at, recorded_at, position FROM call_events
-                  WHERE user_id = $1 AND execution_id = $2
-                  ORDER BY occurred_at, position",
-                &key,
-            ),
-        )?;
-        let Some(call) = call else {
-            return Ok(None);
+    ) -> Result<Lookup<CallDetail>, Error> {
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await?;
+        let call_sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls
+              WHERE user_id = $1 AND execution_id = $2 AND ($3::text IS NULL OR provider = $3)
+              ORDER BY provider"
+        );
+        let calls = tx
+            .query(&call_sql, &[&tenant, &execution_id, &provider])
+            .await?;
+        let call = match one_of(&calls, |r| r.try_get("provider"))? {
+            Lookup::Found(row) => call_view(row)?,
+            Lookup::Missing => return Ok(Lookup::Missing),
+            Lookup::Ambiguous(providers) => return Ok(Lookup::Ambiguous(providers)),
         };
+        let events = tx
+            .query(
+                "SELECT event_type, occurred_at, recorded_at, position FROM call_events
+                  WHERE user_id = $1 AND execution_id = $2 AND provider = $3
+                  ORDER BY occurred_at, position",
+                &[&tenant, &execution_id, &call.provider],
+            )
+            .await?;
+        tx.commit().await?;
         let events = events
             .iter()
             .map(|r| {
@@ -274,59 +336,94 @@ impl ReadStore {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        Ok(Some(CallDetail {
-            call: call_view(&call)?,
-            events,
-        }))
+        Ok(Lookup::Found(CallDetail { call, events }))
     }
 
-    /// A call's lifecycle status, when the tenant has the call (what a 404 for its missing
+    /// `provider`'s call's lifecycle status, when the tenant has the call (what a 404 for its missing
     /// transcript or analysis says).
     pub async fn call_lifecycle_status(
         &self,
         tenant: Uuid,
+        provider: &str,
         execution_id: &str,
     ) -> Result<Option<String>, Error> {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT call_lifecycle_status FROM calls WHERE user_id = $1 AND execution_id = $2",
-                &[&tenant, &execution_id],
+                "SELECT call_lifecycle_status FROM calls
+                  WHERE user_id = $1 AND execution_id = $2 AND provider = $3",
+                &[&tenant, &execution_id, &provider],
             )
             .await?;
         row.map(|r| Ok(r.try_get("call_lifecycle_status")?))
             .transpose()
     }
 
-    /// A call's transcript.
+    /// The provider of the tenant's call `execution_id` (the one asked for, when `provider` is
+    /// given): missing, one, or several providers' calls with that id.
+    pub async fn call_provider(
+        &self,
+        tenant: Uuid,
+        provider: Option<&str>,
+        execution_id: &str,
+    ) -> Result<Lookup<String>, Error> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT provider FROM calls
+                  WHERE user_id = $1 AND execution_id = $2 AND ($3::text IS NULL OR provider = $3)
+                  ORDER BY provider",
+                &[&tenant, &execution_id, &provider],
+            )
+            .await?;
+        Ok(match one_of(&rows, |r| r.try_get("provider"))? {
+            Lookup::Found(row) => Lookup::Found(row.try_get("provider")?),
+            Lookup::Missing => Lookup::Missing,
+            Lookup::Ambiguous(providers) => Lookup::Ambiguous(providers),
+        })
+    }
+
+    /// A call's transcript (`provider`'s call, or the call of any provider with that id);
+    /// missing until the call has one.
     pub async fn get_transcript(
         &self,
         tenant: Uuid,
+        provider: Option<&str>,
         execution_id: &str,
-    ) -> Result<Option<TranscriptView>, Error> {
+    ) -> Result<Lookup<TranscriptView>, Error> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT t.content, t.analysis_status, t.analysis_error,
+        let rows = client
+            .query(
+                "SELECT c.provider, t.content, t.analysis_status, t.analysis_error,
                         (SELECT j.next_attempt_at FROM analysis_jobs j
                           WHERE j.user_id = t.user_id AND j.execution_id = t.execution_id
+                            AND j.provider = t.provider
                             AND j.kind = 'individual' AND j.state = 'pending'
                             AND j.attempts > 0 AND t.analysis_status = 'pending'
                           ORDER BY j.id DESC LIMIT 1) AS next_attempt_at
-                   FROM transcripts t
-                  WHERE t.user_id = $1 AND t.execution_id = $2",
-                &[&tenant, &execution_id],
+                   FROM calls c
+                   LEFT JOIN transcripts t ON t.user_id = c.user_id
+                    AND t.execution_id = c.execution_id AND t.provider = c.provider
+                  WHERE c.user_id = $1 AND c.execution_id = $2
+                    AND ($3::text IS NULL OR c.provider = $3)
+                  ORDER BY c.provider",
+                &[&tenant, &execution_id, &provider],
             )
             .await?;
-        row.map(|r| {
-            Ok(TranscriptView {
-                content: r.try_get("content")?,
-                analysis_status: r.try_get("analysis_status")?,
-                analysis_error: r.try_get("analysis_error")?,
-                next_attempt_at: r.try_get("next_attempt_at")?,
-            })
-        })
-        .transpose()
+        let row = match one_of(&rows, |r| r.try_get("provider"))? {
+            Lookup::Found(row) => row,
+            Lookup::Missing => return Ok(Lookup::Missing),
+            Lookup::Ambiguous(providers) => return Ok(Lookup::Ambiguous(providers)),
+        };
+        let Some(content) = row.try_get::<_, Option<String>>("content")? else {
+            return Ok(Lookup::Missing);
+        };
+        Ok(Lookup::Found(TranscriptView {
+            content,
+            analysis_status: row.try_get("analysis_status")?,
+            analysis_error: row.try_get("analysis_error")?,
+            next_attempt_at: row.try_get("next_attempt_at")?,
+        }))
     }
 
     /// Contacts newest first, keyset-paginated.
@@ -485,6 +582,44 @@ impl ReadStore {
     }
 }
 
+/// What a call id names for a tenant: call ids of different providers may be equal
+/// (CONTRACT §5), so an id without a provider can name several calls.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup<T> {
+    /// No such call (or none of the provider asked for, or another tenant's).
+    Missing,
+    /// The one call's value.
+    Found(T),
+    /// Calls of several providers have this id: the providers, sorted.
+    Ambiguous(Vec<String>),
+}
+
+impl<T> Lookup<T> {
+    /// The value when found, `None` when missing or ambiguous.
+    pub fn found(self) -> Option<T> {
+        match self {
+            Lookup::Found(value) => Some(value),
+            Lookup::Missing | Lookup::Ambiguous(_) => None,
+        }
+    }
+}
+
+/// The one row of `rows` (ordered by provider), or the providers of all of them.
+fn one_of(
+    rows: &[Row],
+    provider: impl Fn(&Row) -> Result<String, tokio_postgres::Error>,
+) -> Result<Lookup<&Row>, Error> {
+    match rows {
+        [] => Ok(Lookup::Missing),
+        [row] => Ok(Lookup::Found(row)),
+        rows => Ok(Lookup::Ambiguous(
+            rows.iter()
+                .map(|r| provider(r).map_err(Error::from))
+                .collect::<Result<_, _>>()?,
+        )),
+    }
+}
+
 /// The filter's phone in E.164 when it parses (else as given, trimmed: it matches nothing).
 pub(crate) fn normalized_phone(filter: &CallFilter) -> Option<String> {
     filter.phone.as_deref().map(|p| {
@@ -499,7 +634,7 @@ pub(crate) fn filter_conditions<'a>(
     sql: &mut String,
     params: &mut Vec<&'a (dyn ToSql + Sync)>,
 ) {
-    let conditions: [(&str, Option<&(dyn ToSql + Sync)>); 7] = [
+    let conditions: [(&str, Option<&(dyn ToSql + Sync)>); 8] = [
         (" AND status = ?", filter.status.as_ref().map(param)),
         (
             " AND call_lifecycle_status = ?",
@@ -513,6 +648,7 @@ pub(crate) fn filter_conditions<'a>(
             " AND campaign_id = ?",
             filter.campaign_id.as_ref().map(param),
         ),
+        (" AND provider = ?", filter.provider.as_ref().map(param)),
     ];
     for (clause, value) in conditions {
         if let Some(value) = value {
@@ -579,6 +715,7 @@ pub(crate) fn next_page<T>(
 pub(crate) fn call_view(r: &Row) -> Result<CallView, Error> {
     Ok(CallView {
         execution_id: r.try_get("execution_id")?,
+        provider: r.try_get("provider")?,
         agent_id: r.try_get("agent_id")?,
         user_id: r.try_get("user_id")?,
         contact_id: r.try_get("contact_id")?,
@@ -615,6 +752,7 @@ fn contact_view(r: &Row) -> Result<ContactView, Error> {
         company: r.try_get("company")?,
         not_connected: r.try_get("not_connected")?,
         auto_created_from_call_id: r.try_get("auto_created_from_call_id")?,
+        auto_created_from_provider: r.try_get("auto_created_from_provider")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -697,6 +835,7 @@ mod tests {
             status: String::new(),
             created_at: at,
             execution_id: id.into(),
+            provider: Some("bolna".into()),
         }
         .encode();
         assert!(decode_cursor(List::Contacts, &calls).is_err());
@@ -722,6 +861,7 @@ mod tests {
                 },
                 created_at: at,
                 execution_id: "b3f1:c2d4".into(),
+                provider: Some("vapi".into()),
             };
             let encoded = cursor.encode();
             assert!(encoded.chars().all(|c| c.is_ascii_hexdigit()));
@@ -737,6 +877,13 @@ mod tests {
                 );
             }
         }
+        // A cursor issued before calls had a provider still reads, without one.
+        let old = hex::encode(format!("calls:newest::{}:b3f1:c2d4", at.timestamp_micros()));
+        let decoded = CallCursor::decode(CallSort::Newest, &old).ok();
+        assert_eq!(
+            decoded.map(|c| (c.execution_id, c.provider)),
+            Some(("b3f1:c2d4".to_owned(), None))
+        );
         assert_eq!(CallSort::parse("longest"), Some(CallSort::Longest));
         assert_eq!(CallSort::parse("LONGEST"), None);
     }

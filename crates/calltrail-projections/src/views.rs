@@ -8,8 +8,11 @@ use uuid::Uuid;
 /// A call (CONTRACT §3 "Call").
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CallView {
-    /// The provider's execution id.
+    /// The provider's execution id (its call id).
     pub execution_id: String,
+    /// The provider whose call it is (`bolna`, `vapi`, `elevenlabs`, `twilio`, `retell`): a
+    /// call is identified by `(provider, execution_id)`.
+    pub provider: String,
     /// The provider's agent id.
     pub agent_id: Option<String>,
     /// Owning user (tenant).
@@ -117,6 +120,8 @@ pub struct ContactView {
     pub not_connected: i64,
     /// The call that created this contact.
     pub auto_created_from_call_id: Option<String>,
+    /// That call's provider.
+    pub auto_created_from_provider: Option<String>,
     /// When the contact was created.
     pub created_at: DateTime<Utc>,
 }
@@ -169,6 +174,9 @@ pub struct LeadAnalyticsView {
     /// The call analysed (individual rows only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution_id: Option<String>,
+    /// That call's provider (individual rows only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
     /// The latest call the analysis includes (complete rows only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latest_execution_id: Option<String>,

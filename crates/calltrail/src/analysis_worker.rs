@@ -134,7 +134,13 @@ impl ResultStore<QueuedJob> for DbResults {
         let max_previous = i64::try_from(max_previous).unwrap_or(i64::MAX);
         let Some(context) = self
             .store
-            .analysis_context(job.user_id, &job.execution_id, job.kind, max_previous)
+            .analysis_context(
+                job.user_id,
+                &job.provider,
+                &job.execution_id,
+                job.kind,
+                max_previous,
+            )
             .await?
         else {
             return Ok(None);

@@ -26,21 +26,29 @@ pub async fn detail(
     state: web::Data<AppState>,
     session: Session,
     execution_id: web::Path<String>,
+    query: web::Query<crate::calls::CallQuery>,
 ) -> Result<HttpResponse, PageError> {
     let notice: Notice = parse_query(&req)?;
     let execution_id = parse_execution_id(execution_id.into_inner())?;
     let tenant = session.tenant();
     let id = execution_id.clone();
+    let provider = query.provider()?;
     let call = state
-        .read(move |store| async move { store.get_call(tenant, &id).await })
-        .await?
-        .ok_or(ApiError::NotFound)?;
+        .read(move |store| async move { store.get_call(tenant, provider, &id).await })
+        .await?;
+    let call = crate::calls::found(call, &execution_id)?;
     let positions: Vec<i64> = call.events.iter().map(|e| e.position).collect();
     let log = state.log().clone();
     let (id_t, id_a) = (execution_id.clone(), execution_id);
+    let (p_t, p_a) = (call.call.provider.clone(), call.call.provider.clone());
     let (transcript, analysis, payloads, campaigns) = tokio::try_join!(
-        state.read(move |store| async move { store.get_transcript(tenant, &id_t).await }),
-        state.read(move |store| async move { store.call_analysis(tenant, &id_a).await }),
+        state.read(move |store| async move {
+            Ok(store
+                .get_transcript(tenant, Some(&p_t), &id_t)
+                .await?
+                .found())
+        }),
+        state.read(move |store| async move { store.call_analysis(tenant, &p_a, &id_a).await }),
         async {
             state
                 .on_db_runtime(async move { log.payloads(tenant, &positions).await })

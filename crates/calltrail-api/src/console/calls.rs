@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::campaigns::{self, Campaigns};
 use super::dashboard::date_fields;
 use super::dates::{self, DateRange};
-use super::format::{self, call_href, contact_href, dash, duration, with_query};
+use super::format::{self, contact_href, dash, duration, provider_call_href, with_query};
 use super::page::{page, Nav, PageError};
 use super::parse_query;
 use super::session::Session;
@@ -138,6 +138,7 @@ impl ListQuery {
             to: Some(range.to_utc()),
             campaign_id,
             attributed,
+            provider: None,
             sort,
         };
         let mut pairs = vec![("from", range.from_field()), ("to", range.to_field())];
@@ -372,7 +373,7 @@ pub fn calls_table(calls: &[CallView], options: TableOptions<'_>) -> Markup {
                 }
                 tbody {
                     @for (i, call) in calls.iter().enumerate() {
-                        @let href = call_href(&call.execution_id);
+                        @let href = provider_call_href(&call.provider, &call.execution_id);
                         // A selectable row is not a link as a whole: a click beside the
                         // checkbox must not leave the form.
                         tr data-href=[(!options.select).then_some(&href)] {

@@ -93,6 +93,12 @@ pub fn call_href(execution_id: &str) -> String {
     format!("/calls/{}", segment(execution_id))
 }
 
+/// The console page of `provider`'s call (the provider picks it when several providers' calls
+/// have the id).
+pub fn provider_call_href(provider: &str, execution_id: &str) -> String {
+    format!("{}?provider={}", call_href(execution_id), segment(provider))
+}
+
 /// The console page of a contact.
 pub fn contact_href(phone: &str) -> String {
     format!("/contacts/{}", segment(phone))

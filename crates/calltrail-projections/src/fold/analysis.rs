@@ -28,22 +28,23 @@ pub(super) fn fold_analysis(
     decoded: &AnalysisDecoded,
 ) {
     let user_id = event.tenant_id;
-    let call_key = (user_id, event.stream_id.clone());
+    let call_key = super::call_key(event);
     match decoded {
         AnalysisDecoded::Recorded(r) => {
-            let key = match r.kind {
-                AnalysisKind::Individual => event.stream_id.clone(),
+            let (key, provider) = match r.kind {
+                AnalysisKind::Individual => (event.stream_id.clone(), event.provider.clone()),
                 AnalysisKind::Complete => match &r.phone_number {
-                    Some(phone) => phone.clone(),
+                    Some(phone) => (phone.clone(), String::new()),
                     None => return,
                 },
             };
             changes.lead_analytics.insert(
-                (user_id, r.kind.as_str(), key.clone()),
+                (user_id, r.kind.as_str(), key.clone(), provider.clone()),
                 LeadAnalyticsRow {
                     user_id,
                     analysis_type: r.kind.as_str(),
                     key,
+                    provider,
                     execution_id: event.stream_id.clone(),
                     phone_number: r.phone_number.clone(),
                     previous_calls_analyzed: r.previous_calls_analyzed,

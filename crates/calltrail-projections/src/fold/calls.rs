@@ -43,7 +43,7 @@ pub(super) fn fold_call(
         bounded = copy;
         &bounded
     };
-    let key = (event.tenant_id, event.stream_id.clone());
+    let key = super::call_key(event);
     let record = snapshot.calls.entry(key.clone()).or_default();
     let charged_before = credits(record);
     // Only an event that carries a transcript can change it: the copy is made only then.
@@ -145,6 +145,7 @@ fn touch_contact(
             company: ContactDetail::default(),
             not_connected: 0,
             auto_created_from_call_id: Some(event.stream_id.clone()),
+            auto_created_from_provider: Some(event.provider.clone()),
             created_at: event.occurred_at,
         });
     let at = call.occurred_at;
@@ -218,6 +219,7 @@ pub fn contact_id(user_id: Uuid, phone: &str) -> Uuid {
 pub(super) fn timeline_row(event: &StoredEvent) -> TimelineRow {
     TimelineRow {
         user_id: event.tenant_id,
+        provider: event.provider.clone(),
         execution_id: event.stream_id.clone(),
         event_type: event.event_type.clone(),
         occurred_at: event.occurred_at,

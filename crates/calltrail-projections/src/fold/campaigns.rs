@@ -53,7 +53,9 @@ pub(super) fn fold_campaign(changes: &mut Changes, event: &StoredEvent, decoded:
         }
         CampaignDecoded::AttributionSet(set) => {
             for call in &set.calls {
-                scope.calls.insert((user_id, call.execution_id.clone()));
+                scope
+                    .calls
+                    .insert((user_id, call.provider.clone(), call.execution_id.clone()));
                 rows.attributions.push(ManualAttribution {
                     user_id,
                     call: call.clone(),

@@ -47,11 +47,11 @@ pub fn needs(batch: &DecodedBatch<'_>) -> Needs {
     for (event, decoded) in batch {
         match decoded {
             Ok(Decoded::Call(_)) => {
-                calls.push((event.tenant_id, event.stream_id.clone()));
+                calls.push(call_key(event));
                 users.push(event.tenant_id);
             }
             Ok(Decoded::Other | Decoded::Analysis(_)) => {
-                calls.push((event.tenant_id, event.stream_id.clone()));
+                calls.push(call_key(event));
             }
             Ok(Decoded::Grant { .. } | Decoded::Adjustment { .. }) => {
                 users.push(event.tenant_id);
@@ -91,7 +91,7 @@ pub fn contact_needs(
             keys.push((user, phone.as_str().to_owned()));
         }
         let stored = calls
-            .get(&(user, event.stream_id.clone()))
+            .get(&call_key(event))
             .and_then(|record| record.state.phone_number.as_ref());
         if let Some(phone) = stored {
             keys.push((user, phone.as_str().to_owned()));
@@ -159,14 +159,12 @@ pub fn fold_batch(snapshot: &mut Snapshot, batch: &DecodedBatch<'_>, rules: Rule
                 campaigns::fold_campaign(&mut changes, event, campaign);
             }
             Ok(Decoded::Other) => {
-                let key = (event.tenant_id, event.stream_id.clone());
-                if snapshot.calls.contains_key(&key) {
+                if snapshot.calls.contains_key(&call_key(event)) {
                     changes.timeline.push(calls::timeline_row(event));
                 }
             }
             Ok(Decoded::Analysis(analysis)) => {
-                let key = (event.tenant_id, event.stream_id.clone());
-                if snapshot.calls.contains_key(&key) {
+                if snapshot.calls.contains_key(&call_key(event)) {
                     changes.timeline.push(calls::timeline_row(event));
                 }
                 analysis::fold_analysis(snapshot, &mut changes, event, analysis);
@@ -174,6 +172,17 @@ pub fn fold_batch(snapshot: &mut Snapshot, batch: &DecodedBatch<'_>, rules: Rule
         }
     }
     changes
+}
+
+/// The key of the call an event belongs to: its tenant, provider and stream id. Events
+/// calltrail writes about a call (`analysis.*`) carry the call's provider, so they find it;
+/// one under provider `calltrail` names no call.
+pub fn call_key(event: &calltrail_eventlog::StoredEvent) -> CallKey {
+    (
+        event.tenant_id,
+        event.provider.clone(),
+        event.stream_id.clone(),
+    )
 }
 
 /// A credit grant or an operator's adjustment: the balance moves by `amount` and a `kind`

@@ -10,12 +10,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-/// A call's key: tenant and the provider's execution id (the event's stream id).
-pub type CallKey = (Uuid, String);
+/// A call's key: tenant, provider (the event's `provider`) and the provider's call id (the
+/// event's stream id). Calls of different providers never share a key (CONTRACT §5).
+pub type CallKey = (Uuid, String, String);
 /// A contact's key: tenant and E.164 phone number.
 pub type ContactKey = (Uuid, String);
-/// Key of a `lead_analytics` row: user, `individual`/`complete`, execution id or phone.
-pub type LeadKey = (Uuid, &'static str, String);
+/// Key of a `lead_analytics` row: user, `individual`/`complete`, execution id or phone, and
+/// the call's provider (individual) or `""` (complete: one row per contact).
+pub type LeadKey = (Uuid, &'static str, String, String);
 
 /// A call row as the fold sees it: the core state plus what the row adds.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -61,6 +63,8 @@ pub struct ContactRecord {
     pub not_connected: i64,
     /// The call whose event created it.
     pub auto_created_from_call_id: Option<String>,
+    /// That call's provider.
+    pub auto_created_from_provider: Option<String>,
     /// Event time of that event.
     pub created_at: DateTime<Utc>,
 }
@@ -213,6 +217,8 @@ impl AnomalyNote {
 pub struct TimelineRow {
     /// The user.
     pub user_id: Uuid,
+    /// The call's provider.
+    pub provider: String,
     /// The call.
     pub execution_id: String,
     /// Event type.
@@ -249,6 +255,8 @@ pub struct LeadAnalyticsRow {
     pub analysis_type: &'static str,
     /// Execution id (individual) or phone (complete).
     pub key: String,
+    /// The call's provider (individual), `""` (complete: the key is the contact's).
+    pub provider: String,
     /// The call analysed, or the latest call a complete analysis includes.
     pub execution_id: String,
     /// The contact's phone.
@@ -360,7 +368,7 @@ pub struct AttributionScope {
     pub batches: BTreeSet<(Uuid, String)>,
     /// (user, E.164 phone).
     pub phones: BTreeSet<(Uuid, String)>,
-    /// (user, provider's call id).
+    /// (user, provider, provider's call id).
     pub calls: BTreeSet<CallKey>,
 }
 

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::fold::Changes;
 use crate::Error;
 
-/// Derives the attribution of `scope`'s calls (a query yielding `user_id, execution_id`,
+/// Derives the attribution of `scope`'s calls (a query yielding `user_id, provider, execution_id`,
 /// duplicates allowed) and updates those whose answer changed. Returns the rows updated.
 async fn derive(
     client: &impl GenericClient,
@@ -27,14 +27,16 @@ async fn derive(
     let sql = format!(
         "WITH scope AS ({scope}),
          facts AS (
-           SELECT c.user_id, c.execution_id, c.campaign_id AS old_campaign,
+           SELECT c.user_id, c.provider, c.execution_id, c.campaign_id AS old_campaign,
                   c.attribution AS old_attribution, m.campaign_id AS manual,
                   b.campaign_id AS by_batch, p.campaign_id AS by_phone
-             FROM (SELECT DISTINCT user_id, execution_id FROM scope) s
+             FROM (SELECT DISTINCT user_id, provider, execution_id FROM scope) s
              JOIN {schema}.calls c ON c.user_id = s.user_id AND c.execution_id = s.execution_id
+                                  AND c.provider = s.provider
              LEFT JOIN LATERAL (
                 SELECT a.campaign_id FROM {schema}.call_attributions a
                  WHERE a.user_id = c.user_id AND a.execution_id = c.execution_id
+                   AND a.provider = c.provider
                  ORDER BY a.position DESC LIMIT 1) m ON true
              LEFT JOIN LATERAL (
                 SELECT b.campaign_id FROM {schema}.campaign_batches b
@@ -49,7 +51,7 @@ async fn derive(
                 HAVING count(DISTINCT r.campaign_id) = 1) p ON true
          ),
          decided AS (
-           SELECT user_id, execution_id, old_campaign, old_attribution,
+           SELECT user_id, provider, execution_id, old_campaign, old_attribution,
                   CASE WHEN manual IS NOT NULL THEN manual
                        ELSE coalesce(by_batch, by_phone) END AS campaign_id,
                   CASE WHEN manual IS NOT NULL THEN 'manual'
@@ -61,6 +63,7 @@ async fn derive(
             SET campaign_id = d.campaign_id, attribution = d.attribution, updated_at = now()
            FROM decided d
           WHERE c.user_id = d.user_id AND c.execution_id = d.execution_id
+            AND c.provider = d.provider
             AND (d.old_campaign, d.old_attribution) IS DISTINCT FROM (d.campaign_id, d.attribution)"
     );
     Ok(client.execute(&sql, params).await?)
@@ -77,9 +80,11 @@ pub(crate) async fn refresh(
     if changes.calls.is_empty() && scope.is_empty() {
         return Ok(0);
     }
-    let (mut call_users, mut call_ids): (Vec<Uuid>, Vec<&str>) = (vec![], vec![]);
-    for (user, id) in changes.calls.iter().chain(&scope.calls) {
+    let (mut call_users, mut call_providers, mut call_ids): (Vec<Uuid>, Vec<&str>, Vec<&str>) =
+        (vec![], vec![], vec![]);
+    for (user, provider, id) in changes.calls.iter().chain(&scope.calls) {
         call_users.push(*user);
+        call_providers.push(provider);
         call_ids.push(id);
     }
     let (batch_users, batch_ids): (Vec<Uuid>, Vec<&str>) =
@@ -87,14 +92,15 @@ pub(crate) async fn refresh(
     let (phone_users, phones): (Vec<Uuid>, Vec<&str>) =
         scope.phones.iter().map(|(u, p)| (*u, p.as_str())).unzip();
     let query = format!(
-        "SELECT * FROM unnest($1::uuid[], $2::text[]) AS s(user_id, execution_id)
+        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
+                     AS s(user_id, provider, execution_id)
          UNION ALL
-         SELECT c.user_id, c.execution_id FROM {schema}.calls c
-           JOIN unnest($3::uuid[], $4::text[]) AS b(user_id, batch_id)
+         SELECT c.user_id, c.provider, c.execution_id FROM {schema}.calls c
+           JOIN unnest($4::uuid[], $5::text[]) AS b(user_id, batch_id)
              ON c.user_id = b.user_id AND c.batch_id = b.batch_id
          UNION ALL
-         SELECT c.user_id, c.execution_id FROM {schema}.calls c
-           JOIN unnest($5::uuid[], $6::text[]) AS p(user_id, phone_number)
+         SELECT c.user_id, c.provider, c.execution_id FROM {schema}.calls c
+           JOIN unnest($6::uuid[], $7::text[]) AS p(user_id, phone_number)
              ON c.user_id = p.user_id AND c.phone_number = p.phone_number"
     );
     derive(
@@ -103,6 +109,7 @@ pub(crate) async fn refresh(
         &query,
         &[
             &call_users,
+            &call_providers,
             &call_ids,
             &batch_users,
             &batch_ids,
@@ -117,14 +124,14 @@ pub(crate) async fn refresh(
 /// written: they start unattributed).
 pub(crate) async fn refresh_all(client: &impl GenericClient, schema: &str) -> Result<u64, Error> {
     let query = format!(
-        "SELECT c.user_id, c.execution_id FROM {schema}.calls c
+        "SELECT c.user_id, c.provider, c.execution_id FROM {schema}.calls c
            JOIN {schema}.campaign_batches b ON b.user_id = c.user_id AND b.batch_id = c.batch_id
          UNION ALL
-         SELECT c.user_id, c.execution_id FROM {schema}.calls c
+         SELECT c.user_id, c.provider, c.execution_id FROM {schema}.calls c
            JOIN {schema}.campaign_recipients r
              ON r.user_id = c.user_id AND r.phone_number = c.phone_number
          UNION ALL
-         SELECT user_id, execution_id FROM {schema}.call_attributions"
+         SELECT user_id, provider, execution_id FROM {schema}.call_attributions"
     );
     derive(client, schema, &query, &[]).await
 }

@@ -18,26 +18,36 @@ pub(crate) async fn load(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let users: Vec<Uuid> = keys.iter().map(|(user, _)| *user).collect();
-    let executions: Vec<&str> = keys.iter().map(|(_, id)| id.as_str()).collect();
+    let users: Vec<Uuid> = keys.iter().map(|(user, _, _)| *user).collect();
+    let providers: Vec<&str> = keys.iter().map(|(_, p, _)| p.as_str()).collect();
+    let executions: Vec<&str> = keys.iter().map(|(_, _, id)| id.as_str()).collect();
     // The stored state leaves the transcript out (it is the transcripts row's content, often
     // kilobytes): it is joined back here.
     let sql = format!(
-        "SELECT c.user_id, c.execution_id, c.state, c.contact_id, c.not_connected_counted,
+        "SELECT c.user_id, c.provider, c.execution_id, c.state, c.contact_id, c.not_connected_counted,
                 c.call_lifecycle_status, c.last_position, t.content,
                 t.analysis_status, t.analysis_error
            FROM {schema}.calls c
            LEFT JOIN {schema}.transcripts t
              ON t.user_id = c.user_id AND t.execution_id = c.execution_id
-          WHERE (c.user_id, c.execution_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
+            AND t.provider = c.provider
+          WHERE (c.user_id, c.execution_id, c.provider)
+                IN (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))"
     );
     let mut loaded = Vec::new();
-    for row in client.query(&sql, &[&users, &executions]).await? {
-        let key: CallKey = (row.try_get("user_id")?, row.try_get("execution_id")?);
+    for row in client
+        .query(&sql, &[&users, &executions, &providers])
+        .await?
+    {
+        let key: CallKey = (
+            row.try_get("user_id")?,
+            row.try_get("provider")?,
+            row.try_get("execution_id")?,
+        );
         let state_text: &str = row.try_get("state")?;
         let mut state: CallState =
             serde_json::from_str(state_text).map_err(|source| Error::CorruptState {
-                execution_id: key.1.clone(),
+                execution_id: key.2.clone(),
                 source,
             })?;
         state.transcript = row.try_get("content")?;
@@ -66,6 +76,7 @@ pub(crate) async fn load(
 #[derive(Default)]
 struct CallColumns {
     user_id: Vec<Uuid>,
+    provider: Vec<String>,
     execution_id: Vec<String>,
     agent_id: Vec<Option<String>>,
     contact_id: Vec<Option<Uuid>>,
@@ -121,7 +132,7 @@ async fn write_call_rows(
         let Some(record) = snapshot.calls.get(*key) else {
             continue;
         };
-        let (user_id, execution_id) = *key;
+        let (user_id, provider, execution_id) = *key;
         let s = &record.state;
         let charge = s.charge.unwrap_or(calltrail_core::Charge {
             duration_seconds: 0,
@@ -130,6 +141,7 @@ async fn write_call_rows(
         });
         let state = stored_state(s)?;
         c.user_id.push(*user_id);
+        c.provider.push(provider.clone());
         c.execution_id.push(execution_id.clone());
         c.agent_id.push(s.agent_id.clone());
         c.contact_id.push(record.contact_id);
@@ -166,26 +178,27 @@ async fn write_call_rows(
                 credits_used, hangup_by, hangup_reason, hangup_provider_code, recording_url,
                 ringing_started_at, call_answered_at, call_disconnected_at, completed_at,
                 created_at, updated_at, not_connected_counted, state, last_position, batch_id,
-                anomalies)
+                anomalies, provider)
          SELECT u.user_id, u.execution_id, u.agent_id, u.contact_id, u.phone_number, u.lead_type,
                 u.call_lifecycle_status, u.status, u.duration_seconds, u.duration_minutes,
                 u.credits_used, u.hangup_by, u.hangup_reason, u.hangup_provider_code,
                 u.recording_url, u.ringing_started_at, u.call_answered_at,
                 u.call_disconnected_at, u.completed_at, u.created_at, now(),
                 u.not_connected_counted, u.state, u.last_position, u.batch_id,
-                string_to_array(u.anomalies, ',')
+                string_to_array(u.anomalies, ','), u.provider
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[],
                        $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[],
                        $13::text[], $14::int8[], $15::text[], $16::timestamptz[],
                        $17::timestamptz[], $18::timestamptz[], $19::timestamptz[],
                        $20::timestamptz[], $21::bool[], $22::text[], $23::int8[],
-                       $24::text[], $25::text[])
+                       $24::text[], $25::text[], $26::text[])
              AS u(user_id, execution_id, agent_id, contact_id, phone_number, lead_type,
                   call_lifecycle_status, status, duration_seconds, duration_minutes, credits_used,
                   hangup_by, hangup_reason, hangup_provider_code, recording_url,
                   ringing_started_at, call_answered_at, call_disconnected_at, completed_at,
-                  created_at, not_connected_counted, state, last_position, batch_id, anomalies)
-         ON CONFLICT (user_id, execution_id) DO UPDATE SET
+                  created_at, not_connected_counted, state, last_position, batch_id, anomalies,
+                  provider)
+         ON CONFLICT (user_id, execution_id, provider) DO UPDATE SET
                 agent_id = EXCLUDED.agent_id, contact_id = EXCLUDED.contact_id,
                 phone_number = EXCLUDED.phone_number, lead_type = EXCLUDED.lead_type,
                 call_lifecycle_status = EXCLUDED.call_lifecycle_status, status = EXCLUDED.status,
@@ -232,6 +245,7 @@ async fn write_call_rows(
             &c.last_position,
             &c.batch_id,
             &c.anomalies,
+            &c.provider,
         ],
     )
     .await?;

@@ -19,7 +19,7 @@ pub(crate) async fn load(
     let phones: Vec<&str> = keys.iter().map(|(_, phone)| phone.as_str()).collect();
     let sql = format!(
         "SELECT user_id, phone_number, id, name, name_at, email, email_at, company, company_at,
-                not_connected, auto_created_from_call_id, created_at
+                not_connected, auto_created_from_call_id, auto_created_from_provider, created_at
            FROM {schema}.contacts
           WHERE (user_id, phone_number) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
     );
@@ -42,6 +42,7 @@ pub(crate) async fn load(
             },
             not_connected: row.try_get("not_connected")?,
             auto_created_from_call_id: row.try_get("auto_created_from_call_id")?,
+            auto_created_from_provider: row.try_get("auto_created_from_provider")?,
             created_at: row.try_get("created_at")?,
         };
         loaded.push((key, contact));
@@ -65,6 +66,7 @@ pub(super) async fn write(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let mut created_from_provider = Vec::with_capacity(n);
     let (mut name, mut email, mut company) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -96,20 +98,22 @@ pub(super) async fn write(
         company_at.push(contact.company.at);
         not_connected.push(contact.not_connected);
         created_from.push(contact.auto_created_from_call_id.as_deref());
+        created_from_provider.push(contact.auto_created_from_provider.as_deref());
         created_at.push(contact.created_at);
     }
     let sql = format!(
         "INSERT INTO {schema}.contacts (id, user_id, phone_number, name, name_at, email, email_at,
                 company, company_at, not_connected, auto_created_from_call_id, created_at,
-                updated_at)
+                updated_at, auto_created_from_provider)
          SELECT u.id, u.user_id, u.phone_number, u.name, u.name_at, u.email, u.email_at,
                 u.company, u.company_at, u.not_connected, u.auto_created_from_call_id,
-                u.created_at, now()
+                u.created_at, now(), u.auto_created_from_provider
            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[],
                        $6::text[], $7::timestamptz[], $8::text[], $9::timestamptz[],
-                       $10::int8[], $11::text[], $12::timestamptz[])
+                       $10::int8[], $11::text[], $12::timestamptz[], $13::text[])
              AS u(id, user_id, phone_number, name, name_at, email, email_at, company,
-                  company_at, not_connected, auto_created_from_call_id, created_at)
+                  company_at, not_connected, auto_created_from_call_id, created_at,
+                  auto_created_from_provider)
          ON CONFLICT (user_id, phone_number) DO UPDATE SET
                 name = EXCLUDED.name, name_at = EXCLUDED.name_at,
                 email = EXCLUDED.email, email_at = EXCLUDED.email_at,
@@ -131,6 +135,7 @@ pub(super) async fn write(
             &not_connected,
             &created_from,
             &created_at,
+            &created_from_provider,
         ],
     )
     .await?;

@@ -20,7 +20,7 @@ pub(super) async fn write(
         what: "lead analytics rows",
         source,
     })?;
-    // Every column but the key (`user_id`, `analysis_type`, `key`).
+    // Every column but the key (`user_id`, `analysis_type`, `key`, `provider`).
     let updated = crate::analytics::LEAD_COLUMNS
         .into_iter()
         .filter(|c| !matches!(*c, "user_id" | "analysis_type"))
@@ -32,7 +32,7 @@ pub(super) async fn write(
     let sql = format!(
         "INSERT INTO {schema}.lead_analytics AS t
          SELECT * FROM jsonb_populate_recordset(NULL::{schema}.lead_analytics, $1::jsonb)
-         ON CONFLICT (user_id, analysis_type, key) DO UPDATE SET {set}
+         ON CONFLICT (user_id, analysis_type, key, provider) DO UPDATE SET {set}
           WHERE t.position < EXCLUDED.position"
     );
     tx.execute(&sql, &[&rows]).await?;

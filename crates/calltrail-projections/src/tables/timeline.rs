@@ -22,12 +22,14 @@ pub(super) async fn write(
     let sink = tx
         .copy_in(&format!(
             "COPY {schema}.call_events
-                  (user_id, execution_id, event_type, occurred_at, recorded_at, position)
+                  (user_id, provider, execution_id, event_type, occurred_at, recorded_at,
+                   position)
              FROM STDIN (FORMAT binary)"
         ))
         .await?;
     let types = [
         Type::UUID,
+        Type::TEXT,
         Type::TEXT,
         Type::TEXT,
         Type::TIMESTAMPTZ,
@@ -40,6 +42,7 @@ pub(super) async fn write(
             .as_mut()
             .write(&[
                 &row.user_id,
+                &row.provider,
                 &row.execution_id,
                 &row.event_type,
                 &row.occurred_at,

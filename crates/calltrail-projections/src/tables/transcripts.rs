@@ -16,13 +16,15 @@ pub(super) async fn write(
         return Ok(());
     }
     let mut user_id = Vec::new();
+    let mut provider = Vec::new();
     let mut execution_id = Vec::new();
     let mut content = Vec::new();
     let mut created_at = Vec::new();
     let mut status = Vec::new();
     let mut error = Vec::new();
-    for ((user, execution), transcript) in &changes.transcripts {
+    for ((user, call_provider, execution), transcript) in &changes.transcripts {
         user_id.push(*user);
+        provider.push(call_provider.as_str());
         execution_id.push(execution.as_str());
         content.push(transcript.content.as_str());
         created_at.push(transcript.created_at);
@@ -35,12 +37,13 @@ pub(super) async fn write(
     let sql = format!(
         "INSERT INTO {schema}.transcripts AS t
                 (user_id, execution_id, content, created_at, updated_at, analysis_status,
-                 analysis_error)
-         SELECT u.user_id, u.execution_id, u.content, u.created_at, now(), u.status, u.error
+                 analysis_error, provider)
+         SELECT u.user_id, u.execution_id, u.content, u.created_at, now(), u.status, u.error,
+                u.provider
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-                       $6::text[])
-             AS u(user_id, execution_id, content, created_at, status, error)
-         ON CONFLICT (user_id, execution_id) DO UPDATE SET
+                       $6::text[], $7::text[])
+             AS u(user_id, execution_id, content, created_at, status, error, provider)
+         ON CONFLICT (user_id, execution_id, provider) DO UPDATE SET
                 content = EXCLUDED.content, updated_at = EXCLUDED.updated_at,
                 analysis_status = CASE WHEN EXCLUDED.analysis_status IN ('completed', 'failed')
                                        THEN EXCLUDED.analysis_status ELSE t.analysis_status END,
@@ -56,6 +59,7 @@ pub(super) async fn write(
             &created_at,
             &status,
             &error,
+            &provider,
         ],
     )
     .await?;

@@ -104,7 +104,13 @@ async fn sql(app: &TestApp) -> tokio_postgres::Client {
 }
 
 async fn status(app: &TestApp, tenant: Uuid, id: &str) -> (String, Option<String>) {
-    let t = app.store.get_transcript(tenant, id).await.unwrap().unwrap();
+    let t = app
+        .store
+        .get_transcript(tenant, None, id)
+        .await
+        .unwrap()
+        .found()
+        .unwrap();
     (t.analysis_status, t.analysis_error)
 }
 
@@ -136,7 +142,7 @@ async fn analysis_events_fold_into_rows_statuses_and_jobs() {
     app.project(&projector).await;
     let individual = app
         .store
-        .call_analysis(tenant, "c1")
+        .call_analysis(tenant, "bolna", "c1")
         .await
         .unwrap()
         .unwrap();
@@ -213,7 +219,7 @@ async fn analysis_events_fold_into_rows_statuses_and_jobs() {
     let stranger = app.user("stranger@example.com").await;
     assert!(app
         .store
-        .call_analysis(stranger, "c1")
+        .call_analysis(stranger, "bolna", "c1")
         .await
         .unwrap()
         .is_none());

@@ -8,6 +8,7 @@ mod attribution;
 mod bench;
 mod console_reads;
 mod projector;
+mod providers;
 mod queries;
 mod replay;
 mod tenancy;

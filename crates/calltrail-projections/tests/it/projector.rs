@@ -82,9 +82,10 @@ async fn success_scenario_gives_the_contract_call_fields() {
 
     let transcript = app
         .store
-        .get_transcript(tenant, SUCCESS)
+        .get_transcript(tenant, None, SUCCESS)
         .await
         .unwrap()
+        .found()
         .unwrap();
     assert!(transcript
         .content
@@ -363,10 +364,20 @@ async fn undecodable_events_become_dead_letters_and_the_projector_continues() {
         r#"{"amount":-5}"#,
     )
     .await;
-    // Other events: on a known call they join its timeline, otherwise they are ignored.
+    // Other events: on a known call (same provider and id) they join its timeline, otherwise
+    // they are ignored.
     app.append_raw(
         tenant,
-        "calltrail",
+        "bolna",
+        SUCCESS,
+        "analysis.individual.completed",
+        1,
+        "{}",
+    )
+    .await;
+    app.append_raw(
+        tenant,
+        "vapi",
         SUCCESS,
         "analysis.individual.completed",
         1,
@@ -386,7 +397,7 @@ async fn undecodable_events_become_dead_letters_and_the_projector_continues() {
         .await;
 
     let outcome = app.project(&app.projector(500)).await;
-    assert_eq!((outcome.events, outcome.dead_letters), (7, 3));
+    assert_eq!((outcome.events, outcome.dead_letters), (8, 3));
     assert_eq!(app.store.dead_letter_count().await.unwrap(), 3);
     let detail = app.call(tenant, SUCCESS).await;
     assert_eq!(detail.call.call_lifecycle_status, "ringing");
@@ -402,9 +413,10 @@ async fn undecodable_events_become_dead_letters_and_the_projector_continues() {
     assert_eq!(app.store.call_count(tenant).await.unwrap(), 1);
     assert!(app
         .store
-        .get_call(tenant, "no-such-call")
+        .get_call(tenant, None, "no-such-call")
         .await
         .unwrap()
+        .found()
         .is_none());
 }
 
@@ -596,7 +608,14 @@ async fn run_follows_new_events_and_stops_on_shutdown() {
     app.append_call(tenant, &fixture("success", "05-completed"))
         .await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while app.store.get_call(tenant, SUCCESS).await.unwrap().is_none() {
+    while app
+        .store
+        .get_call(tenant, None, SUCCESS)
+        .await
+        .unwrap()
+        .found()
+        .is_none()
+    {
         assert!(
             Instant::now() < deadline,
             "the running projector never folded the event"

@@ -118,15 +118,17 @@ async fn calls_are_listed_newest_first_with_stable_cursors_and_filters() {
     // Tenant isolation: another tenant's call is indistinguishable from a missing one.
     assert!(app
         .store
-        .get_call(tenant, "theirs")
+        .get_call(tenant, None, "theirs")
         .await
         .unwrap()
+        .found()
         .is_none());
     assert!(app
         .store
-        .get_transcript(tenant, "theirs")
+        .get_transcript(tenant, None, "theirs")
         .await
         .unwrap()
+        .found()
         .is_none());
     assert_eq!(app.store.call_count(other).await.unwrap(), 1);
 }

@@ -44,7 +44,7 @@ async fn mixed_log(app: &TestApp, calls: usize) -> Vec<Uuid> {
         }
         app.append_raw(
             *tenant,
-            "calltrail",
+            "bolna",
             &format!("t{n}-call-0"),
             "analysis.individual.completed",
             1,
@@ -195,9 +195,10 @@ async fn queries_during_replay_never_fail_nor_see_an_empty_table() {
                 assert_eq!(i64::try_from(page.items.len()).unwrap(), expected_calls);
                 let detail = app
                     .store
-                    .get_call(tenant, &page.items[0].execution_id)
+                    .get_call(tenant, None, &page.items[0].execution_id)
                     .await
                     .unwrap()
+                    .found()
                     .unwrap();
                 assert!(!detail.events.is_empty());
                 assert!(!app

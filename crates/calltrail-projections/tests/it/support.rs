@@ -135,9 +135,10 @@ impl TestApp {
 
     pub async fn call(&self, tenant: Uuid, execution_id: &str) -> CallDetail {
         self.store
-            .get_call(tenant, execution_id)
+            .get_call(tenant, None, execution_id)
             .await
             .unwrap()
+            .found()
             .expect("the call exists")
     }
 
@@ -160,9 +161,10 @@ impl TestApp {
                     calls.push(detail);
                     transcripts.push(
                         self.store
-                            .get_transcript(*tenant, &call.execution_id)
+                            .get_transcript(*tenant, None, &call.execution_id)
                             .await
-                            .unwrap(),
+                            .unwrap()
+                            .found(),
                     );
                 }
                 cursor = page.next_cursor;

@@ -203,7 +203,7 @@ async fn create_upload_attribute_fix_and_export() {
         "{}",
         lines[0]
     );
-    assert!(lines[0].ends_with(",campaign_id,attribution,anomalies"));
+    assert!(lines[0].ends_with(",campaign_id,attribution,anomalies,conflicts,provider"));
     assert!(csv.contains(&format!(",'{SUCCESS_PHONE},")), "{csv}");
     assert!(!csv.replace("\r\n", "").contains('\n') || csv.contains('"'));
     let (_, _, none) = app.csv(&tenant, "?attributed=false").await;
