@@ -320,7 +320,8 @@ impl ReadStore {
             .query(
                 "SELECT event_type, occurred_at, recorded_at, position FROM call_events
                   WHERE user_id = $1 AND execution_id = $2 AND provider = $3
-                  ORDER BY occurred_at, position",
+                  -- Events of one time by type, not by arrival: any delivery order reads alike.
+                  ORDER BY occurred_at, event_type, position",
                 &[&tenant, &execution_id, &call.provider],
             )
             .await?;
