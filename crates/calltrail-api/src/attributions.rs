@@ -78,7 +78,7 @@ pub struct AttributionQuery {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Recorded: `attributed` is 1", body = AttributionAnswer),
-        (status = 400, description = "`invalid_json`, `unknown_field`, `invalid_field` or `invalid_idempotency_key`", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `unknown_field`, `invalid_field`, `invalid_idempotency_key` or `invalid_provider` (a `provider` not in the provider table, naming the ones it takes)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`not_found`: no such call or campaign for this account", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
@@ -95,12 +95,7 @@ pub async fn attribute_call(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_execution_id(path.into_inner())?;
-    let provider = match query.provider.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(name) => Some(name.parse::<Provider>().map_err(|_| {
-            ApiError::InvalidQuery(format!("`provider` `{name}` is not a provider"))
-        })?),
-    };
+    let provider = crate::params::parse_provider(query.provider.as_deref())?;
     let (bytes, object) = body::json_object(req.headers(), payload, &["campaign_id"]).await?;
     let key = body::idempotency_key(req.headers())?;
     let campaign = object.uuid_or_null("campaign_id")?;

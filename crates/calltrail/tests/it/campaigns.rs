@@ -159,6 +159,21 @@ async fn create_upload_attribute_fix_and_export() {
     let other = json!({"campaign_id": null}).to_string().into_bytes();
     let (status, reused) = post(other, Some("fix-busy-1")).await;
     assert_eq!((status, code(&reused)), (422, "idempotency_key_reused"));
+    let (status, unknown) = app
+        .send(
+            &tenant,
+            reqwest::Method::POST,
+            &format!("{path}?provider=nope"),
+            "application/json",
+            body.clone(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, code(&unknown)),
+        (400, "invalid_provider"),
+        "{unknown}"
+    );
     app.wait_until_projected().await;
     assert_eq!(app.call(&tenant, BUSY).await["attribution"], "manual");
     let (_, page) = app.get(&tenant, "/v1/calls?attributed=false").await;
