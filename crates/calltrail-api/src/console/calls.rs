@@ -28,24 +28,8 @@ pub const PAGE_SIZE: i64 = 50;
 /// User-facing statuses (CONTRACT §3 `status`).
 const STATUSES: [&str; 4] = ["completed", "in_progress", "failed", "cancelled"];
 
-/// Lifecycle statuses (CONTRACT §3, Bolna's vocabulary).
-const LIFECYCLE: [&str; 15] = [
-    "scheduled",
-    "queued",
-    "rescheduled",
-    "initiated",
-    "ringing",
-    "in-progress",
-    "call-disconnected",
-    "completed",
-    "no-answer",
-    "busy",
-    "failed",
-    "canceled",
-    "stopped",
-    "error",
-    "balance-low",
-];
+/// Lifecycle statuses: the ones the API's `lifecycle_status` filter takes.
+const LIFECYCLE: &[&str] = crate::params::LIFECYCLE_STATUSES;
 
 /// The list's query string, as the filter form and the pager write it.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -298,7 +282,7 @@ fn filter_form(query: &ListQuery, filters: &ListFilters, campaigns: &Campaigns) 
                         option value=(lifecycle) selected { (lifecycle) }
                     }
                     @for s in LIFECYCLE {
-                        option value=(s) selected[lifecycle == s] { (s) }
+                        option value=(s) selected[lifecycle == *s] { (s) }
                     }
                 }
             }
