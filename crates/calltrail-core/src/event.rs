@@ -96,6 +96,89 @@ pub struct CallEvent {
     /// parser; [`CallEvent::bound`] adds the out-of-range ones). Absent in older events.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub anomalies: Vec<Anomaly>,
+    /// How the call ended, in provider-neutral terms, when this webhook says so (Vapi
+    /// `endedReason`, Retell `disconnection_reason`, …): one input of the Call's `outcome`.
+    /// Absent in events recorded before it existed, and on webhooks that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending: Option<Ending>,
+    /// The call's cost as the provider itself reports it on this webhook, never converted.
+    /// Absent in events recorded before it existed, and on webhooks without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
+}
+
+/// How a call ended, as a provider reports it, in calltrail's provider-neutral words.
+///
+/// A normal hang-up after a conversation has no `Ending`: only these endings decide a Call's
+/// `outcome` (CONTRACT §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// The call was handed to another party (a human, another number).
+    Transferred,
+    /// A voicemail or answering machine picked up.
+    Voicemail,
+    /// Nobody answered.
+    NoAnswer,
+    /// The line was busy.
+    Busy,
+    /// The call could not be placed or broke off with an error.
+    Failed,
+}
+
+impl Ending {
+    /// The snake_case name the API shows as the Call's `outcome`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Transferred => "transferred",
+            Ending::Voicemail => "voicemail",
+            Ending::NoAnswer => "no_answer",
+            Ending::Busy => "busy",
+            Ending::Failed => "failed",
+        }
+    }
+}
+
+/// A provider's own reported cost of a call: the number exactly as sent, and its unit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// The amount as the provider sent it (not converted, not rounded).
+    pub amount: f64,
+    /// What the amount counts (the provider's documented unit).
+    pub unit: CostUnit,
+}
+
+/// The unit of a provider's reported cost (each provider documents one; none sends it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostUnit {
+    /// US dollars (Vapi `cost`).
+    Usd,
+    /// Cents of the provider account's currency (Bolna `total_cost`, Retell `combined_cost`).
+    Cents,
+    /// The provider's own credits (ElevenLabs `metadata.cost`).
+    Credits,
+}
+
+impl CostUnit {
+    /// The snake_case name the API shows as `cost_unit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostUnit::Usd => "usd",
+            CostUnit::Cents => "cents",
+            CostUnit::Credits => "credits",
+        }
+    }
+
+    /// Parses a name given by [`CostUnit::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "usd" => Some(CostUnit::Usd),
+            "cents" => Some(CostUnit::Cents),
+            "credits" => Some(CostUnit::Credits),
+            _ => None,
+        }
+    }
 }
 
 /// A value in a webhook that calltrail did not trust and replaced (CONTRACT §3 `anomalies`).
@@ -207,5 +290,50 @@ impl CallEvent {
         if !self.anomalies.contains(&anomaly) {
             self.anomalies.push(anomaly);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored_row_before_endings() -> serde_json::Value {
+        serde_json::json!({
+            "provider": "vapi", "execution_id": "call-1", "status": "completed",
+            "occurred_at": "2025-10-08T10:00:00Z", "call_created_at": null, "agent_id": null,
+            "phone_number": null, "lead_type": null, "conversation_seconds": 12.0,
+            "hangup_by": null, "hangup_reason": "voicemail", "hangup_provider_code": null,
+            "recording_url": null, "transcript": null, "contact_name": null,
+            "contact_company": null
+        })
+    }
+
+    #[test]
+    fn an_event_stored_before_ending_and_cost_still_decodes_without_them() {
+        let event: CallEvent = serde_json::from_value(stored_row_before_endings())
+            .unwrap_or_else(|e| panic!("an old row must decode: {e}"));
+        assert_eq!((event.ending, event.cost), (None, None));
+    }
+
+    #[test]
+    fn ending_and_cost_survive_the_log_and_are_left_out_when_absent() {
+        let mut event: CallEvent =
+            serde_json::from_value(stored_row_before_endings()).unwrap_or_else(|e| panic!("{e}"));
+        let bare = serde_json::to_value(&event).unwrap_or_default();
+        assert!(bare.get("ending").is_none() && bare.get("cost").is_none());
+
+        event.ending = Some(Ending::Voicemail);
+        event.cost = Some(Cost {
+            amount: 0.0473,
+            unit: CostUnit::Usd,
+        });
+        let stored = serde_json::to_value(&event).unwrap_or_default();
+        assert_eq!(stored["ending"], "voicemail");
+        assert_eq!(
+            stored["cost"],
+            serde_json::json!({"amount": 0.0473, "unit": "usd"})
+        );
+        let back: CallEvent = serde_json::from_value(stored).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, event);
     }
 }

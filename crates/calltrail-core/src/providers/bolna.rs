@@ -285,6 +285,8 @@ impl BolnaPayload {
                 .filter(|e| e.contains('@')),
             batch_id: owned_non_blank(self.batch_id.as_deref()),
             anomalies: Vec::new(),
+            ending: None,
+            cost: None,
         };
         if let Some(at) = self.updated_at.noted(&mut event) {
             event.occurred_at = at;

@@ -301,6 +301,8 @@ impl Envelope {
                     .and_then(|c| c.dynamic_variables.as_ref()),
             ),
             anomalies: Vec::new(),
+            ending: None,
+            cost: None,
         };
         if let Some(at) = self.event_timestamp.noted(&mut event) {
             event.occurred_at = at;

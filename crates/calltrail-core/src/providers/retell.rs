@@ -190,6 +190,8 @@ impl Call {
             contact_email: None,
             batch_id: lenient::CampaignKey::batch_id(self.metadata.as_ref()),
             anomalies: Vec::new(),
+            ending: None,
+            cost: None,
         };
         if let Some(at) = occurred_at.noted(&mut event) {
             event.occurred_at = at;

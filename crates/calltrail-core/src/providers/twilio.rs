@@ -123,6 +123,8 @@ impl WebhookProvider for Twilio {
             contact_email: None,
             batch_id: None,
             anomalies: Vec::new(),
+            ending: None,
+            cost: None,
         };
         let mut event = event;
         let sent_at = match field("Timestamp").map(str::trim) {

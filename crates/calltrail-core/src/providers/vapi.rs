@@ -336,6 +336,8 @@ impl Message {
             contact_email: None,
             batch_id: lenient::CampaignKey::batch_id(call.and_then(|c| c.metadata.as_ref())),
             anomalies: Vec::new(),
+            ending: None,
+            cost: None,
         };
         if let Some(at) = self.timestamp.noted(&mut event) {
             event.occurred_at = at;

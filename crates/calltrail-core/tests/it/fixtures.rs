@@ -195,6 +195,8 @@ fn expected_event(e: &Expected) -> CallEvent {
             .then(|| "rohan@acme-logistics.example".to_owned()),
         batch_id: None,
         anomalies: Vec::new(),
+        ending: None,
+        cost: None,
     }
 }
 

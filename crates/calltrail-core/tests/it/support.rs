@@ -63,6 +63,8 @@ pub fn bare(status: &str, occurred_at: &str) -> CallEvent {
         contact_email: None,
         batch_id: None,
         anomalies: Vec::new(),
+        ending: None,
+        cost: None,
     }
 }
 
