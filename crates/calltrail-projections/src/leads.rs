@@ -28,6 +28,8 @@ pub struct LeadStanding {
 pub struct ScorePoint {
     /// The call analysed.
     pub execution_id: String,
+    /// The analysed call's provider.
+    pub provider: String,
     /// When the analysis was made.
     pub analysis_timestamp: DateTime<Utc>,
     /// Overall score, 0–100.
@@ -77,7 +79,8 @@ impl ReadStore {
         // analysis by primary key: no scan of the tenant's analyses.
         let rows = client
             .query(
-                "SELECT la.execution_id, la.analysis_timestamp, la.total_score, la.lead_status_tag
+                "SELECT la.execution_id, la.provider, la.analysis_timestamp, la.total_score,
+                        la.lead_status_tag
                    FROM calls c
                    JOIN lead_analytics la
                      ON la.user_id = c.user_id AND la.analysis_type = 'individual'
@@ -93,6 +96,7 @@ impl ReadStore {
             .map(|r| {
                 Ok(ScorePoint {
                     execution_id: r.try_get("execution_id")?,
+                    provider: r.try_get("provider")?,
                     analysis_timestamp: r.try_get("analysis_timestamp")?,
                     total_score: r.try_get("total_score")?,
                     lead_status_tag: r.try_get("lead_status_tag")?,

@@ -515,7 +515,8 @@ impl ReadStore {
                 &user
             ),
             client.query(
-                "SELECT kind, amount, balance_after, call_id, created_at, occurred_at, recorded_at
+                "SELECT kind, amount, balance_after, call_id, provider, created_at, occurred_at,
+                        recorded_at
                    FROM credit_transactions
                   WHERE user_id = $1 ORDER BY position DESC LIMIT $2",
                 &page,
@@ -533,6 +534,7 @@ impl ReadStore {
                     amount: r.try_get("amount")?,
                     balance_after: r.try_get("balance_after")?,
                     call_id: r.try_get("call_id")?,
+                    provider: r.try_get("provider")?,
                     created_at: r.try_get("created_at")?,
                     occurred_at: r.try_get("occurred_at")?,
                     recorded_at: r.try_get("recorded_at")?,

@@ -138,6 +138,8 @@ pub struct CreditTransactionView {
     pub balance_after: i64,
     /// The charged call, for usage and adjustment.
     pub call_id: Option<String>,
+    /// The charged call's provider (with `call_id`; null otherwise).
+    pub provider: Option<String>,
     /// Event time of the transaction (equal to `occurred_at`).
     pub created_at: DateTime<Utc>,
     /// The provider's time of the event that caused it.

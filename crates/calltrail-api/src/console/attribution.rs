@@ -19,7 +19,7 @@ use super::page::{page, see_other, Nav, PageError};
 use super::parse_query;
 use super::session::Session;
 use crate::attributions::{attribute_many, attribute_one, MAX_BULK};
-use crate::params::{non_empty, parse_execution_id};
+use crate::params::{non_empty, parse_execution_id, parse_provider};
 use crate::AppState;
 
 /// Largest attribution form read (500 ids of 255 characters, percent-encoded, fit).
@@ -231,17 +231,23 @@ pub async fn attribute_call(
     state: web::Data<AppState>,
     session: Session,
     execution_id: web::Path<String>,
+    query: web::Query<crate::calls::CallQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, PageError> {
     let form = AttributionForm::read(payload).await?;
     session.check_csrf(form.csrf.as_deref())?;
     let id = parse_execution_id(execution_id.into_inner())?;
+    let provider = parse_provider(query.provider.as_deref())?;
     let (campaign, saved) = match form.action.as_deref() {
         Some("clear") => (None, "cleared"),
         _ => (Some(form.campaign()?), "set"),
     };
-    attribute_one(&state, session.tenant(), &id, None, campaign).await?;
-    let back = with_query(&call_href(&id), &[("saved", saved)]);
+    attribute_one(&state, session.tenant(), &id, provider, campaign).await?;
+    let mut back_query = vec![("saved", saved)];
+    if let Some(provider) = provider {
+        back_query.insert(0, ("provider", provider.as_str()));
+    }
+    let back = with_query(&call_href(&id), &back_query);
     Ok(see_other(&format!("{back}#campaign")).finish())
 }
 

@@ -117,7 +117,11 @@ fn campaign_section(
     campaigns: &Campaigns,
     saved: Option<&str>,
 ) -> Markup {
-    let action = format!("{}/attribution", call_href(&call.execution_id));
+    let action = format!(
+        "{}/attribution?provider={}",
+        call_href(&call.execution_id),
+        format::segment(&call.provider)
+    );
     let how = match call.attribution.as_deref() {
         Some("auto_batch") => "automatically, by its batch id",
         Some("auto_phone") => "automatically, by its phone number",

@@ -168,7 +168,7 @@ pub async fn detail(
                         @for point in history.iter().rev() {
                             tr {
                                 td data-label="Analysed" { (format::time(point.analysis_timestamp)) }
-                                td data-label="Call" { a href=(format::call_href(&point.execution_id)) { (point.execution_id) } }
+                                td data-label="Call" { a href=(format::provider_call_href(&point.provider, &point.execution_id)) { (point.execution_id) } }
                                 td.num data-label="Score" { (point.total_score) }
                                 td data-label="Lead" { (lead_tag(&point.lead_status_tag)) }
                             }

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use calltrail_projections::queries::MAX_CREDIT_TRANSACTIONS;
 use maud::html;
 
-use super::format::{self, call_href, dash, signed};
+use super::format::{self, call_href, dash, provider_call_href, signed};
 use super::page::{page, Nav, PageError};
 use super::session::Session;
 use crate::AppState;
@@ -50,9 +50,10 @@ pub async fn ledger(
                                 td.num data-label="Amount" { (signed(t.amount)) }
                                 td.num data-label="Balance after" { (t.balance_after) }
                                 td data-label="Call" {
-                                    @match &t.call_id {
-                                        Some(id) => a href=(call_href(id)) { (id) },
-                                        None => (dash()),
+                                    @match (&t.call_id, &t.provider) {
+                                        (Some(id), Some(provider)) => a href=(provider_call_href(provider, id)) { (id) },
+                                        (Some(id), None) => a href=(call_href(id)) { (id) },
+                                        (None, _) => (dash()),
                                     }
                                 }
                             }

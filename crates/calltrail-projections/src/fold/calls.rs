@@ -114,6 +114,7 @@ fn charge(
         amount,
         balance_after: *balance,
         call_id: Some(event.stream_id.clone()),
+        provider: Some(event.provider.clone()),
         occurred_at: event.occurred_at,
         recorded_at: event.recorded_at,
         position: event.position,

@@ -203,6 +203,7 @@ fn credit(
         amount,
         balance_after: *balance,
         call_id: None,
+        provider: None,
         occurred_at: event.occurred_at,
         recorded_at: event.recorded_at,
         position: event.position,

@@ -179,6 +179,8 @@ pub struct CreditChange {
     pub balance_after: i64,
     /// Charged call (usage, adjustment).
     pub call_id: Option<String>,
+    /// The charged call's provider (with `call_id`).
+    pub provider: Option<String>,
     /// The causing event's provider time.
     pub occurred_at: DateTime<Utc>,
     /// When the causing event was recorded.

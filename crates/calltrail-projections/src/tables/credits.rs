@@ -63,6 +63,7 @@ pub(super) async fn write_transactions(
     let mut amount = Vec::new();
     let mut balance_after = Vec::new();
     let mut call_id = Vec::new();
+    let mut provider = Vec::new();
     let mut occurred_at = Vec::new();
     let mut recorded_at = Vec::new();
     let mut position = Vec::new();
@@ -72,6 +73,7 @@ pub(super) async fn write_transactions(
         amount.push(credit.amount);
         balance_after.push(credit.balance_after);
         call_id.push(credit.call_id.as_deref());
+        provider.push(credit.provider.as_deref());
         occurred_at.push(credit.occurred_at);
         recorded_at.push(credit.recorded_at);
         position.push(credit.position);
@@ -79,14 +81,14 @@ pub(super) async fn write_transactions(
     // Every transaction is caused by one event, so its position is its natural key.
     let sql = format!(
         "INSERT INTO {schema}.credit_transactions
-                (user_id, kind, amount, balance_after, call_id, created_at, occurred_at,
-                 recorded_at, position)
-         SELECT u.user_id, u.kind, u.amount, u.balance_after, u.call_id, u.occurred_at,
-                u.occurred_at, u.recorded_at, u.position
-           FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[],
-                       $6::timestamptz[], $7::timestamptz[], $8::int8[])
-             AS u(user_id, kind, amount, balance_after, call_id, occurred_at, recorded_at,
-                  position)"
+                (user_id, kind, amount, balance_after, call_id, provider, created_at,
+                 occurred_at, recorded_at, position)
+         SELECT u.user_id, u.kind, u.amount, u.balance_after, u.call_id, u.provider,
+                u.occurred_at, u.occurred_at, u.recorded_at, u.position
+           FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::text[], $6::text[],
+                       $7::timestamptz[], $8::timestamptz[], $9::int8[])
+             AS u(user_id, kind, amount, balance_after, call_id, provider, occurred_at,
+                  recorded_at, position)"
     );
     tx.execute(
         &sql,
@@ -96,6 +98,7 @@ pub(super) async fn write_transactions(
             &amount,
             &balance_after,
             &call_id,
+            &provider,
             &occurred_at,
             &recorded_at,
             &position,

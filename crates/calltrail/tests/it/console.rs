@@ -438,7 +438,7 @@ async fn seed_calls(app: &TestApp, tenant: &Tenant) {
 }
 
 /// A campaign of `tenant` made through the JSON API; its id.
-async fn create_campaign(app: &TestApp, tenant: &Tenant, name: &str) -> String {
+pub async fn create_campaign(app: &TestApp, tenant: &Tenant, name: &str) -> String {
     let response = app
         .client
         .post(format!("{}/v1/campaigns", app.address))
@@ -563,7 +563,7 @@ async fn calls_are_attributed_from_the_unattributed_page_and_the_call_page() {
     let call_page = format!("/calls/{SUCCESS}");
     let (_, html) = browser.page(&call_page).await;
     assert!(html.contains("Unattributed."), "{html}");
-    let action = format!("{call_page}/attribution");
+    let action = format!("{call_page}/attribution?provider=bolna");
     assert!(html.contains(&format!(r#"action="{action}""#)));
     let response = browser
         .post_form(
@@ -578,7 +578,7 @@ async fn calls_are_attributed_from_the_unattributed_page_and_the_call_page() {
     assert_eq!(response.status().as_u16(), 303);
     assert_eq!(
         location(&response),
-        Some(format!("{call_page}?saved=set#campaign").as_str())
+        Some(format!("{call_page}?provider=bolna&saved=set#campaign").as_str())
     );
     assert!(browser
         .page(&format!("{call_page}?saved=set"))

@@ -24,4 +24,5 @@ mod reads;
 mod replay;
 mod replica;
 mod secrets;
+mod shared_ids;
 mod webdriver;
