@@ -33,6 +33,10 @@ const SECRETS_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// without a window) is refused within this time by every running server.
 const SECRETS_TTL: Duration = Duration::from_secs(5);
 
+/// Longest an API key is cached: a key revoked with `calltrail admin revoke-key` is refused
+/// within this time by every running server (and `last_used_at` is written when it expires).
+pub const API_KEY_TTL: Duration = Duration::from_secs(5);
+
 /// The tenant an API request is authenticated as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tenant(pub Uuid);
@@ -136,7 +140,8 @@ impl TenancyCache {
 }
 
 impl AppState {
-    /// The tenant owning this API key (cached).
+    /// The tenant owning this API key (cached for [`API_KEY_TTL`] at most; revoked keys and
+    /// unknown ones are not cached).
     pub(crate) async fn tenant_by_api_key(&self, key: &str) -> Result<Option<Uuid>, ApiError> {
         let cache = &self.tenancy().api_keys;
         if let Some(tenant) = cache.get(key) {
@@ -149,7 +154,7 @@ impl AppState {
             .await?
             .map_err(ApiError::from_store)?;
         if let Some(tenant) = tenant {
-            cache.insert(key.to_owned(), tenant, self.tenancy().ttl);
+            cache.insert(key.to_owned(), tenant, self.tenancy().ttl.min(API_KEY_TTL));
         }
         Ok(tenant)
     }

@@ -94,7 +94,8 @@ pub struct ApiConfig {
     pub body_timeout: Duration,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
-    /// How long API keys, webhook tokens and agent owners are cached in memory.
+    /// How long webhook tokens and agent owners are cached in memory (API keys: at most
+    /// [`auth::API_KEY_TTL`], so that a revoked key is refused soon).
     pub auth_cache_ttl: Duration,
     /// How long `/readyz` waits for the databases.
     pub readiness_timeout: Duration,

@@ -67,4 +67,4 @@ pub use projector::{BatchOutcome, Projector, ProjectorConfig, ProjectorMetrics, 
 pub use queries::{CallFilter, CallSort, Lookup};
 pub use replay::{replay, ReplayOptions, ReplaySummary};
 pub use store::ReadStore;
-pub use tenancy::{IssuedCredentials, NewUser, Tenancy, UserPrompts};
+pub use tenancy::{ApiKeyInfo, IssuedApiKey, IssuedCredentials, NewUser, Tenancy, UserPrompts};

@@ -2,6 +2,7 @@
 //! events. API keys and webhook tokens are shown once at creation and stored only as sha256
 //! hashes (provider secrets, stored only encrypted, are in [`crate::credentials`]).
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
@@ -68,6 +69,74 @@ impl std::fmt::Debug for IssuedCredentials {
             .finish_non_exhaustive()
     }
 }
+
+/// Hex digits of an API key kept after its `ct_live_` prefix to recognise it by (32 of its 256
+/// bits: enough to tell keys apart, never enough to use one).
+const KEY_PREFIX_HEX_DIGITS: usize = 8;
+
+/// How stale a key's `last_used_at` may get before a look-up writes it again.
+const LAST_USED_RESOLUTION_SECS: f64 = 60.0;
+
+/// The name `calltrail admin demo-tenant` gives the keys it issues.
+pub const DEMO_KEY_NAME: &str = "demo-tenant";
+
+/// An API key just created: the key is shown once, stored only as a hash.
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IssuedApiKey {
+    /// The user (tenant) the key authenticates as.
+    pub user_id: Uuid,
+    /// The key's id (to list or revoke it by).
+    pub key_id: Uuid,
+    /// The bearer key itself.
+    pub api_key: String,
+    /// The key's first characters, as `list-keys` shows them.
+    pub prefix: String,
+    /// The key's name, if given.
+    pub name: Option<String>,
+}
+
+impl std::fmt::Debug for IssuedApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedApiKey")
+            .field("user_id", &self.user_id)
+            .field("key_id", &self.key_id)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An API key as listed: everything but the key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKeyInfo {
+    /// The key's id.
+    pub key_id: Uuid,
+    /// The key's first characters (`None` for keys created before prefixes were kept).
+    pub prefix: Option<String>,
+    /// The key's name, if given.
+    pub name: Option<String>,
+    /// When the key was created.
+    pub created_at: DateTime<Utc>,
+    /// When a request last used the key (to the minute), if ever.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When the key was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKeyInfo {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, Error> {
+        Ok(Self {
+            key_id: row.try_get("id")?,
+            prefix: row.try_get("prefix")?,
+            name: row.try_get("name")?,
+            created_at: row.try_get("created_at")?,
+            last_used_at: row.try_get("last_used_at")?,
+            revoked_at: row.try_get("revoked_at")?,
+        })
+    }
+}
+
+/// The columns of [`ApiKeyInfo`].
+const KEY_COLUMNS: &str = "id, prefix, name, created_at, last_used_at, revoked_at";
 
 /// A user's own OpenAI prompt ids (each may be unset).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -231,10 +300,159 @@ impl Tenancy {
             .await
     }
 
-    /// The tenant an API key belongs to.
+    /// The tenant an API key belongs to; `None` for an unknown or revoked key. Marks the key
+    /// used (`last_used_at`) when it was not marked in the last minute, so callers that cache
+    /// the answer write at most once a minute per key.
     pub async fn tenant_by_api_key(&self, api_key: &str) -> Result<Option<Uuid>, Error> {
-        self.tenant_by_hash("SELECT user_id FROM api_keys WHERE hash = $1", api_key)
-            .await
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT user_id,
+                        last_used_at IS NULL
+                          OR last_used_at < now() - make_interval(secs => $2) AS stale
+                   FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+            )
+            .await?;
+        let hash = secret_hash(api_key);
+        let Some(row) = client
+            .query_opt(&stmt, &[&hash.as_slice(), &LAST_USED_RESOLUTION_SECS])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let user_id: Uuid = row.try_get("user_id")?;
+        if row.try_get::<_, bool>("stale")? {
+            // Guarded again in the UPDATE: servers racing on one key write once.
+            let mark = client
+                .prepare_cached(
+                    "UPDATE api_keys SET last_used_at = now()
+                      WHERE hash = $1
+                        AND (last_used_at IS NULL
+                             OR last_used_at < now() - make_interval(secs => $2))",
+                )
+                .await?;
+            client
+                .execute(&mark, &[&hash.as_slice(), &LAST_USED_RESOLUTION_SECS])
+                .await?;
+        }
+        Ok(Some(user_id))
+    }
+
+    /// Creates another API key for an existing user (`NotFound` for an unknown user).
+    #[tracing::instrument(skip_all, fields(%user_id))]
+    pub async fn create_api_key(
+        &self,
+        user_id: Uuid,
+        name: Option<&str>,
+    ) -> Result<IssuedApiKey, Error> {
+        let name = name.map(str::trim).filter(|n| !n.is_empty());
+        let api_key = new_secret(API_KEY_PREFIX)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if tx
+            .query_opt("SELECT 1 FROM users WHERE id = $1 FOR SHARE", &[&user_id])
+            .await?
+            .is_none()
+        {
+            return Err(unknown_user(user_id));
+        }
+        let key_id = insert_api_key(&tx, user_id, &api_key, name).await?;
+        tx.commit().await?;
+        tracing::info!(%key_id, "api key created");
+        Ok(IssuedApiKey {
+            user_id,
+            key_id,
+            prefix: key_prefix(&api_key),
+            api_key,
+            name: name.map(str::to_owned),
+        })
+    }
+
+    /// A user's API keys, the oldest first, revoked ones included (`NotFound` for an unknown user).
+    pub async fn list_api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKeyInfo>, Error> {
+        let client = self.client().await?;
+        if client
+            .query_opt("SELECT 1 FROM users WHERE id = $1", &[&user_id])
+            .await?
+            .is_none()
+        {
+            return Err(unknown_user(user_id));
+        }
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys WHERE user_id = $1
+                      ORDER BY created_at, id"
+                ),
+                &[&user_id],
+            )
+            .await?;
+        rows.iter().map(ApiKeyInfo::from_row).collect()
+    }
+
+    /// Revokes one of a user's API keys and returns it; revoking a revoked key keeps its first
+    /// `revoked_at`. `NotFound` when the user has no key with this id.
+    #[tracing::instrument(skip_all, fields(%user_id, %key_id))]
+    pub async fn revoke_api_key(&self, user_id: Uuid, key_id: Uuid) -> Result<ApiKeyInfo, Error> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+                      WHERE id = $1 AND user_id = $2
+                     RETURNING {KEY_COLUMNS}"
+                ),
+                &[&key_id, &user_id],
+            )
+            .await?;
+        let row = row.ok_or_else(|| {
+            Error::NotFound(format!("user {user_id} has no API key with id {key_id}"))
+        })?;
+        let key = ApiKeyInfo::from_row(&row)?;
+        tracing::info!("api key revoked");
+        Ok(key)
+    }
+
+    /// Issues a fresh key named [`DEMO_KEY_NAME`] and a webhook token for the demo user,
+    /// revoking its earlier demo keys (those of that name, and unnamed ones, which
+    /// `create-user` and earlier versions issued) in the same transaction; keys given another
+    /// name stay. Returns the credentials and how many keys were revoked.
+    #[tracing::instrument(skip_all, fields(%user_id))]
+    pub async fn reissue_demo_credentials(
+        &self,
+        user_id: Uuid,
+    ) -> Result<(IssuedCredentials, u64), Error> {
+        let (api_key, webhook_token) = (
+            new_secret(API_KEY_PREFIX)?,
+            new_secret(WEBHOOK_TOKEN_PREFIX)?,
+        );
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if tx
+            .query_opt("SELECT 1 FROM users WHERE id = $1 FOR SHARE", &[&user_id])
+            .await?
+            .is_none()
+        {
+            return Err(unknown_user(user_id));
+        }
+        let revoked = tx
+            .execute(
+                "UPDATE api_keys SET revoked_at = now()
+                  WHERE user_id = $1 AND revoked_at IS NULL AND (name IS NULL OR name = $2)",
+                &[&user_id, &DEMO_KEY_NAME],
+            )
+            .await?;
+        insert_api_key(&tx, user_id, &api_key, Some(DEMO_KEY_NAME)).await?;
+        insert_webhook_token(&tx, user_id, &webhook_token).await?;
+        tx.commit().await?;
+        Ok((
+            IssuedCredentials {
+                user_id,
+                api_key,
+                webhook_token,
+            },
+            revoked,
+        ))
     }
 
     /// The user owning a provider agent id, if any user registered it.
@@ -328,18 +546,49 @@ async fn insert_secrets(
     api_key: &str,
     webhook_token: &str,
 ) -> Result<(), Error> {
-    let (key_hash, token_hash) = (secret_hash(api_key), secret_hash(webhook_token));
+    insert_api_key(tx, user_id, api_key, None).await?;
+    insert_webhook_token(tx, user_id, webhook_token).await
+}
+
+/// Stores an API key's hash, prefix and name; returns the key's id.
+async fn insert_api_key(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: Uuid,
+    api_key: &str,
+    name: Option<&str>,
+) -> Result<Uuid, Error> {
+    let key_id = Uuid::new_v4();
     tx.execute(
-        "INSERT INTO api_keys (hash, user_id) VALUES ($1, $2)",
-        &[&key_hash.as_slice(), &user_id],
+        "INSERT INTO api_keys (hash, user_id, id, prefix, name) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &secret_hash(api_key).as_slice(),
+            &user_id,
+            &key_id,
+            &key_prefix(api_key),
+            &name,
+        ],
     )
     .await?;
+    Ok(key_id)
+}
+
+async fn insert_webhook_token(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: Uuid,
+    webhook_token: &str,
+) -> Result<(), Error> {
     tx.execute(
         "INSERT INTO webhook_tokens (hash, user_id) VALUES ($1, $2)",
-        &[&token_hash.as_slice(), &user_id],
+        &[&secret_hash(webhook_token).as_slice(), &user_id],
     )
     .await?;
     Ok(())
+}
+
+/// The first characters of a key as listed: its `ct_live_` prefix and 8 hex digits.
+fn key_prefix(api_key: &str) -> String {
+    let keep = API_KEY_PREFIX.len() + KEY_PREFIX_HEX_DIGITS;
+    api_key.chars().take(keep).collect()
 }
 
 pub(crate) fn unknown_user(user_id: Uuid) -> Error {
@@ -373,6 +622,14 @@ mod tests {
         assert!(new_secret(WEBHOOK_TOKEN_PREFIX)
             .unwrap()
             .starts_with("whk_"));
+    }
+
+    #[test]
+    fn a_key_prefix_recognises_a_key_without_giving_it_away() {
+        let key = new_secret(API_KEY_PREFIX).unwrap();
+        let prefix = key_prefix(&key);
+        assert_eq!(prefix.len(), "ct_live_".len() + 8);
+        assert!(key.starts_with(&prefix));
     }
 
     #[test]

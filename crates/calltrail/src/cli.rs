@@ -118,6 +118,33 @@ pub enum AdminCommand {
         #[arg(long)]
         complete_prompt_id: Option<String>,
     },
+    /// Create another API key for a user; prints {"user_id","key_id","api_key","prefix","name"}
+    /// — the key is shown only once.
+    CreateKey {
+        /// The user id.
+        #[arg(long)]
+        user: Uuid,
+        /// A name to recognise the key by in list-keys (e.g. where it is used).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List a user's API keys, the oldest first, one JSON object per line:
+    /// {"key_id","prefix","name","created_at","last_used_at","revoked_at"} (never the key).
+    ListKeys {
+        /// The user id.
+        #[arg(long)]
+        user: Uuid,
+    },
+    /// Revoke one of a user's API keys (refused by running servers within 5 s); prints
+    /// {"key_id","revoked_at"}.
+    RevokeKey {
+        /// The user id.
+        #[arg(long)]
+        user: Uuid,
+        /// The key's id, as create-key and list-keys print it.
+        #[arg(long)]
+        key_id: Uuid,
+    },
     /// Register a provider agent for a user; prints {"agent_id"}.
     AddAgent {
         /// The user id.
@@ -190,7 +217,8 @@ pub enum AdminCommand {
         #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
         previous_valid_for: std::time::Duration,
     },
-    /// Create the demo tenant and agent if missing; prints fresh credentials for it.
+    /// Create the demo tenant and agent if missing; prints fresh credentials for it and
+    /// revokes the demo tenant's earlier demo keys (keys made with create-key stay).
     DemoTenant,
     /// Change a user's own OpenAI prompt ids (an empty value clears one); prints the ids in force.
     SetPrompts {

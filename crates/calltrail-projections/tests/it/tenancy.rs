@@ -442,3 +442,172 @@ async fn a_rotated_secret_stays_valid_for_its_window_and_never_longer() {
         .await;
     assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
 }
+
+/// A raw connection to the test database.
+async fn sql(app: &TestApp) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(app.db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test]
+async fn api_keys_are_created_listed_marked_used_once_a_minute_and_revoked() {
+    let app = TestApp::new().await;
+    let tenancy = app.store.tenancy();
+    let first = tenancy
+        .create_user(&NewUser {
+            email: "keys@example.com".to_owned(),
+            ..NewUser::default()
+        })
+        .await
+        .unwrap();
+    let second = tenancy
+        .create_api_key(first.user_id, Some(" ci server "))
+        .await
+        .unwrap();
+    assert!(second.api_key.starts_with(&second.prefix));
+    assert_eq!(second.prefix.len(), "ct_live_".len() + 8);
+    assert_eq!(second.name.as_deref(), Some("ci server"));
+    assert!(!format!("{second:?}").contains(&second.api_key));
+
+    let keys = tenancy.list_api_keys(first.user_id).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].prefix.as_deref(), Some(&first.api_key[..16]));
+    assert_eq!(keys[0].name, None);
+    assert_eq!(keys[1].key_id, second.key_id);
+    assert_eq!(keys[1].name.as_deref(), Some("ci server"));
+    assert!(keys
+        .iter()
+        .all(|k| k.last_used_at.is_none() && k.revoked_at.is_none()));
+
+    // A look-up marks the key used; another within the minute writes nothing.
+    let used = tenancy.tenant_by_api_key(&second.api_key).await.unwrap();
+    assert_eq!(used, Some(first.user_id));
+    let last_used = |keys: &[calltrail_projections::ApiKeyInfo]| {
+        keys.iter()
+            .find(|k| k.key_id == second.key_id)
+            .and_then(|k| k.last_used_at)
+    };
+    let marked = last_used(&tenancy.list_api_keys(first.user_id).await.unwrap());
+    assert!(marked.is_some());
+    tenancy.tenant_by_api_key(&second.api_key).await.unwrap();
+    assert_eq!(
+        last_used(&tenancy.list_api_keys(first.user_id).await.unwrap()),
+        marked
+    );
+    // A mark older than a minute is renewed.
+    sql(&app)
+        .await
+        .execute(
+            "UPDATE api_keys SET last_used_at = now() - interval '61 seconds' WHERE id = $1",
+            &[&second.key_id],
+        )
+        .await
+        .unwrap();
+    tenancy.tenant_by_api_key(&second.api_key).await.unwrap();
+    let renewed = last_used(&tenancy.list_api_keys(first.user_id).await.unwrap());
+    assert!(renewed.is_some_and(|at| at > chrono::Utc::now() - chrono::Duration::seconds(30)));
+
+    // Revoked: authenticates nothing, listed with its time, revoking again keeps it.
+    let revoked = tenancy
+        .revoke_api_key(first.user_id, second.key_id)
+        .await
+        .unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert_eq!(
+        tenancy.tenant_by_api_key(&second.api_key).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        tenancy.tenant_by_api_key(&first.api_key).await.unwrap(),
+        Some(first.user_id)
+    );
+    let again = tenancy
+        .revoke_api_key(first.user_id, second.key_id)
+        .await
+        .unwrap();
+    assert_eq!(again.revoked_at, revoked.revoked_at);
+    let keys = tenancy.list_api_keys(first.user_id).await.unwrap();
+    assert_eq!(keys[1].revoked_at, revoked.revoked_at);
+
+    // Another user's key, an unknown key, an unknown user.
+    let other = app.user("other@example.com").await;
+    assert!(matches!(
+        tenancy.revoke_api_key(other, keys[0].key_id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        tenancy.revoke_api_key(first.user_id, Uuid::new_v4()).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        tenancy.list_api_keys(Uuid::new_v4()).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        tenancy.create_api_key(Uuid::new_v4(), None).await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_key_from_before_prefixes_lists_with_a_null_prefix() {
+    let app = TestApp::new().await;
+    let user = app.user("old@example.com").await;
+    sql(&app)
+        .await
+        .execute(
+            "INSERT INTO api_keys (hash, user_id) VALUES (sha256('ct_live_old'), $1)",
+            &[&user],
+        )
+        .await
+        .unwrap();
+    let keys = app.store.tenancy().list_api_keys(user).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.iter().any(|k| k.prefix.is_none()));
+}
+
+#[tokio::test]
+async fn reissued_demo_credentials_revoke_the_earlier_demo_keys_only() {
+    let app = TestApp::new().await;
+    let tenancy = app.store.tenancy();
+    let created = tenancy
+        .create_user(&NewUser {
+            email: "demo@example.com".to_owned(),
+            ..NewUser::default()
+        })
+        .await
+        .unwrap();
+    let kept = tenancy
+        .create_api_key(created.user_id, Some("ci"))
+        .await
+        .unwrap();
+    let (first, revoked) = tenancy
+        .reissue_demo_credentials(created.user_id)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 1, "the key create-user issued");
+    let (second, revoked) = tenancy
+        .reissue_demo_credentials(created.user_id)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 1, "the previous demo key");
+    for (key, valid) in [
+        (&created.api_key, false),
+        (&first.api_key, false),
+        (&second.api_key, true),
+        (&kept.api_key, true),
+    ] {
+        let tenant = tenancy.tenant_by_api_key(key).await.unwrap();
+        assert_eq!(tenant.is_some(), valid, "{}", &key[..16]);
+    }
+    assert_eq!(
+        tenancy
+            .tenant_by_webhook_token(&second.webhook_token)
+            .await
+            .unwrap(),
+        Some(created.user_id)
+    );
+}

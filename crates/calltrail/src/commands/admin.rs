@@ -84,6 +84,35 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
                 "webhook_token": issued.webhook_token,
             }));
         }
+        AdminCommand::CreateKey { user, name } => {
+            let issued = ctx
+                .store
+                .tenancy()
+                .create_api_key(user, name.as_deref())
+                .await
+                .context("could not create the key")?;
+            print_json(&issued);
+        }
+        AdminCommand::ListKeys { user } => {
+            let keys = ctx
+                .store
+                .tenancy()
+                .list_api_keys(user)
+                .await
+                .context("could not list the keys")?;
+            for key in keys {
+                print_json(&key);
+            }
+        }
+        AdminCommand::RevokeKey { user, key_id } => {
+            let key = ctx
+                .store
+                .tenancy()
+                .revoke_api_key(user, key_id)
+                .await
+                .context("could not revoke the key")?;
+            print_json(&json!({ "key_id": key.key_id, "revoked_at": key.revoked_at }));
+        }
         AdminCommand::AddAgent {
             user,
             provider,
@@ -298,8 +327,11 @@ async fn catch_up(projector: &Projector) -> anyhow::Result<()> {
 }
 
 async fn demo_tenant(ctx: &Ctx) -> anyhow::Result<()> {
-    let (issued, created) = match ctx.store.tenancy().user_by_email(DEMO_EMAIL).await? {
-        Some(user) => (ctx.store.tenancy().issue_credentials(user).await?, false),
+    let (issued, created, revoked) = match ctx.store.tenancy().user_by_email(DEMO_EMAIL).await? {
+        Some(user) => {
+            let (issued, revoked) = ctx.store.tenancy().reissue_demo_credentials(user).await?;
+            (issued, false, revoked)
+        }
         None => {
             let user = NewUser {
                 email: DEMO_EMAIL.to_owned(),
@@ -308,7 +340,7 @@ async fn demo_tenant(ctx: &Ctx) -> anyhow::Result<()> {
             };
             let issued = ctx.store.tenancy().create_user(&user).await?;
             grant(ctx, issued.user_id, 100).await?;
-            (issued, true)
+            (issued, true, 0)
         }
     };
     ctx.store
@@ -326,6 +358,7 @@ async fn demo_tenant(ctx: &Ctx) -> anyhow::Result<()> {
         "api_key": issued.api_key,
         "webhook_token": issued.webhook_token,
         "created": created,
+        "revoked_keys": revoked,
     }));
     Ok(())
 }

@@ -190,3 +190,161 @@ async fn replay_on_a_terminal_clears_its_bar_before_every_line() {
         "the log lines and the summary were shown: {text:?}"
     );
 }
+
+/// Runs `calltrail args…` on `url` and reads the one JSON object it printed last.
+fn admin_json(url: &str, args: &[&str]) -> serde_json::Value {
+    let (ok, out, err) = admin(url, args);
+    assert!(ok, "{args:?}: {err}");
+    serde_json::from_str(out.lines().last().unwrap_or_default()).unwrap()
+}
+
+/// Polls `GET /v1/credits` with `key` until it answers `status`, for 10 s at most (a revoked
+/// key is refused within the API-key cache's 5 s).
+async fn wait_for_status(app: &crate::helpers::TestApp, key: &str, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = app
+            .client
+            .get(format!("{}/v1/credits", app.address))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        let got = answer.status().as_u16();
+        if got == status {
+            if status == 401 {
+                let body: serde_json::Value = answer.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+            }
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{key:.16}: still {got}, not {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_created_listed_and_revoked_against_a_running_server() {
+    let app = crate::helpers::spawn_app().await;
+    let url = app.db.url().to_owned();
+    let user = admin_json(&url, &["admin", "create-user", "--email", "k@example.com"]);
+    let user_id = user["user_id"].as_str().unwrap().to_owned();
+    let first_key = user["api_key"].as_str().unwrap().to_owned();
+    let created = admin_json(
+        &url,
+        &[
+            "admin",
+            "create-key",
+            "--user",
+            &user_id,
+            "--name",
+            "laptop",
+        ],
+    );
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    assert!(key.starts_with(created["prefix"].as_str().unwrap()));
+    assert_eq!(created["name"], "laptop");
+    wait_for_status(&app, &key, 200).await;
+
+    let (ok, out, err) = admin(&url, &["admin", "list-keys", "--user", &user_id]);
+    assert!(ok, "{err}");
+    assert!(!out.contains(&key) && !out.contains(&first_key), "{out}");
+    let keys: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(keys.len(), 2, "{out}");
+    let listed = &keys[1];
+    assert_eq!(listed["key_id"], key_id.as_str());
+    assert_eq!(listed["prefix"], created["prefix"]);
+    assert_eq!(listed["name"], "laptop");
+    assert!(listed["created_at"].is_string());
+    assert!(
+        listed["last_used_at"].is_string(),
+        "used just now: {listed}"
+    );
+    assert!(listed["revoked_at"].is_null());
+    assert!(keys[0]["last_used_at"].is_null(), "never used: {}", keys[0]);
+
+    let revoked = admin_json(
+        &url,
+        &[
+            "admin",
+            "revoke-key",
+            "--user",
+            &user_id,
+            "--key-id",
+            &key_id,
+        ],
+    );
+    assert_eq!(revoked["key_id"], key_id.as_str());
+    assert!(revoked["revoked_at"].is_string());
+    wait_for_status(&app, &key, 401).await;
+    wait_for_status(&app, &first_key, 200).await;
+    let keys = admin(&url, &["admin", "list-keys", "--user", &user_id]).1;
+    assert!(keys
+        .lines()
+        .nth(1)
+        .unwrap()
+        .contains(&format!("\"revoked_at\":{}", revoked["revoked_at"])));
+
+    // A key id the user does not have: one line, non-zero exit.
+    let other = uuid::Uuid::new_v4().to_string();
+    let (ok, _, err) = admin(
+        &url,
+        &[
+            "admin",
+            "revoke-key",
+            "--user",
+            &user_id,
+            "--key-id",
+            &other,
+        ],
+    );
+    assert!(!ok);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "calltrail: could not revoke the key: user {user_id} has no API key with id {other}"
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_tenant_reuses_the_tenant_and_revokes_its_previous_demo_key() {
+    let app = crate::helpers::spawn_app().await;
+    let url = app.db.url().to_owned();
+    let first = admin_json(&url, &["admin", "demo-tenant"]);
+    assert_eq!(first["created"], true);
+    let user_id = first["user_id"].as_str().unwrap().to_owned();
+    let kept = admin_json(
+        &url,
+        &["admin", "create-key", "--user", &user_id, "--name", "ci"],
+    );
+    let second = admin_json(&url, &["admin", "demo-tenant"]);
+    assert_eq!(second["created"], false);
+    assert_eq!(second["user_id"], first["user_id"]);
+    assert_eq!(second["revoked_keys"], 1);
+    wait_for_status(&app, first["api_key"].as_str().unwrap(), 401).await;
+    wait_for_status(&app, second["api_key"].as_str().unwrap(), 200).await;
+    wait_for_status(&app, kept["api_key"].as_str().unwrap(), 200).await;
+    let (_, keys, _) = admin(&url, &["admin", "list-keys", "--user", &user_id]);
+    let live = keys
+        .lines()
+        .filter(|l| l.contains("\"revoked_at\":null"))
+        .count();
+    assert_eq!(live, 2, "the new demo key and the ci key: {keys}");
+    // The demo's webhook URL (the new token) still takes calls.
+    let token = second["webhook_token"].as_str().unwrap();
+    let (status, _) = app
+        .post_bolna_json(
+            token,
+            &crate::helpers::fixtures::read("bolna/success/01-initiated.json"),
+        )
+        .await;
+    assert_eq!(status, 202);
+}
