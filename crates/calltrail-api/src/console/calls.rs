@@ -19,14 +19,14 @@ use super::page::{page, Nav, PageError};
 use super::parse_query;
 use super::session::Session;
 use crate::error::ApiError;
-use crate::params::{non_empty, parse_phone, text_filter};
+use crate::params::{lifecycle_status_filter, non_empty, parse_phone, status_filter, text_filter};
 use crate::AppState;
 
 /// Calls per page.
 pub const PAGE_SIZE: i64 = 50;
 
-/// User-facing statuses (CONTRACT §3 `status`).
-const STATUSES: [&str; 4] = ["completed", "in_progress", "failed", "cancelled"];
+/// User-facing statuses: the ones the API's `status` filter takes.
+const STATUSES: &[&str] = crate::params::CALL_STATUSES;
 
 /// Lifecycle statuses: the ones the API's `lifecycle_status` filter takes.
 const LIFECYCLE: &[&str] = crate::params::LIFECYCLE_STATUSES;
@@ -114,8 +114,10 @@ impl ListQuery {
             })?),
         };
         let filter = CallFilter {
-            status: text_filter("status", self.status.as_deref())?,
-            lifecycle_status: text_filter("lifecycle_status", self.lifecycle_status.as_deref())?,
+            // The API's own checks: a value outside its list is the API's message, in the
+            // console's error page.
+            status: status_filter(self.status.as_deref())?,
+            lifecycle_status: lifecycle_status_filter(self.lifecycle_status.as_deref())?,
             phone,
             agent_id: text_filter("agent_id", self.agent_id.as_deref())?,
             from: Some(range.from_utc()),
@@ -270,7 +272,7 @@ fn filter_form(query: &ListQuery, filters: &ListFilters, campaigns: &Campaigns) 
                 select id="status" name="status" {
                     option value="" selected[status.is_empty()] { "Any" }
                     @for s in STATUSES {
-                        option value=(s) selected[status == s] { (s.replace('_', " ")) }
+                        option value=(s) selected[status == *s] { (s.replace('_', " ")) }
                     }
                 }
             }

@@ -791,3 +791,32 @@ async fn the_csv_download_is_the_api_s_export_of_the_list_s_filters() {
         .await;
     assert_eq!(response.status().as_u16(), 400);
 }
+
+#[tokio::test]
+async fn a_bad_status_filter_is_the_console_s_error_page_with_the_api_s_message() {
+    let app = spawn_app().await;
+    let tenant = app.create_tenant().await;
+    let mut browser = ConsoleClient::new(&app);
+    browser.sign_in(&tenant.api_key).await;
+    for (param, value) in [("status", "bogus"), ("lifecycle_status", "no_answer")] {
+        let (status, api) = app
+            .get(&tenant, &format!("/v1/calls?{param}={value}"))
+            .await;
+        assert_eq!(status, 400, "{api}");
+        let message = api["error"]["message"].as_str().unwrap().to_owned();
+        for path in ["/calls", "/calls.csv"] {
+            let (status, html) = browser.page(&format!("{path}?{param}={value}")).await;
+            assert_eq!(status, 400, "{path}?{param}={value}: {html}");
+            assert!(html.contains("Cannot show this page"), "{html}");
+            let escaped = message.replace('`', "&#96;").replace('\'', "&#39;");
+            assert!(
+                html.contains(&message) || html.contains(&escaped),
+                "{path}: the API's words `{message}`: {html}"
+            );
+        }
+    }
+    // The pickers' values are the ones the filter takes.
+    let (status, html) = browser.page("/calls?status=in_progress").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(r#"value="in_progress" selected"#), "{html}");
+}
