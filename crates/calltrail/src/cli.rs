@@ -251,6 +251,184 @@ pub enum AnalysisCommand {
     },
 }
 
+/// Why the arguments cannot be used: one clap error (also `--help` and `--version`, which are
+/// "errors" that print and exit 0), or several problems, each a readable line.
+#[derive(Debug)]
+pub enum ArgErrors {
+    /// One problem (or help, or the version), printed as clap prints it.
+    One(clap::Error),
+    /// Every problem found, one line each, and the command's usage line.
+    Several {
+        /// One readable line per problem.
+        problems: Vec<String>,
+        /// clap's `Usage: …` line of the command.
+        usage: Option<String>,
+    },
+}
+
+impl ArgErrors {
+    /// The text printed on stderr (for [`ArgErrors::One`], clap's own).
+    pub fn render(&self) -> String {
+        match self {
+            ArgErrors::One(error) => error.to_string(),
+            ArgErrors::Several { problems, usage } => {
+                let mut text = format!("error: {} problems with the arguments:\n", problems.len());
+                for problem in problems {
+                    text.push_str(&format!("  - {problem}\n"));
+                }
+                if let Some(usage) = usage {
+                    text.push_str(&format!("\n{usage}\n"));
+                }
+                text.push_str("\nFor more information, try '--help'.\n");
+                text
+            }
+        }
+    }
+
+    /// Prints the problems (or help) and exits: 0 for help and version, 2 otherwise.
+    pub fn exit(self) -> ! {
+        match self {
+            ArgErrors::One(error) => error.exit(),
+            several @ ArgErrors::Several { .. } => {
+                eprint!("{}", several.render());
+                std::process::exit(2)
+            }
+        }
+    }
+}
+
+/// Most problems [`parse_args`] looks for (each costs one parse).
+const MAX_ARG_PROBLEMS: usize = 20;
+
+/// Parses the command line like [`Parser::try_parse_from`], but reports every problem at once:
+/// clap stops at the first invalid or unknown argument, so after each such error the argument
+/// is taken out and the rest parsed again, until what is left parses or only missing ones
+/// remain (clap names all the missing ones together, and none that was already reported).
+pub fn parse_args<I, T>(args: I) -> Result<Cli, ArgErrors>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let mut errors: Vec<clap::Error> = Vec::new();
+    // Flags already reported as invalid: not reported again as missing once taken out.
+    let mut reported: Vec<String> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    let mut usage = None;
+    while errors.len() < MAX_ARG_PROBLEMS {
+        let error = match Cli::try_parse_from(&args) {
+            Ok(cli) if errors.is_empty() => return Ok(cli),
+            Ok(_) => break,
+            Err(error) => error,
+        };
+        if !matches!(
+            error.kind(),
+            ErrorKind::InvalidValue
+                | ErrorKind::ValueValidation
+                | ErrorKind::UnknownArgument
+                | ErrorKind::MissingRequiredArgument
+        ) {
+            // Help, the version, a wrong command: as clap says it (after what was found).
+            if errors.is_empty() {
+                return Err(ArgErrors::One(error));
+            }
+            break;
+        }
+        let text = error.to_string();
+        usage = text
+            .lines()
+            .find(|line| line.starts_with("Usage:"))
+            .map(str::to_owned)
+            .or(usage);
+        if error.kind() == ErrorKind::MissingRequiredArgument {
+            let missing = match error.get(ContextKind::InvalidArg) {
+                Some(ContextValue::Strings(missing)) => missing.clone(),
+                _ => Vec::new(),
+            };
+            let missing: Vec<String> = missing
+                .into_iter()
+                .filter(|arg| !reported.iter().any(|flag| flag_of(arg) == flag))
+                .collect();
+            if missing.is_empty() && !errors.is_empty() {
+                break;
+            }
+            problems.extend(
+                missing
+                    .iter()
+                    .map(|arg| format!("the required argument '{arg}' was not provided")),
+            );
+            errors.push(error);
+            break;
+        }
+        let arg = match error.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(arg)) => arg.clone(),
+            _ => String::new(),
+        };
+        let flag = flag_of(&arg).to_owned();
+        problems.push(problem_line(&text));
+        errors.push(error);
+        let before = args.len();
+        take_out(&mut args, &flag);
+        if args.len() == before {
+            break;
+        }
+        reported.push(flag);
+    }
+    match (errors.len(), errors.pop()) {
+        (1, Some(only)) => Err(ArgErrors::One(only)),
+        _ => Err(ArgErrors::Several { problems, usage }),
+    }
+}
+
+/// The flag of clap's name for an argument: `--user` of `--user <USER>`.
+fn flag_of(arg: &str) -> &str {
+    arg.split_whitespace().next().unwrap_or(arg)
+}
+
+/// clap's message of one error as one line: its text without `error: `, the usage line, the
+/// `--help` hint and blank lines (a list of possible values or a tip joins the line).
+fn problem_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| {
+            !line.is_empty()
+                && !line.starts_with("Usage:")
+                && !line.starts_with("For more information")
+        })
+        .map(|line| line.strip_prefix("error: ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Removes every occurrence of `flag` from `args`: `--flag=value`, or `--flag` and the value
+/// after it (a value does not start with `--`); a stray value is removed alone.
+fn take_out(args: &mut Vec<std::ffi::OsString>, flag: &str) {
+    if flag.is_empty() {
+        return;
+    }
+    let with_value = format!("{flag}=");
+    let mut kept = Vec::with_capacity(args.len());
+    let mut iter = std::mem::take(args).into_iter().enumerate().peekable();
+    while let Some((index, arg)) = iter.next() {
+        let text = arg.to_string_lossy();
+        // The program name is never an argument to take out.
+        if index == 0 || (text != flag && !text.starts_with(&with_value)) {
+            kept.push(arg);
+            continue;
+        }
+        if text == flag && flag.starts_with('-') {
+            if let Some((_, value)) = iter.peek() {
+                if !value.to_string_lossy().starts_with("--") {
+                    iter.next();
+                }
+            }
+        }
+    }
+    *args = kept;
+}
+
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database.url()?.to_owned();
@@ -462,6 +640,86 @@ mod tests {
             "{bolna:?}"
         );
         assert!(parse("vapi", "a day").is_err());
+    }
+
+    /// The problems [`parse_args`] reports for `args` (after `calltrail`).
+    fn problems(args: &[&str]) -> Vec<String> {
+        let argv = std::iter::once("calltrail").chain(args.iter().copied());
+        match parse_args(argv) {
+            Ok(cli) => panic!("parsed: {cli:?}"),
+            Err(ArgErrors::One(error)) => vec![problem_line(&error.to_string())],
+            Err(ArgErrors::Several { problems, .. }) => problems,
+        }
+    }
+
+    #[test]
+    fn every_argument_problem_is_reported_at_once() {
+        let found = problems(&["admin", "adjust-credits", "--user", "nope", "--amount=0"]);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].starts_with("invalid value 'nope' for '--user <USER>'"));
+        assert!(found[1].contains("0 changes nothing"), "{found:?}");
+        assert_eq!(
+            found[2],
+            "the required argument '--reason <REASON>' was not provided"
+        );
+
+        let found = problems(&[
+            "admin",
+            "set-provider-secret",
+            "--provider",
+            "bolna",
+            "--previous-valid-for",
+            "a day",
+        ]);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(found[0].contains("bolna does not sign its webhooks"));
+        assert!(found[1].contains("'--previous-valid-for <PREVIOUS_VALID_FOR>'"));
+        assert!(found[2].contains("'--user <USER>'") && found[3].contains("'--secret <SECRET>'"));
+
+        let found = problems(&["admin", "create-key", "--usr", "x", "--name", "n"]);
+        assert_eq!(
+            found,
+            [
+                "unexpected argument '--usr' found",
+                "the required argument '--user <USER>' was not provided",
+            ],
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn one_problem_is_clap_s_own_error_and_good_arguments_parse() {
+        let one = parse_args(["calltrail", "admin", "create-user"]);
+        assert!(
+            matches!(&one, Err(ArgErrors::One(e)) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument),
+            "{one:?}"
+        );
+        let help = parse_args(["calltrail", "admin", "create-key", "--help"]);
+        assert!(
+            matches!(&help, Err(ArgErrors::One(e)) if e.kind() == clap::error::ErrorKind::DisplayHelp),
+            "{help:?}"
+        );
+        let ok = parse_args([
+            "calltrail",
+            "admin",
+            "adjust-credits",
+            "--user",
+            "5c0e8f17-a2d3-4b96-8e41-f7b3d2a90c65",
+            "--amount",
+            "-5",
+            "--reason",
+            "refund",
+        ]);
+        assert!(
+            matches!(
+                ok,
+                Ok(Cli {
+                    command: Command::Admin(AdminCommand::AdjustCredits { amount: -5, .. }),
+                    ..
+                })
+            ),
+            "{ok:?}"
+        );
     }
 
     #[test]

@@ -3,15 +3,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// mimalloc instead of the system allocator: the webhook path and replay allocate many small,
 /// short-lived strings across threads, where glibc's malloc spent a third of replay's time.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = calltrail::cli::Cli::parse();
+    let cli = match calltrail::cli::parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(errors) => errors.exit(),
+    };
     calltrail::telemetry::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -348,3 +348,39 @@ async fn demo_tenant_reuses_the_tenant_and_revokes_its_previous_demo_key() {
         .await;
     assert_eq!(status, 202);
 }
+
+#[test]
+fn every_argument_problem_is_one_line_of_one_message() {
+    // No database is asked: the arguments are refused first.
+    let port = free_port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .args(["admin", "adjust-credits", "--user", "nope", "--amount", "0"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines[0], "error: 3 problems with the arguments:",
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("  - invalid value 'nope' for '--user <USER>'"),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].starts_with("  - invalid value '0' for '--amount <AMOUNT>': 0 changes nothing"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[3],
+        "  - the required argument '--reason <REASON>' was not provided"
+    );
+    assert!(
+        stderr.contains("Usage: calltrail admin adjust-credits"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
