@@ -290,7 +290,7 @@ async fn serve_connection(mut stream: TcpStream, connection: usize, state: Arc<M
 }
 
 /// Reads one request; `None` on EOF or anything unreadable (the connection is then closed).
-async fn read_request(
+pub(crate) async fn read_request(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     connection: usize,
