@@ -34,6 +34,8 @@
 //! - [`tenancy`]: [`Tenancy`], the tenancy tables: users, agents, API keys and webhook tokens
 //!   (hashes only), prompt ids; also the writer of [`sessions`] and [`credentials`].
 //! - [`credentials`]: provider signing secrets and API keys, sealed with `CALLTRAIL_SECRETS_KEY`.
+//! - [`reconciliation`]: the calls reconciliation checks, its lease, each run's result per
+//!   tenant and provider.
 //! - [`store`]: [`ReadStore`], the tokio-postgres pool (deadpool) with the read queries above;
 //!   [`Tenancy`] and [`AnalysisJobs`] share its pool.
 //! - [`error`]: the crate's [`Error`] (one variant per cause) and [`DbError`], its opaque
@@ -53,6 +55,7 @@ pub mod kpis;
 pub mod leads;
 pub mod projector;
 pub mod queries;
+pub mod reconciliation;
 pub mod replay;
 pub mod replication;
 pub mod sessions;

@@ -39,6 +39,31 @@ pub enum Command {
     /// Lead analyses waiting, done or failed; retry failed ones.
     #[command(subcommand)]
     Analysis(AnalysisCommand),
+    /// Fetch calls whose last webhook never came from their provider's API and record what it
+    /// shows; prints {"checked","appended","unchanged","errors"}.
+    Reconcile(ReconcileArgs),
+}
+
+/// `calltrail reconcile`.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    /// Only calls whose last event is older than this (e.g. `15m`, `2h`).
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub older_than: std::time::Duration,
+    /// Only this provider's calls.
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<Provider>,
+    /// The provider APIs.
+    #[command(flatten)]
+    pub api: ReconcileApiArgs,
+}
+
+/// How reconciliation talks to the provider APIs (`reconcile` and `serve`).
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileApiArgs {
+    /// Requests per second to each provider's API, at most.
+    #[arg(long = "reconcile-rate", env = "CALLTRAIL_RECONCILE_RATE", default_value_t = calltrail_reconcile::client::DEFAULT_RATE, value_parser = parse_rate)]
+    pub rate: f64,
 }
 
 /// `calltrail serve`.
@@ -216,6 +241,24 @@ pub enum AdminCommand {
         /// stops at once). Earlier ones never outlive this.
         #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
         previous_valid_for: std::time::Duration,
+    },
+    /// Set a user's API key for a provider (reconciliation calls the provider's API with it),
+    /// replacing the previous one at once; prints {"provider","configured":true}. Stored
+    /// encrypted with CALLTRAIL_SECRETS_KEY; never shown again.
+    SetProviderApiKey {
+        /// The user id.
+        #[arg(long)]
+        user: Uuid,
+        /// The provider (`bolna`, `vapi`, `elevenlabs`, `twilio`, `retell`).
+        #[arg(long, value_parser = parse_provider)]
+        provider: Provider,
+        /// The API key (Twilio: `AccountSid:AuthToken`); `-` reads it from the first line of
+        /// standard input, keeping it out of shell history and the process list.
+        #[arg(long)]
+        key: Secret,
+        /// The API's base URL when not the provider's own (a regional endpoint, a proxy).
+        #[arg(long)]
+        base_url: Option<String>,
     },
     /// Create the demo tenant and agent if missing; prints fresh credentials for it and
     /// revokes the demo tenant's earlier demo keys (keys made with create-key stay).
@@ -444,6 +487,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay(args) => commands::replay::run(&url, args).await,
         Command::Admin(command) => commands::admin::run(&url, command).await,
         Command::Analysis(command) => commands::analysis::run(&url, command).await,
+        Command::Reconcile(args) => commands::reconcile::run(&url, args).await,
     }
 }
 
@@ -470,6 +514,16 @@ fn parse_adjustment(text: &str) -> Result<i64, String> {
         Ok(0) => Err("0 changes nothing: give a positive or a negative amount".to_owned()),
         Ok(amount) => Ok(amount),
         Err(_) => Err(format!("`{text}` is not a whole number of credits")),
+    }
+}
+
+/// `--reconcile-rate`: requests per second, more than 0.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "`{text}` is not a number of requests per second above 0"
+        )),
     }
 }
 

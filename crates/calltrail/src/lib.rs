@@ -6,6 +6,7 @@
 //! - [`config`]: typed configuration from flags and environment, validated at start-up.
 //! - [`startup`]: [`startup::Application`], the composition root: pools, appender, HTTP server, projector, analysis workers.
 //! - [`commands`]: the admin and replay commands.
+//! - [`reconcile`]: reconciliation's storage port over the database, one leased run, serve's periodic task.
 //! - [`ops`]: operational metrics (append batches, projector lag, blocking transactions).
 //! - [`telemetry`]: tracing set-up (JSON when not on a terminal).
 
@@ -14,5 +15,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod ops;
+pub mod reconcile;
 pub mod startup;
 pub mod telemetry;

@@ -187,6 +187,45 @@ async fn dispatch(ctx: &Ctx, command: AdminCommand) -> anyhow::Result<()> {
             }
             print_json(&json!({ "provider": provider, "configured": true }));
         }
+        AdminCommand::SetProviderApiKey {
+            user,
+            provider,
+            key,
+            base_url,
+        } => {
+            let secrets_key = required_secrets_key()?;
+            let key = read_secret(key.expose())?;
+            if provider == Provider::Twilio {
+                anyhow::ensure!(
+                    key.split_once(':')
+                        .is_some_and(|(sid, token)| !sid.is_empty() && !token.is_empty()),
+                    "a Twilio API key is given as AccountSid:AuthToken"
+                );
+            }
+            let base_url = base_url
+                .map(|url| url.trim().trim_end_matches('/').to_owned())
+                .filter(|url| !url.is_empty());
+            if let Some(url) = &base_url {
+                anyhow::ensure!(
+                    url.starts_with("http://") || url.starts_with("https://"),
+                    "--base-url must be an http:// or https:// URL"
+                );
+            }
+            let credential = NewCredential {
+                user_id: user,
+                provider,
+                kind: SecretKind::ApiKey,
+                secret: key.as_bytes(),
+                base_url: base_url.as_deref(),
+                previous_valid_for: Duration::ZERO,
+            };
+            ctx.store
+                .tenancy()
+                .set_provider_credential(&secrets_key, credential)
+                .await
+                .context("could not store the API key")?;
+            print_json(&json!({ "provider": provider, "configured": true }));
+        }
         AdminCommand::DemoTenant => demo_tenant(ctx).await?,
         AdminCommand::SetPrompts {
             user,

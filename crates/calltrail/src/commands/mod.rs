@@ -2,10 +2,12 @@
 //! - [`admin`]: `calltrail admin …` (tenants, agents, keys, credits, secrets, the rejected and
 //!   conflict logs);
 //! - [`analysis`]: `calltrail analysis retry`;
+//! - [`reconcile`]: `calltrail reconcile`, one reconciliation run now;
 //! - [`replay`]: `calltrail replay` with its progress bar and summary.
 
 pub mod admin;
 pub mod analysis;
+pub mod reconcile;
 pub mod replay;
 
 use anyhow::Context;

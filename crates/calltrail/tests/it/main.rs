@@ -21,6 +21,7 @@ mod projectors;
 mod providers;
 mod providers_signatures;
 mod reads;
+mod reconcile;
 mod replay;
 mod replica;
 mod secrets;
