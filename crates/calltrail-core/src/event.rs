@@ -137,6 +137,22 @@ impl Ending {
             Ending::Failed => "failed",
         }
     }
+
+    /// The ending a lifecycle status itself says: `no-answer`, `busy`, and `failed`/`error`/
+    /// `balance-low` (the call could not be placed) as failed; `None` for every other status.
+    ///
+    /// The fold falls back to it for events recorded before [`CallEvent::ending`] existed, so
+    /// those calls get the same outcome on replay as new ones.
+    pub fn of_status(status: &LifecycleStatus) -> Option<Ending> {
+        match status {
+            LifecycleStatus::NoAnswer => Some(Ending::NoAnswer),
+            LifecycleStatus::Busy => Some(Ending::Busy),
+            LifecycleStatus::Failed | LifecycleStatus::Error | LifecycleStatus::BalanceLow => {
+                Some(Ending::Failed)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A provider's own reported cost of a call: the number exactly as sent, and its unit.
@@ -146,6 +162,23 @@ pub struct Cost {
     pub amount: f64,
     /// What the amount counts (the provider's documented unit).
     pub unit: CostUnit,
+}
+
+impl Cost {
+    /// A cost of `amount` in `unit` when the amount is a finite number not below 0.
+    pub fn of(amount: Option<f64>, unit: CostUnit) -> Option<Cost> {
+        amount
+            .filter(|a| a.is_finite() && *a >= 0.0)
+            .map(|amount| Cost { amount, unit })
+    }
+
+    /// A total order (amount, then unit), so the fold settles equal-precedence costs alike in
+    /// every order.
+    pub fn total_cmp(&self, other: &Cost) -> std::cmp::Ordering {
+        self.amount
+            .total_cmp(&other.amount)
+            .then(self.unit.cmp(&other.unit))
+    }
 }
 
 /// The unit of a provider's reported cost (each provider documents one; none sends it).

@@ -40,6 +40,12 @@
 //! a later event changes the amount) is [`billing::ledger_entry`]'s rule.
 //!
 //! **Anomalies** ([`CallEvent::anomalies`]) are a union over the events.
+//!
+//! **Ending and cost** are optional fields like the others: `ending` comes from the
+//! highest-precedence event with one ([`CallEvent::ending`], or for an event recorded before
+//! it existed what its status says, [`Ending::of_status`]), `cost` from the highest-precedence
+//! event that carries one (equal keys: the greater amount). The Call's `outcome` adds the
+//! analysis to the ending (`calltrail-projections`).
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -48,7 +54,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::billing;
-use crate::event::{Anomaly, CallEvent, LeadType};
+use crate::event::{Anomaly, CallEvent, Cost, Ending, LeadType};
 use crate::phone::PhoneNumber;
 
 /// A provider lifecycle status in Bolna's vocabulary; a status calltrail does not know is kept verbatim.
@@ -164,6 +170,13 @@ pub struct CallState {
     /// The untrusted values its events carried, each once, in order.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub anomalies: BTreeSet<Anomaly>,
+    /// How the call ended, by the highest-precedence event that says ([`CallEvent::ending`],
+    /// else what its status says: [`Ending::of_status`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending: Option<Ending>,
+    /// The provider's reported cost, from the highest-precedence event that carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
     /// Which event decided each field; needed to apply further events to a stored state.
     #[serde(default)]
     pub provenance: Provenance,
@@ -238,6 +251,12 @@ pub struct Provenance {
     /// Event that set `batch_id`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<Precedence>,
+    /// Event that set `ending`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ending: Option<Precedence>,
+    /// Event that set `cost`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Precedence>,
     /// The event whose talk time set `charge`: (is `completed`, its key, the talk time's bits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub charge: Option<ChargeSource>,
@@ -465,6 +484,15 @@ impl CallState {
             contact_company,
             batch_id
         );
+        let ending = event.ending.or_else(|| Ending::of_status(&event.status));
+        keep_best(&mut self.ending, &mut prov.ending, ending.as_ref(), &key);
+        keep_best_by(
+            &mut self.cost,
+            &mut prov.cost,
+            event.cost.as_ref(),
+            &key,
+            Cost::total_cmp,
+        );
 
         let stage_time = match event.status {
             LifecycleStatus::Ringing => Some(&mut self.ringing_started_at),
@@ -553,13 +581,24 @@ fn keep_best<T: Ord + Clone>(
     candidate: Option<&T>,
     key: &Precedence,
 ) {
+    keep_best_by(slot, source, candidate, key, T::cmp);
+}
+
+/// [`keep_best`] with the values' order given (for values without [`Ord`], e.g. a cost).
+fn keep_best_by<T: Clone>(
+    slot: &mut Option<T>,
+    source: &mut Option<Precedence>,
+    candidate: Option<&T>,
+    key: &Precedence,
+    order: impl Fn(&T, &T) -> Ordering,
+) {
     let Some(candidate) = candidate else {
         return;
     };
     let better = match (source.as_ref(), slot.as_ref()) {
         (Some(current_key), Some(current)) => match key.cmp(current_key) {
             Ordering::Greater => true,
-            Ordering::Equal => candidate > current,
+            Ordering::Equal => order(candidate, current) == Ordering::Greater,
             Ordering::Less => false,
         },
         _ => true,

@@ -16,7 +16,7 @@ pub use super::PayloadError;
 use super::{
     BodyVerifier, Parsed, ProviderEvent, SignatureError, Unsigned, VerifyRequest, WebhookProvider,
 };
-use crate::event::{CallEvent, LeadType, Provider};
+use crate::event::{CallEvent, Cost, CostUnit, Ending, LeadType, Provider};
 use crate::lifecycle::LifecycleStatus;
 use crate::phone::PhoneNumber;
 
@@ -66,6 +66,9 @@ pub struct BolnaPayload {
     /// Whether a voicemail answered.
     #[serde(default, deserialize_with = "lenient::boolean")]
     pub answered_by_voice_mail: Option<bool>,
+    /// The transfer of the call to another number, when there was one (`TransferCallData`).
+    #[serde(default, deserialize_with = "lenient::value")]
+    pub transfer_call_data: Option<Value>,
     /// Output of the agent's extraction prompt.
     #[serde(default, deserialize_with = "lenient::value")]
     pub extracted_data: Option<Value>,
@@ -285,14 +288,32 @@ impl BolnaPayload {
                 .filter(|e| e.contains('@')),
             batch_id: owned_non_blank(self.batch_id.as_deref()),
             anomalies: Vec::new(),
-            ending: None,
-            cost: None,
+            ending: self.ending(),
+            // `total_cost` is 0 until post-processing ends: only a terminal status's counts.
+            cost: self
+                .status
+                .is_terminal()
+                .then(|| Cost::of(self.total_cost, CostUnit::Cents))
+                .flatten(),
         };
         if let Some(at) = self.updated_at.noted(&mut event) {
             event.occurred_at = at;
         }
         event.call_created_at = self.created_at.noted(&mut event);
         event
+    }
+
+    /// How the call ended: a missed or failed status says it; else `answered_by_voice_mail`
+    /// true is a voicemail, and a `transfer_call_data` with any value a transfer.
+    pub fn ending(&self) -> Option<Ending> {
+        let transferred = self
+            .transfer_call_data
+            .as_ref()
+            .and_then(Value::as_object)
+            .is_some_and(|data| data.values().any(|v| !v.is_null()));
+        Ending::of_status(&self.status)
+            .or_else(|| (self.answered_by_voice_mail == Some(true)).then_some(Ending::Voicemail))
+            .or_else(|| transferred.then_some(Ending::Transferred))
     }
 
     /// The first of these keys of `extracted_data` that holds non-blank text.

@@ -25,7 +25,7 @@ use super::{
     BodyVerifier, Ignored, Parsed, PayloadError, ProviderEvent, SignatureError, VerifyRequest,
     WebhookProvider,
 };
-use crate::event::{CallEvent, LeadType, Provider};
+use crate::event::{CallEvent, Cost, CostUnit, Ending, LeadType, Provider};
 use crate::lifecycle::LifecycleStatus;
 use crate::phone::PhoneNumber;
 
@@ -240,6 +240,9 @@ struct Metadata {
     call_duration_secs: Option<f64>,
     #[serde(default, deserialize_with = "lenient::string")]
     termination_reason: Option<String>,
+    /// The conversation's cost in ElevenLabs credits.
+    #[serde(default, deserialize_with = "lenient::number")]
+    cost: Option<f64>,
     #[serde(default, deserialize_with = "lenient::object")]
     phone_call: Option<PhoneCall>,
 }
@@ -270,7 +273,7 @@ impl Envelope {
         let mut event = CallEvent {
             provider: Provider::ElevenLabs,
             execution_id,
-            status,
+            status: status.clone(),
             occurred_at: received_at,
             call_created_at: transcription.and_then(|m| m.start_time_unix_secs),
             agent_id: data.and_then(|d| owned(d.agent_id.as_deref())),
@@ -301,13 +304,28 @@ impl Envelope {
                     .and_then(|c| c.dynamic_variables.as_ref()),
             ),
             anomalies: Vec::new(),
-            ending: None,
-            cost: None,
+            ending: Ending::of_status(&status).or_else(|| {
+                transcription.and_then(|m| termination_ending(m.termination_reason.as_deref()))
+            }),
+            cost: transcription.and_then(|m| Cost::of(m.cost, CostUnit::Credits)),
         };
         if let Some(at) = self.event_timestamp.noted(&mut event) {
             event.occurred_at = at;
         }
         event
+    }
+}
+
+/// `metadata.termination_reason` is free text (ElevenLabs documents no list of values): one
+/// that mentions a voicemail is a voicemail, one that mentions a transfer a transfer.
+fn termination_ending(reason: Option<&str>) -> Option<Ending> {
+    let reason = reason?.to_ascii_lowercase();
+    if reason.contains("voicemail") || reason.contains("voice mail") {
+        Some(Ending::Voicemail)
+    } else if reason.contains("transfer") {
+        Some(Ending::Transferred)
+    } else {
+        None
     }
 }
 

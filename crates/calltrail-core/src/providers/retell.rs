@@ -19,7 +19,7 @@ use super::{
     BodyVerifier, Ignored, Parsed, PayloadError, ProviderEvent, SignatureError, VerifyRequest,
     WebhookProvider,
 };
-use crate::event::{CallEvent, LeadType, Provider};
+use crate::event::{CallEvent, Cost, CostUnit, Ending, LeadType, Provider};
 use crate::lifecycle::LifecycleStatus;
 use crate::phone::PhoneNumber;
 
@@ -134,6 +134,25 @@ struct Call {
     recording_url: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     disconnection_reason: Option<String>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    call_cost: Option<CallCost>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    call_analysis: Option<CallAnalysis>,
+}
+
+/// `call.call_cost`: only the total.
+#[derive(Debug, Default, Deserialize)]
+struct CallCost {
+    /// Cents, as Retell documents it.
+    #[serde(default, deserialize_with = "lenient::number")]
+    combined_cost: Option<f64>,
+}
+
+/// `call.call_analysis` (`call_analyzed`): only the voicemail flag.
+#[derive(Debug, Default, Deserialize)]
+struct CallAnalysis {
+    #[serde(default, deserialize_with = "lenient::boolean")]
+    in_voicemail: Option<bool>,
 }
 
 impl Call {
@@ -166,7 +185,7 @@ impl Call {
             Some(LeadType::Outbound) => (self.to_number.as_deref(), Some(LeadType::Outbound)),
             None => (None, None),
         };
-        let mut event = CallEvent {
+        let mut normalized = CallEvent {
             provider: Provider::Retell,
             execution_id,
             status,
@@ -190,14 +209,45 @@ impl Call {
             contact_email: None,
             batch_id: lenient::CampaignKey::batch_id(self.metadata.as_ref()),
             anomalies: Vec::new(),
-            ending: None,
-            cost: None,
+            ending: self.ending(event, ending),
+            cost: ending
+                .then(|| {
+                    let cents = self.call_cost.as_ref().and_then(|c| c.combined_cost);
+                    Cost::of(cents, CostUnit::Cents)
+                })
+                .flatten(),
         };
-        if let Some(at) = occurred_at.noted(&mut event) {
-            event.occurred_at = at;
+        if let Some(at) = occurred_at.noted(&mut normalized) {
+            normalized.occurred_at = at;
         }
-        event.call_created_at = self.start_timestamp.noted(&mut event);
-        event
+        normalized.call_created_at = self.start_timestamp.noted(&mut normalized);
+        normalized
+    }
+
+    /// How the call ended: `transfer_bridged` is a transfer; on `call_ended`/`call_analyzed`
+    /// (`ended`) the `disconnection_reason` `dial_no_answer`, `dial_busy`, `dial_failed`,
+    /// `voicemail_reached` or `call_transfer`, else `call_analysis.in_voicemail` true.
+    fn ending(&self, event: &str, ended: bool) -> Option<Ending> {
+        if event == "transfer_bridged" {
+            return Some(Ending::Transferred);
+        }
+        if !ended {
+            return None;
+        }
+        let by_reason = match self.disconnection_reason.as_deref().map(str::trim) {
+            Some("dial_no_answer") => Some(Ending::NoAnswer),
+            Some("dial_busy") => Some(Ending::Busy),
+            Some("dial_failed") => Some(Ending::Failed),
+            Some("voicemail_reached") => Some(Ending::Voicemail),
+            Some("call_transfer") => Some(Ending::Transferred),
+            _ => None,
+        };
+        let in_voicemail = self
+            .call_analysis
+            .as_ref()
+            .and_then(|a| a.in_voicemail)
+            .unwrap_or(false);
+        by_reason.or_else(|| in_voicemail.then_some(Ending::Voicemail))
     }
 }
 

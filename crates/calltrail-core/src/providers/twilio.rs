@@ -27,7 +27,7 @@ use super::{
     BodyVerifier, Parsed, PayloadError, ProviderEvent, ProviderSecret, SignatureError,
     VerifyRequest, WebhookProvider,
 };
-use crate::event::{CallEvent, LeadType, Provider};
+use crate::event::{CallEvent, Ending, LeadType, Provider};
 use crate::lifecycle::LifecycleStatus;
 use crate::phone::PhoneNumber;
 
@@ -99,10 +99,12 @@ impl WebhookProvider for Twilio {
             }
             _ => (None, None, None),
         };
+        let status = status(call_status);
         let event = CallEvent {
             provider: Provider::Twilio,
             execution_id: call_sid.to_owned(),
-            status: status(call_status),
+            ending: ending(&status, field("AnsweredBy")),
+            status,
             occurred_at: received_at,
             call_created_at: None,
             // The business's own number, as registered with `add-agent --external-id +E164`.
@@ -123,7 +125,7 @@ impl WebhookProvider for Twilio {
             contact_email: None,
             batch_id: None,
             anomalies: Vec::new(),
-            ending: None,
+            // Status callbacks carry no price (Twilio reports it on the REST call only).
             cost: None,
         };
         let mut event = event;
@@ -159,6 +161,15 @@ fn status(call_status: &str) -> LifecycleStatus {
         "queued" | "initiated" => LifecycleStatus::Initiated,
         other => LifecycleStatus::parse(other),
     }
+}
+
+/// How the call ended: a missed or failed `CallStatus` says it; else answering-machine
+/// detection's `AnsweredBy` `machine_*` (or `fax`) is a voicemail.
+fn ending(status: &LifecycleStatus, answered_by: Option<&str>) -> Option<Ending> {
+    Ending::of_status(status).or_else(|| {
+        let answered_by = answered_by?.trim();
+        (answered_by.starts_with("machine") || answered_by == "fax").then_some(Ending::Voicemail)
+    })
 }
 
 /// Checks the signature once the body is read: a form is buffered (bounded by the intake's

@@ -18,7 +18,7 @@ use super::{
     BodyVerifier, Ignored, Parsed, PayloadError, ProviderEvent, SignatureError, Unsigned,
     VerifyRequest, WebhookProvider,
 };
-use crate::event::{CallEvent, LeadType, Provider};
+use crate::event::{CallEvent, Cost, CostUnit, Ending, LeadType, Provider};
 use crate::lifecycle::LifecycleStatus;
 use crate::phone::PhoneNumber;
 
@@ -176,6 +176,21 @@ fn end_of_call(ended_reason: Option<&str>) -> LifecycleStatus {
     }
 }
 
+/// How the call ended by `endedReason` (on `status-update` `ended` and `end-of-call-report`):
+/// `customer-did-not-answer`, `customer-busy`, `voicemail`, `assistant-forwarded-call`
+/// (transferred), and a reason containing `error` or `failed` (as for the lifecycle status);
+/// any other reason is a normal ending (`None`).
+fn ending(ended_reason: Option<&str>) -> Option<Ending> {
+    match ended_reason.map(str::trim)? {
+        "customer-did-not-answer" => Some(Ending::NoAnswer),
+        "customer-busy" => Some(Ending::Busy),
+        "voicemail" => Some(Ending::Voicemail),
+        "assistant-forwarded-call" => Some(Ending::Transferred),
+        r if r.contains("error") || r.contains("failed") => Some(Ending::Failed),
+        _ => None,
+    }
+}
+
 /// The body: `{"message": {…}}`.
 #[derive(Debug, Default, Deserialize)]
 struct Envelope {
@@ -193,6 +208,9 @@ struct Message {
     status: Option<String>,
     #[serde(default, deserialize_with = "lenient::string")]
     ended_reason: Option<String>,
+    /// The call's cost in USD (`end-of-call-report`).
+    #[serde(default, deserialize_with = "lenient::number")]
+    cost: Option<f64>,
     /// Unix ms (an older client says so; seconds and RFC 3339 text are read too).
     #[serde(default, deserialize_with = "lenient::unix_or_text_stamp")]
     timestamp: Stamp,
@@ -256,6 +274,9 @@ struct Call {
     customer: Option<Customer>,
     #[serde(default, deserialize_with = "lenient::object")]
     metadata: Option<lenient::CampaignKey>,
+    /// The call's cost in USD (fallback of the report's own `cost`).
+    #[serde(default, deserialize_with = "lenient::number")]
+    cost: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -336,8 +357,10 @@ impl Message {
             contact_email: None,
             batch_id: lenient::CampaignKey::batch_id(call.and_then(|c| c.metadata.as_ref())),
             anomalies: Vec::new(),
-            ending: None,
-            cost: None,
+            ending: ending(self.ended_reason.as_deref()),
+            cost: report
+                .then(|| Cost::of(self.cost.or(call.and_then(|c| c.cost)), CostUnit::Usd))
+                .flatten(),
         };
         if let Some(at) = self.timestamp.noted(&mut event) {
             event.occurred_at = at;

@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use calltrail_core::providers::bolna;
-use calltrail_core::{CallEvent, LeadType, LifecycleStatus, PhoneNumber, Provider};
+use calltrail_core::{
+    CallEvent, Cost, CostUnit, Ending, LeadType, LifecycleStatus, PhoneNumber, Provider,
+};
 
 use calltrail_fixtures as fixtures;
 
@@ -195,8 +197,16 @@ fn expected_event(e: &Expected) -> CallEvent {
             .then(|| "rohan@acme-logistics.example".to_owned()),
         batch_id: None,
         anomalies: Vec::new(),
-        ending: None,
-        cost: None,
+        ending: Ending::of_status(&e.status),
+        // `total_cost` counts at a terminal status only (0 before post-processing ends).
+        cost: e.status.is_terminal().then(|| Cost {
+            amount: if e.file.ends_with("05-completed.json") {
+                4.87
+            } else {
+                0.0
+            },
+            unit: CostUnit::Cents,
+        }),
     }
 }
 

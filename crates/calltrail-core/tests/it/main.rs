@@ -5,6 +5,7 @@
 mod elevenlabs;
 mod fixtures;
 mod fold;
+mod outcome;
 mod payload;
 mod properties;
 mod retell;

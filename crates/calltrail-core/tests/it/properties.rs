@@ -4,7 +4,10 @@ use calltrail_core::billing::{
     charge, duration_minutes, duration_seconds, ledger_entry, LedgerKind,
 };
 use calltrail_core::providers::bolna;
-use calltrail_core::{fold, Bounds, CallEvent, CallState, LeadType, LifecycleStatus, PhoneNumber};
+use calltrail_core::{
+    fold, Bounds, CallEvent, CallState, Cost, CostUnit, Ending, LeadType, LifecycleStatus,
+    PhoneNumber,
+};
 use chrono::{Duration, Utc};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -66,6 +69,33 @@ fn event_strategy() -> impl Strategy<Value = CallEvent> {
         ]),
         // Provider times out of range: before 2000, or years after receipt.
         prop_oneof![4 => Just(0_i64), 1 => Just(-900_000_000), 1 => Just(300_000_000)],
+        // Endings and costs, with ties in amount between units.
+        (
+            pick(vec![
+                Ending::Voicemail,
+                Ending::Transferred,
+                Ending::NoAnswer,
+                Ending::Failed,
+            ]),
+            pick(vec![
+                Cost {
+                    amount: 0.0,
+                    unit: CostUnit::Cents,
+                },
+                Cost {
+                    amount: 4.87,
+                    unit: CostUnit::Cents,
+                },
+                Cost {
+                    amount: 4.87,
+                    unit: CostUnit::Usd,
+                },
+                Cost {
+                    amount: 412.0,
+                    unit: CostUnit::Credits,
+                },
+            ]),
+        ),
     )
         .prop_map(
             |(
@@ -76,6 +106,7 @@ fn event_strategy() -> impl Strategy<Value = CallEvent> {
                 (tr, name, company),
                 secs,
                 skew,
+                (ending, cost),
             )| {
                 let base = crate::support::utc("2025-10-08T10:00:00");
                 let mut e = bare("initiated", "2025-10-08T10:00:00");
@@ -94,6 +125,8 @@ fn event_strategy() -> impl Strategy<Value = CallEvent> {
                 e.contact_company = company;
                 e.conversation_seconds = secs;
                 e.occurred_at += Duration::seconds(skew);
+                e.ending = ending;
+                e.cost = cost;
                 e.bound(received_at(), &Bounds::default());
                 e
             },

@@ -398,7 +398,32 @@ pub fn lifecycles() -> Lifecycles {
                 ended_with("dial_busy", "call_analyzed"),
             ],
         ),
+        (
+            "transferred",
+            vec![
+                answered_with("call_transfer", "call_ended", false),
+                answered_with("call_transfer", "transfer_bridged", false),
+                answered_with("call_transfer", "call_analyzed", false),
+            ],
+        ),
+        (
+            "voicemail",
+            vec![
+                answered_with("user_hangup", "call_ended", false),
+                answered_with("user_hangup", "call_analyzed", true),
+            ],
+        ),
     ]
+}
+
+/// The answered fixture call's `call_analyzed` as `event`, with `disconnection_reason` and
+/// `call_analysis.in_voicemail` replaced.
+pub fn answered_with(reason: &str, event: &str, in_voicemail: bool) -> Vec<u8> {
+    let mut raw = fixtures::json("retell/answered/03-call_analyzed.json");
+    raw["event"] = json!(event);
+    raw["call"]["disconnection_reason"] = json!(reason);
+    raw["call"]["call_analysis"]["in_voicemail"] = json!(in_voicemail);
+    raw.to_string().into_bytes()
 }
 
 #[test]

@@ -446,7 +446,25 @@ pub fn lifecycles() -> Lifecycles {
         ("failed", vec![initiated.clone(), ended("failed", "503")]),
         (
             "canceled",
-            vec![initiated, ringing, ended("canceled", "487")],
+            vec![initiated, ringing.clone(), ended("canceled", "487")],
+        ),
+        (
+            "answered-by-machine",
+            vec![
+                ringing,
+                callback(&[
+                    ("CallStatus", "in-progress"),
+                    ("SequenceNumber", "1"),
+                    ("Timestamp", "Wed, 08 Oct 2025 09:15:08 +0000"),
+                    ("AnsweredBy", "machine_end_beep"),
+                ]),
+                callback(&[
+                    ("CallStatus", "completed"),
+                    ("SequenceNumber", "2"),
+                    ("Timestamp", "Wed, 08 Oct 2025 09:15:37 +0000"),
+                    ("CallDuration", "29"),
+                ]),
+            ],
         ),
     ]
 }
@@ -461,7 +479,9 @@ fn whole_calls_fold_to_their_ending() {
             .collect();
         let state = fold(&events, 1);
         let (status, call_status) = match name {
-            "answered" => (LifecycleStatus::Completed, CallStatus::Completed),
+            "answered" | "answered-by-machine" => {
+                (LifecycleStatus::Completed, CallStatus::Completed)
+            }
             "no-answer" => (LifecycleStatus::NoAnswer, CallStatus::Failed),
             "busy" => (LifecycleStatus::Busy, CallStatus::Failed),
             "failed" => (LifecycleStatus::Failed, CallStatus::Failed),
@@ -469,7 +489,7 @@ fn whole_calls_fold_to_their_ending() {
         };
         assert_eq!(state.lifecycle_status, Some(status), "{name}");
         assert_eq!(state.status(), call_status, "{name}");
-        let charge = (name == "answered").then_some(Charge {
+        let charge = name.starts_with("answered").then_some(Charge {
             duration_seconds: 29,
             duration_minutes: 1,
             credits: 1,

@@ -440,7 +440,30 @@ pub fn lifecycles() -> Lifecycles {
                 unanswered_report("twilio-failed-to-connect-call"),
             ],
         ),
+        (
+            "voicemail",
+            vec![
+                status_update("ringing", 1_759_914_901_000),
+                status_update_ending("ended", 1_759_914_937_500, "voicemail"),
+                report_ending("voicemail"),
+            ],
+        ),
+        (
+            "forwarded",
+            vec![
+                fixtures::read("vapi/status-update.json"),
+                status_update_ending("ended", 1_759_914_937_500, "assistant-forwarded-call"),
+                report_ending("assistant-forwarded-call"),
+            ],
+        ),
     ]
+}
+
+/// The fixture's report (a conversation, cost 0.0473 USD) ended with `ended_reason`.
+pub fn report_ending(ended_reason: &str) -> Vec<u8> {
+    let mut raw = fixtures::json("vapi/end-of-call-report.json");
+    raw["message"]["endedReason"] = json!(ended_reason);
+    raw.to_string().into_bytes()
 }
 
 #[test]
@@ -450,7 +473,9 @@ fn whole_calls_fold_to_their_ending() {
         let events: Vec<_> = bodies.iter().map(|b| parse_event(VAPI, b).event).collect();
         let state = fold(&events, 1);
         let (status, call_status) = match name {
-            "answered" => (LifecycleStatus::Completed, CallStatus::Completed),
+            "answered" | "voicemail" | "forwarded" => {
+                (LifecycleStatus::Completed, CallStatus::Completed)
+            }
             "no-answer" => (LifecycleStatus::NoAnswer, CallStatus::Failed),
             "busy" => (LifecycleStatus::Busy, CallStatus::Failed),
             _ => (LifecycleStatus::Failed, CallStatus::Failed),
@@ -480,7 +505,7 @@ fn whole_calls_fold_to_their_ending() {
                 .unwrap()
                 .ends_with("Thanks, bye.\n"));
             assert!(state.recording_url.is_some());
-        } else {
+        } else if matches!(name, "no-answer" | "busy" | "failed") {
             assert_eq!(state.charge, None, "{name}: a missed call costs nothing");
             assert_eq!(state.completed_at, None, "{name}");
             assert_eq!(state.transcript, None, "{name}");
