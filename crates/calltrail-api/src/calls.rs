@@ -12,8 +12,8 @@ use serde::Deserialize;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{
-    lifecycle_status_filter, non_empty, parse_execution_id, parse_limit, parse_phone,
-    parse_provider, parse_window, status_filter, text_filter,
+    lifecycle_status_filter, non_empty, outcome_filter, parse_execution_id, parse_limit,
+    parse_phone, parse_provider, parse_window, status_filter, text_filter,
 };
 use crate::AppState;
 
@@ -67,6 +67,13 @@ pub struct CallsQuery {
     /// Only this provider's calls: `bolna`, `vapi`, `elevenlabs`, `twilio` or `retell`
     /// (another value answers 400 `invalid_provider`).
     pub provider: Option<String>,
+    /// Only calls of this outcome: `booked`, `transferred`, `voicemail`, `information`,
+    /// `no_answer`, `busy`, `failed` or `other` (any other value answers 400
+    /// `invalid_parameter` listing them).
+    #[param(
+        pattern = r"^(booked|transferred|voicemail|information|no_answer|busy|failed|other)?$"
+    )]
+    pub outcome: Option<String>,
 }
 
 /// Query of the single-call routes (`GET /v1/calls/{execution_id}` and its `/transcript`,
@@ -145,6 +152,7 @@ impl CallsQuery {
                 }
             },
             provider: parse_provider(self.provider.as_deref())?.map(|p| p.as_str().to_owned()),
+            outcome: outcome_filter(self.outcome.as_deref())?,
             sort: match non_empty(self.sort.as_deref()) {
                 None => CallSort::default(),
                 Some(name) => CallSort::parse(name).ok_or_else(|| {
@@ -167,7 +175,7 @@ impl CallsQuery {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "A page of calls", body = Page<CallView>),
-        (status = 400, description = "`invalid_limit`, `invalid_time`, `invalid_range` (`from` later than `to`), `invalid_phone`, `invalid_provider` (a `provider` not in the provider table, naming the ones it takes), `invalid_parameter` (a `status` or `lifecycle_status` outside its list, naming the values it takes), `unknown_parameter` (naming the ones the route takes), `invalid_cursor` (a cursor of another list or another `sort`) or `invalid_query` (a repeated parameter, U+0000 in a filter, an unknown `sort`)", body = ErrorBody),
+        (status = 400, description = "`invalid_limit`, `invalid_time`, `invalid_range` (`from` later than `to`), `invalid_phone`, `invalid_provider` (a `provider` not in the provider table, naming the ones it takes), `invalid_parameter` (a `status`, `lifecycle_status` or `outcome` outside its list, naming the values it takes), `unknown_parameter` (naming the ones the route takes), `invalid_cursor` (a cursor of another list or another `sort`) or `invalid_query` (a repeated parameter, U+0000 in a filter, an unknown `sort`)", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
     )

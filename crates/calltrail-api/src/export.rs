@@ -21,8 +21,8 @@ use crate::{AppState, ReadFrom};
 const CHUNK: i32 = 1_000;
 
 /// The columns, named as in the Call JSON (no transcript); `provider` came last, after the
-/// columns files were already read by position.
-pub const COLUMNS: [&str; 26] = [
+/// columns files were already read by position, and `outcome`, `cost`, `cost_unit` after it.
+pub const COLUMNS: [&str; 29] = [
     "execution_id",
     "agent_id",
     "user_id",
@@ -49,6 +49,9 @@ pub const COLUMNS: [&str; 26] = [
     "anomalies",
     "conflicts",
     "provider",
+    "outcome",
+    "cost",
+    "cost_unit",
 ];
 
 /// Exports the calls as CSV.
@@ -129,7 +132,7 @@ fn encode(
 }
 
 /// A call's cells, in [`COLUMNS`] order, each guarded.
-fn record(c: &CallView) -> [String; 26] {
+fn record(c: &CallView) -> [String; 29] {
     let text = |v: &Option<String>| guard(v.as_deref().unwrap_or(""));
     let time = |v: Option<DateTime<Utc>>| v.map(timestamp).unwrap_or_default();
     let id = |v: Option<Uuid>| v.map(|u| u.to_string()).unwrap_or_default();
@@ -163,6 +166,10 @@ fn record(c: &CallView) -> [String; 26] {
         c.anomalies.join(";"),
         c.conflicts.to_string(),
         guard(&c.provider),
+        guard(&c.outcome),
+        // A number as the provider sent it (never below 0, so never a formula).
+        c.cost.map(|v| guard(&v.to_string())).unwrap_or_default(),
+        text(&c.cost_unit),
     ]
 }
 
@@ -231,6 +238,9 @@ mod tests {
             attribution: None,
             anomalies: vec!["duration_out_of_range".into()],
             conflicts: 0,
+            outcome: "voicemail".into(),
+            cost: Some(0.0473),
+            cost_unit: Some("usd".into()),
         };
         let json = serde_json::to_value(&call).unwrap_or_default();
         let keys: Vec<&str> = json
@@ -246,7 +256,10 @@ mod tests {
         let line = String::from_utf8_lossy(&bytes);
         assert!(line.contains(",'+14155550132,"), "{line}");
         assert!(line.contains("\"a, \"\"quoted\"\"\nreason\""), "{line}");
-        assert!(line.ends_with("\r\n"), "{line:?}");
+        assert!(
+            line.ends_with(",twilio,voicemail,0.0473,usd\r\n"),
+            "{line:?}"
+        );
         assert_eq!(timestamp(at), "1970-01-01T00:00:00Z");
     }
 }

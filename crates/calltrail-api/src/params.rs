@@ -150,6 +150,23 @@ pub const LIFECYCLE_STATUSES: &[&str] = &[
     "balance-low",
 ];
 
+/// Every Call `outcome` (CONTRACT §6), the values `?outcome=` takes.
+pub const OUTCOMES: &[&str] = &[
+    "booked",
+    "transferred",
+    "voicemail",
+    "information",
+    "no_answer",
+    "busy",
+    "failed",
+    "other",
+];
+
+/// Parses `outcome`: blank is absent, else one of [`OUTCOMES`] exactly.
+pub fn outcome_filter(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    one_of("outcome", raw, OUTCOMES)
+}
+
 /// Parses `status`: blank is absent, else one of [`CALL_STATUSES`] exactly (`invalid_parameter`
 /// naming them otherwise).
 pub fn status_filter(raw: Option<&str>) -> Result<Option<String>, ApiError> {
@@ -387,6 +404,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        assert!(outcome_filter(Some("bogus")).is_err_and(|e| e.message().contains("no_answer")));
+        assert_eq!(outcome_filter(Some("")).ok(), Some(None));
+        let outcomes: Vec<&str> = calltrail_core::Outcome::ALL
+            .iter()
+            .map(|o| o.as_str())
+            .collect();
+        assert_eq!(outcomes, OUTCOMES, "the core's outcomes, in the same order");
         assert!(lifecycle_status_filter(Some("bogus"))
             .is_err_and(|e| e.message().contains("call-disconnected")));
         // Every name the list shows is one the filter takes.

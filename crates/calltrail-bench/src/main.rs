@@ -24,6 +24,9 @@
 //! - `replay`: a log of 1,000,000 events written with binary COPY, rebuilt by `calltrail replay`.
 //! - `console`: the web console's pages (calls list, sorted and filtered, dashboard) with
 //!   100,000 calls in one tenant, one request at a time: render time per page.
+//! - `export` (not in the default set: it writes a million calls): `GET /v1/calls.csv` of one
+//!   tenant's 200,000 and 1,000,000 calls (`--export-calls`), the server's peak RSS for each,
+//!   so a flat memory shows.
 //!
 //! Beside the scenarios' modules: [`workload`] (the call lifecycles every scenario sends, one
 //! provider or all five), [`server`] (the `calltrail` binary as a child process), [`loadgen`]
@@ -33,6 +36,7 @@
 mod analysis;
 mod append;
 mod console;
+mod export;
 mod ingest;
 mod loadgen;
 mod proc;
@@ -69,13 +73,15 @@ struct Args {
     analysis_calls: usize,
     console_calls: usize,
     console_requests: usize,
+    export_calls: Vec<usize>,
     client: ClientKind,
 }
 
 const USAGE: &str = "\
-calltrail-bench [--scenario append,raw,ingest,mixed,sync,replay,analysis,console] [--events N] [--concurrency 1,16,64]
+calltrail-bench [--scenario append,raw,ingest,mixed,sync,replay,analysis,console,export] [--events N] [--concurrency 1,16,64]
                 [--webhooks N] [--connections 16,64,256] [--client raw|reqwest] [--replay-events N]
                 [--analysis-calls N] [--console-calls N] [--console-requests N]
+                [--export-calls 200000,1000000]
 calltrail-bench loadgen …   (the load generator; started by the ingest scenario)";
 
 fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<usize>> {
@@ -104,6 +110,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
         analysis_calls: 2_000,
         console_calls: 100_000,
         console_requests: 300,
+        export_calls: vec![200_000, 1_000_000],
         client: ClientKind::Raw,
     };
     while let Some(flag) = it.next() {
@@ -132,6 +139,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
                     .parse()
                     .context("--console-requests takes a number")?
             }
+            "--export-calls" => args.export_calls = numbers(&flag, &value()?)?,
             "--client" => args.client = value()?.parse()?,
             "--help" | "-h" => {
                 println!("{USAGE}");
@@ -210,8 +218,9 @@ async fn main() -> anyhow::Result<()> {
             "console" => {
                 console::run(args.console_calls, args.console_requests, &mut report).await?
             }
+            "export" => export::run(&args.export_calls, &mut report).await?,
             other => anyhow::bail!(
-                "unknown scenario {other} (known: append, raw, ingest, mixed, sync, replay, analysis, console)"
+                "unknown scenario {other} (known: append, raw, ingest, mixed, sync, replay, analysis, console, export)"
             ),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -155,6 +155,85 @@ impl Ending {
     }
 }
 
+/// A call's business outcome (CONTRACT §6 `outcome`), derived by [`Outcome::derive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The call's analysis records a booked demo or meeting.
+    Booked,
+    /// Handed to another party.
+    Transferred,
+    /// A voicemail or answering machine picked up.
+    Voicemail,
+    /// The caller only wanted information. Reserved: the analysis has no such field yet, so
+    /// it is never derived today.
+    Information,
+    /// Nobody answered.
+    NoAnswer,
+    /// The line was busy.
+    Busy,
+    /// Could not be placed, or broke off with an error.
+    Failed,
+    /// Anything else: a conversation without a booking, a cancelled call, a call in progress.
+    Other,
+}
+
+impl Outcome {
+    /// Every outcome, in the order of CONTRACT §6.
+    pub const ALL: &'static [Outcome] = &[
+        Outcome::Booked,
+        Outcome::Transferred,
+        Outcome::Voicemail,
+        Outcome::Information,
+        Outcome::NoAnswer,
+        Outcome::Busy,
+        Outcome::Failed,
+        Outcome::Other,
+    ];
+
+    /// The snake_case name the API shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Booked => "booked",
+            Outcome::Transferred => "transferred",
+            Outcome::Voicemail => "voicemail",
+            Outcome::Information => "information",
+            Outcome::NoAnswer => "no_answer",
+            Outcome::Busy => "busy",
+            Outcome::Failed => "failed",
+            Outcome::Other => "other",
+        }
+    }
+
+    /// Parses a name given by [`Outcome::as_str`] (exactly).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|o| o.as_str() == s)
+    }
+
+    /// The outcome of a call, by precedence: `booked` (its analysis booked a demo) over the
+    /// provider's ending (transferred, voicemail, no_answer, busy, failed) over `other`.
+    /// `information` has no input yet and is never the result.
+    pub fn derive(booked: bool, ending: Option<Ending>) -> Outcome {
+        if booked {
+            return Outcome::Booked;
+        }
+        match ending {
+            Some(Ending::Transferred) => Outcome::Transferred,
+            Some(Ending::Voicemail) => Outcome::Voicemail,
+            Some(Ending::NoAnswer) => Outcome::NoAnswer,
+            Some(Ending::Busy) => Outcome::Busy,
+            Some(Ending::Failed) => Outcome::Failed,
+            None => Outcome::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A provider's own reported cost of a call: the number exactly as sent, and its unit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Cost {

@@ -32,7 +32,7 @@ pub use analysis::{
 };
 pub use backoff::{Backoff, Retries};
 pub use billing::{ledger_entry, LedgerKind};
-pub use event::{Anomaly, Bounds, CallEvent, Cost, CostUnit, Ending, LeadType};
+pub use event::{Anomaly, Bounds, CallEvent, Cost, CostUnit, Ending, LeadType, Outcome};
 pub use lifecycle::{fold, CallState, CallStatus, Charge, ChargeSource, LifecycleStatus};
 pub use phone::{PhoneNumber, PhoneNumberError};
 pub use providers::PayloadError;

@@ -54,7 +54,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::billing;
-use crate::event::{Anomaly, CallEvent, Cost, Ending, LeadType};
+use crate::event::{Anomaly, CallEvent, Cost, Ending, LeadType, Outcome};
 use crate::phone::PhoneNumber;
 
 /// A provider lifecycle status in Bolna's vocabulary; a status calltrail does not know is kept verbatim.
@@ -523,6 +523,11 @@ impl CallState {
         self.lifecycle_status
             .as_ref()
             .map_or(CallStatus::InProgress, LifecycleStatus::call_status)
+    }
+
+    /// The call's outcome given whether its analysis booked a demo ([`Outcome::derive`]).
+    pub fn outcome(&self, booked: bool) -> Outcome {
+        Outcome::derive(booked, self.ending)
     }
 
     /// True once the call reached a terminal lifecycle status.

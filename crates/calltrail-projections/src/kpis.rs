@@ -9,9 +9,17 @@
 //! - rates are fractions of `total_calls` (0 when there are none);
 //! - `avg_conversation_seconds`: mean `duration_seconds` of connected calls;
 //! - `leads_analyzed`: calls with an individual analysis;
-//! - `hot/warm/cold_leads`: contacts called in the window, by their complete analysis's tag.
+//! - `hot/warm/cold_leads`: contacts called in the window, by their complete analysis's tag;
+//! - `booked_calls`: calls whose outcome is `booked`; `booking_rate`: booked ÷ connected
+//!   (rounded like the other rates, 0 when no call connected);
+//! - `total_cost_by_unit`: the sum of the providers' reported costs per unit (calls without a
+//!   cost add nothing); `total_cost` and `total_cost_unit` are that sum and its unit when the
+//!   window's costs share one unit, else `null` (no cost at all, or units that cannot be
+//!   added up: calltrail never converts).
 //!
 //! [`ReadStore::calls_per_day`] splits the same counts by UTC day (the console's charts).
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
@@ -52,6 +60,18 @@ pub struct KpisView {
     pub warm_leads: i64,
     /// … Cold.
     pub cold_leads: i64,
+    /// Calls whose outcome is `booked`.
+    pub booked_calls: i64,
+    /// booked ÷ connected (0 when no call connected).
+    pub booking_rate: f64,
+    /// The sum of the providers' reported costs when they share one unit; `null` when no call
+    /// has a cost or the units differ (see `total_cost_by_unit`).
+    pub total_cost: Option<f64>,
+    /// The unit of `total_cost` (`usd`, `cents`, `credits`); `null` with it.
+    pub total_cost_unit: Option<String>,
+    /// The sum of the reported costs per unit, e.g. `{"cents": 487.0, "usd": 0.0473}` (`{}`
+    /// when no call has a cost); never converted into one another.
+    pub total_cost_by_unit: BTreeMap<String, f64>,
 }
 
 /// Most days [`ReadStore::calls_per_day`] answers for (a year and a day).
@@ -73,6 +93,7 @@ pub struct DayCounts {
 const KPIS: &str = "
 WITH w AS (
     SELECT execution_id, provider, phone_number, call_lifecycle_status, duration_seconds, credits_used,
+           outcome, cost, cost_unit,
            (call_answered_at IS NOT NULL OR call_disconnected_at IS NOT NULL OR duration_seconds > 0) AS connected
       FROM calls
      WHERE user_id = $1
@@ -85,8 +106,16 @@ WITH w AS (
            count(*) FILTER (WHERE call_lifecycle_status IN ('failed', 'error', 'balance-low')) AS failed,
            coalesce(avg(duration_seconds) FILTER (WHERE connected), 0)::float8 AS avg_seconds,
            coalesce(sum(duration_seconds), 0)::bigint AS total_seconds,
-           coalesce(sum(credits_used), 0)::bigint AS credits
+           coalesce(sum(credits_used), 0)::bigint AS credits,
+           count(*) FILTER (WHERE outcome = 'booked') AS booked
       FROM w
+), costs AS (
+    -- Summed as numeric: 0.1 + 0.2 is 0.3, as the provider's own decimal numbers add up.
+    SELECT array_agg(cost_unit ORDER BY cost_unit) AS units,
+           array_agg(total ORDER BY cost_unit) AS totals
+      FROM (SELECT cost_unit, sum(cost::numeric)::float8 AS total
+              FROM w WHERE cost IS NOT NULL AND cost_unit IS NOT NULL
+             GROUP BY cost_unit) per_unit
 ), analysed AS (
     SELECT count(*) AS n
       FROM lead_analytics la JOIN w ON la.key = w.execution_id AND la.provider = w.provider
@@ -102,8 +131,9 @@ WITH w AS (
 SELECT total AS total_calls, connected AS connected_calls, missed AS missed_calls,
        failed AS failed_calls, avg_seconds, total_seconds AS total_duration_seconds,
        credits AS credits_used, analysed.n AS leads_analyzed, hot AS hot_leads, warm AS warm_leads,
-       cold AS cold_leads
-  FROM totals, analysed, tags";
+       cold AS cold_leads, booked AS booked_calls, costs.units AS cost_units,
+       costs.totals AS cost_totals
+  FROM totals, analysed, tags, costs";
 
 /// The same definitions as [`KPIS`], grouped by UTC day.
 const PER_DAY: &str = "
@@ -173,15 +203,19 @@ impl ReadStore {
         let total: i64 = row.try_get("total_calls")?;
         let connected: i64 = row.try_get("connected_calls")?;
         let missed: i64 = row.try_get("missed_calls")?;
-        let rate = |part: i64| -> f64 {
-            if total == 0 {
-                return 0.0;
-            }
-            // Counts far below 2^52: exact as f64.
-            #[allow(clippy::as_conversions)]
-            let fraction = part as f64 / total as f64;
-            (fraction * 10_000.0).round() / 10_000.0
-        };
+        let booked: i64 = row.try_get("booked_calls")?;
+        let rate = |part: i64| fraction(part, total);
+        let units: Option<Vec<String>> = row.try_get("cost_units")?;
+        let totals: Option<Vec<f64>> = row.try_get("cost_totals")?;
+        let by_unit: BTreeMap<String, f64> = units
+            .unwrap_or_default()
+            .into_iter()
+            .zip(totals.unwrap_or_default())
+            .collect();
+        let single = (by_unit.len() == 1)
+            .then(|| by_unit.iter().next())
+            .flatten()
+            .map(|(unit, sum)| (unit.clone(), *sum));
         let avg: f64 = row.try_get("avg_seconds")?;
         Ok(KpisView {
             from,
@@ -199,6 +233,22 @@ impl ReadStore {
             hot_leads: row.try_get("hot_leads")?,
             warm_leads: row.try_get("warm_leads")?,
             cold_leads: row.try_get("cold_leads")?,
+            booked_calls: booked,
+            booking_rate: fraction(booked, connected),
+            total_cost: single.as_ref().map(|(_, sum)| *sum),
+            total_cost_unit: single.map(|(unit, _)| unit),
+            total_cost_by_unit: by_unit,
         })
     }
+}
+
+/// `part ÷ whole` rounded to 4 decimals (0 when `whole` is 0): how every KPI rate is given.
+fn fraction(part: i64, whole: i64) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    // Counts far below 2^52: exact as f64.
+    #[allow(clippy::as_conversions)]
+    let fraction = part as f64 / whole as f64;
+    (fraction * 10_000.0).round() / 10_000.0
 }

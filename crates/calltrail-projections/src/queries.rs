@@ -22,6 +22,7 @@ pub(crate) const CALL_COLUMNS: &str =
     call_lifecycle_status, status, duration_seconds, duration_minutes, credits_used, hangup_by,
     hangup_reason, hangup_provider_code, recording_url, ringing_started_at, call_answered_at,
     call_disconnected_at, completed_at, created_at, updated_at, campaign_id, attribution, anomalies,
+    outcome, cost, cost_unit,
     (SELECT count(*) FROM event_conflicts ec
       WHERE ec.tenant_id = calls.user_id AND ec.stream_id = calls.execution_id
         AND ec.provider = calls.provider) AS conflicts";
@@ -50,6 +51,8 @@ pub struct CallFilter {
     pub attributed: Option<bool>,
     /// Only this provider's calls (`bolna`, `vapi`, …).
     pub provider: Option<String>,
+    /// Only calls of this outcome (`booked`, `voicemail`, …).
+    pub outcome: Option<String>,
     /// The order of the list (not a filter, but it travels with them: an export of the list
     /// follows it too).
     pub sort: CallSort,
@@ -637,7 +640,7 @@ pub(crate) fn filter_conditions<'a>(
     sql: &mut String,
     params: &mut Vec<&'a (dyn ToSql + Sync)>,
 ) {
-    let conditions: [(&str, Option<&(dyn ToSql + Sync)>); 8] = [
+    let conditions: [(&str, Option<&(dyn ToSql + Sync)>); 9] = [
         (" AND status = ?", filter.status.as_ref().map(param)),
         (
             " AND call_lifecycle_status = ?",
@@ -652,6 +655,7 @@ pub(crate) fn filter_conditions<'a>(
             filter.campaign_id.as_ref().map(param),
         ),
         (" AND provider = ?", filter.provider.as_ref().map(param)),
+        (" AND outcome = ?", filter.outcome.as_ref().map(param)),
     ];
     for (clause, value) in conditions {
         if let Some(value) = value {
@@ -743,6 +747,9 @@ pub(crate) fn call_view(r: &Row) -> Result<CallView, Error> {
         attribution: r.try_get("attribution")?,
         anomalies: r.try_get("anomalies")?,
         conflicts: r.try_get("conflicts")?,
+        outcome: r.try_get("outcome")?,
+        cost: r.try_get("cost")?,
+        cost_unit: r.try_get("cost_unit")?,
     })
 }
 

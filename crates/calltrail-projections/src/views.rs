@@ -63,6 +63,17 @@ pub struct CallView {
     /// Re-deliveries under the key of one of its webhooks whose body differed (answered as
     /// duplicates, kept for review: `calltrail admin conflicts`).
     pub conflicts: i64,
+    /// The business outcome: `booked` (its analysis booked a demo) over the provider's ending
+    /// (`transferred`, `voicemail`, `no_answer`, `busy`, `failed`) over `other`;
+    /// `information` is reserved and never derived yet.
+    #[schema(example = "voicemail")]
+    pub outcome: String,
+    /// The call's cost as the provider itself reported it, never converted (`null`: the
+    /// provider sent none).
+    pub cost: Option<f64>,
+    /// What `cost` counts: `usd` (Vapi), `cents` of the provider account's currency (Bolna,
+    /// Retell) or `credits` (ElevenLabs); `null` with `cost`.
+    pub cost_unit: Option<String>,
 }
 
 /// One entry of a call's timeline.

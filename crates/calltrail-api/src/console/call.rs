@@ -81,6 +81,15 @@ fn summary(detail: &CallDetail) -> Markup {
                 dt { "Provider status" } dd { (call.call_lifecycle_status) }
                 dt { "Duration" } dd { (duration(call.duration_seconds)) " (" (call.duration_minutes) " min billed)" }
                 dt { "Credits" } dd { (call.credits_used) }
+                dt { "Outcome" } dd { (format::outcome(&call.outcome)) }
+                dt { "Cost" } dd {
+                    @match (call.cost, call.cost_unit.as_deref()) {
+                        (Some(cost), Some(unit)) => {
+                            (cost) " " (format::cost_unit(unit)) " (as the provider reported it)"
+                        },
+                        _ => (dash()),
+                    }
+                }
                 dt { "Phone" } dd {
                     @match &call.phone_number {
                         Some(phone) => a href=(contact_href(phone)) { (phone) },

@@ -125,6 +125,7 @@ impl ListQuery {
             campaign_id,
             attributed,
             provider: None,
+            outcome: None,
             sort,
         };
         let mut pairs = vec![("from", range.from_field()), ("to", range.to_field())];

@@ -143,7 +143,7 @@ fn kpi_list(kpis: &KpisView, range: &DateRange) -> Markup {
         "/calls",
         &[("from", &range.from_field()), ("to", &range.to_field())],
     );
-    let items: [(&str, &str, String); 13] = [
+    let items: [(&str, &str, String); 15] = [
         ("total_calls", "Total calls", kpis.total_calls.to_string()),
         (
             "connected_calls",
@@ -181,6 +181,8 @@ fn kpi_list(kpis: &KpisView, range: &DateRange) -> Markup {
         ("hot_leads", "Hot leads", kpis.hot_leads.to_string()),
         ("warm_leads", "Warm leads", kpis.warm_leads.to_string()),
         ("cold_leads", "Cold leads", kpis.cold_leads.to_string()),
+        ("booked_calls", "Booked", kpis.booked_calls.to_string()),
+        ("booking_rate", "Booking rate", percent(kpis.booking_rate)),
     ];
     html! {
         section aria-labelledby="kpis-title" {

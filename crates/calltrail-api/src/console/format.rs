@@ -70,6 +70,25 @@ pub fn status(status: &str) -> Markup {
     html! { span class=(class) { (status.replace('_', " ")) } }
 }
 
+/// A call's outcome as a badge (`no_answer` reads "no answer").
+pub fn outcome(outcome: &str) -> Markup {
+    let class = match outcome {
+        "booked" => "badge ok",
+        "failed" | "busy" | "no_answer" => "badge bad",
+        "other" => "badge muted",
+        _ => "badge",
+    };
+    html! { span class=(class) { (outcome.replace('_', " ")) } }
+}
+
+/// A cost unit as people read it (`usd` → "USD", `cents` → "cents", `credits` → "credits").
+pub fn cost_unit(unit: &str) -> &str {
+    match unit {
+        "usd" => "USD",
+        other => other,
+    }
+}
+
 /// A lead tag as a badge.
 pub fn lead_tag(tag: &str) -> Markup {
     let class = match tag {

@@ -2,7 +2,8 @@
 //! analysis results into `lead_analytics` rows and transcript statuses.
 //!
 //! - `analysis.individual` → the call's `individual` row; the transcript becomes `completed`;
-//!   the call's `complete` job is requested (the live projector enqueues it, replay ignores it).
+//!   the call's `complete` job is requested (the live projector enqueues it, replay ignores it);
+//!   a booked demo (`demo_book_datetime`) makes the call's outcome `booked`.
 //! - `analysis.complete` → the contact's `complete` row (key: phone), replaced only by an event
 //!   later in the log than the row's (`position`; see `tables::lead_analytics`).
 //! - `analysis.individual` and `analysis.complete` offer the name, e-mail and company they
@@ -67,6 +68,12 @@ pub(super) fn fold_analysis(
                 status: AnalysisStatus::Completed,
                 error: None,
             };
+            // The latest individual analysis says whether the call booked (its outcome).
+            let booked = r.analysis.demo_book_datetime.is_some();
+            if record.booked != booked {
+                record.booked = booked;
+                changes.calls.insert(call_key.clone());
+            }
             if let Some(phone) = &r.phone_number {
                 changes.jobs.push(JobRequest {
                     user_id,

@@ -35,6 +35,9 @@ pub struct CallRecord {
     pub last_position: i64,
     /// The call's analysis status (its transcript row's).
     pub analysis: TranscriptAnalysis,
+    /// Whether the call's latest individual analysis booked a demo (`demo_book_datetime`):
+    /// the `booked` of its outcome.
+    pub booked: bool,
 }
 
 impl CallRecord {
@@ -45,6 +48,11 @@ impl CallRecord {
             (None, Some(status)) => status,
             (None, None) => "unknown",
         }
+    }
+
+    /// The `outcome` column ([`calltrail_core::Outcome::derive`]).
+    pub fn outcome(&self) -> calltrail_core::Outcome {
+        self.state.outcome(self.booked)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The `calls` table: loading a batch's prior call rows (their transcripts joined back in) and
 //! upserting the changed ones, with the stored state's encoding (`calls.state`).
 
-use calltrail_core::CallState;
+use calltrail_core::{CallState, Ending, Outcome};
 use chrono::{DateTime, Utc};
 use tokio_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
@@ -25,7 +25,7 @@ pub(crate) async fn load(
     // kilobytes): it is joined back here.
     let sql = format!(
         "SELECT c.user_id, c.provider, c.execution_id, c.state, c.contact_id, c.not_connected_counted,
-                c.call_lifecycle_status, c.last_position, t.content,
+                c.call_lifecycle_status, c.last_position, c.outcome, t.content,
                 t.analysis_status, t.analysis_error
            FROM {schema}.calls c
            LEFT JOIN {schema}.transcripts t
@@ -51,6 +51,7 @@ pub(crate) async fn load(
                 source,
             })?;
         state.transcript = row.try_get("content")?;
+        assume_ending_from_status(&mut state);
         let status: String = row.try_get("call_lifecycle_status")?;
         let unknown_status = state.lifecycle_status.is_none().then_some(status);
         let record = CallRecord {
@@ -66,10 +67,26 @@ pub(crate) async fn load(
                 ),
                 error: row.try_get("analysis_error")?,
             },
+            // `booked` outranks every other outcome, so the stored outcome says it exactly.
+            booked: row.try_get::<_, &str>("outcome")? == Outcome::Booked.as_str(),
         };
         loaded.push((key, record));
     }
     Ok(loaded)
+}
+
+/// A state stored before endings existed has none even when its status is one (`busy`, …):
+/// it gets the one its lifecycle status says, from the event that set that status, as a
+/// replay of its events would give it ([`Ending::of_status`]).
+fn assume_ending_from_status(state: &mut CallState) {
+    if state.provenance.ending.is_some() {
+        return;
+    }
+    let ending = state.lifecycle_status.as_ref().and_then(Ending::of_status);
+    if ending.is_some() {
+        state.ending = ending;
+        state.provenance.ending = state.provenance.lifecycle_status.clone();
+    }
 }
 
 /// Upserts the calls `changes` names, from their `snapshot` records.
@@ -102,6 +119,9 @@ struct CallColumns {
     batch_id: Vec<Option<String>>,
     /// Comma-separated (an array of arrays does not unnest row by row).
     anomalies: Vec<String>,
+    outcome: Vec<&'static str>,
+    cost: Vec<Option<f64>>,
+    cost_unit: Vec<Option<&'static str>>,
 }
 
 /// Calls upserted by one statement: bounds the memory a large write-back takes (the columns
@@ -171,6 +191,9 @@ async fn write_call_rows(
         c.batch_id.push(s.batch_id.clone());
         let anomalies: Vec<&str> = s.anomalies.iter().map(|a| a.as_str()).collect();
         c.anomalies.push(anomalies.join(","));
+        c.outcome.push(record.outcome().as_str());
+        c.cost.push(s.cost.map(|cost| cost.amount));
+        c.cost_unit.push(s.cost.map(|cost| cost.unit.as_str()));
     }
     let sql = format!(
         "INSERT INTO {schema}.calls AS t (user_id, execution_id, agent_id, contact_id, phone_number,
@@ -178,26 +201,27 @@ async fn write_call_rows(
                 credits_used, hangup_by, hangup_reason, hangup_provider_code, recording_url,
                 ringing_started_at, call_answered_at, call_disconnected_at, completed_at,
                 created_at, updated_at, not_connected_counted, state, last_position, batch_id,
-                anomalies, provider)
+                anomalies, provider, outcome, cost, cost_unit)
          SELECT u.user_id, u.execution_id, u.agent_id, u.contact_id, u.phone_number, u.lead_type,
                 u.call_lifecycle_status, u.status, u.duration_seconds, u.duration_minutes,
                 u.credits_used, u.hangup_by, u.hangup_reason, u.hangup_provider_code,
                 u.recording_url, u.ringing_started_at, u.call_answered_at,
                 u.call_disconnected_at, u.completed_at, u.created_at, now(),
                 u.not_connected_counted, u.state, u.last_position, u.batch_id,
-                string_to_array(u.anomalies, ','), u.provider
+                string_to_array(u.anomalies, ','), u.provider, u.outcome, u.cost, u.cost_unit
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[],
                        $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[],
                        $13::text[], $14::int8[], $15::text[], $16::timestamptz[],
                        $17::timestamptz[], $18::timestamptz[], $19::timestamptz[],
                        $20::timestamptz[], $21::bool[], $22::text[], $23::int8[],
-                       $24::text[], $25::text[], $26::text[])
+                       $24::text[], $25::text[], $26::text[], $27::text[], $28::float8[],
+                       $29::text[])
              AS u(user_id, execution_id, agent_id, contact_id, phone_number, lead_type,
                   call_lifecycle_status, status, duration_seconds, duration_minutes, credits_used,
                   hangup_by, hangup_reason, hangup_provider_code, recording_url,
                   ringing_started_at, call_answered_at, call_disconnected_at, completed_at,
                   created_at, not_connected_counted, state, last_position, batch_id, anomalies,
-                  provider)
+                  provider, outcome, cost, cost_unit)
          ON CONFLICT (user_id, execution_id, provider) DO UPDATE SET
                 agent_id = EXCLUDED.agent_id, contact_id = EXCLUDED.contact_id,
                 phone_number = EXCLUDED.phone_number, lead_type = EXCLUDED.lead_type,
@@ -215,7 +239,8 @@ async fn write_call_rows(
                 updated_at = EXCLUDED.updated_at,
                 not_connected_counted = EXCLUDED.not_connected_counted,
                 state = EXCLUDED.state, last_position = EXCLUDED.last_position,
-                batch_id = EXCLUDED.batch_id, anomalies = EXCLUDED.anomalies"
+                batch_id = EXCLUDED.batch_id, anomalies = EXCLUDED.anomalies,
+                outcome = EXCLUDED.outcome, cost = EXCLUDED.cost, cost_unit = EXCLUDED.cost_unit"
     );
     tx.execute(
         &sql,
@@ -246,6 +271,9 @@ async fn write_call_rows(
             &c.batch_id,
             &c.anomalies,
             &c.provider,
+            &c.outcome,
+            &c.cost,
+            &c.cost_unit,
         ],
     )
     .await?;

@@ -218,7 +218,8 @@ async fn create_upload_attribute_fix_and_export() {
         "{}",
         lines[0]
     );
-    assert!(lines[0].ends_with(",campaign_id,attribution,anomalies,conflicts,provider"));
+    assert!(lines[0]
+        .ends_with(",campaign_id,attribution,anomalies,conflicts,provider,outcome,cost,cost_unit"));
     assert!(csv.contains(&format!(",'{SUCCESS_PHONE},")), "{csv}");
     assert!(!csv.replace("\r\n", "").contains('\n') || csv.contains('"'));
     let (_, _, none) = app.csv(&tenant, "?attributed=false").await;

@@ -344,7 +344,7 @@ const READ_TABLES: &str = "SELECT ARRAY[
     (SELECT string_agg(concat_ws('|', user_id, execution_id, agent_id, contact_id, phone_number,
             call_lifecycle_status, status, duration_seconds, credits_used, hangup_by, hangup_reason,
             call_answered_at, completed_at, created_at, not_connected_counted, last_position,
-            batch_id, campaign_id, attribution),
+            batch_id, campaign_id, attribution, outcome, cost, cost_unit),
             ',' ORDER BY user_id, execution_id) FROM calls),
     (SELECT string_agg(concat_ws('|', id, phone_number, name, email, company, not_connected,
             auto_created_from_call_id, created_at), ',' ORDER BY id) FROM contacts),

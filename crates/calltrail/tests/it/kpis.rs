@@ -121,6 +121,9 @@ async fn kpis_match_a_hand_computed_scenario() {
         "connected_rate": 0.25, "missed_rate": 0.5,
         "avg_conversation_seconds": 28.0, "total_duration_seconds": 28, "credits_used": 1,
         "leads_analyzed": 1, "hot_leads": 1, "warm_leads": 1, "cold_leads": 2,
+        // No analysis booked; Bolna's total_cost: 4.87 cents (success), 0 (the others').
+        "booked_calls": 0, "booking_rate": 0.0,
+        "total_cost": 4.87, "total_cost_unit": "cents", "total_cost_by_unit": {"cents": 4.87},
     });
     assert_eq!(all, expected_all);
 
@@ -145,6 +148,11 @@ async fn kpis_match_a_hand_computed_scenario() {
     assert_eq!(empty["total_calls"], 0);
     assert_eq!(empty["connected_rate"], 0.0);
     assert_eq!(empty["hot_leads"], 0, "another tenant's leads never count");
+    assert_eq!(
+        (&empty["total_cost"], &empty["total_cost_by_unit"]),
+        (&Value::Null, &json!({})),
+        "no cost at all: no total"
+    );
     let (status, bad) = app.get(&tenant, "/v1/kpis?from=soon").await;
     assert_eq!(
         (status, bad["error"]["code"].as_str()),

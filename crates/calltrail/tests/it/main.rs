@@ -17,6 +17,7 @@ mod ledger;
 mod lifecycle;
 mod logs;
 mod outage;
+mod outcome;
 mod projectors;
 mod providers;
 mod providers_signatures;
