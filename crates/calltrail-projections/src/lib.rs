@@ -68,6 +68,6 @@ pub use error::{DbError, Error};
 pub use jobs::AnalysisJobs;
 pub use projector::{BatchOutcome, Projector, ProjectorConfig, ProjectorMetrics, READ_MODELS};
 pub use queries::{CallFilter, CallSort, Lookup};
-pub use replay::{replay, ReplayOptions, ReplaySummary};
+pub use replay::{replay, ReplayOptions, ReplaySummary, TableRows};
 pub use store::ReadStore;
 pub use tenancy::{ApiKeyInfo, IssuedApiKey, IssuedCredentials, NewUser, Tenancy, UserPrompts};

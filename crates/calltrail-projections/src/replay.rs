@@ -74,7 +74,7 @@ impl Default for ReplayOptions {
 }
 
 /// What a replay did (printed as the last line of `calltrail replay`).
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ReplaySummary {
     /// Events folded.
     pub events: u64,
@@ -82,6 +82,17 @@ pub struct ReplaySummary {
     pub seconds: f64,
     /// `events / seconds`.
     pub events_per_second: f64,
+    /// The rows of each rebuilt read table as swapped in, in the tables' order.
+    pub tables: Vec<TableRows>,
+}
+
+/// How many rows a rebuilt read table holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct TableRows {
+    /// The read table (`calls`, `contacts`, …).
+    pub table: &'static str,
+    /// Its rows once rebuilt.
+    pub rows: u64,
 }
 
 /// Rebuilds the selected projections from the log and swaps them in. `progress(done, total)`
@@ -114,7 +125,7 @@ pub async fn replay(
     {
         tracing::debug!(%error, "advisory unlock failed; the session end releases it");
     }
-    let events = result?;
+    let (events, tables) = result?;
     let seconds = started.elapsed().as_secs_f64();
     let summary = ReplaySummary {
         events,
@@ -124,6 +135,7 @@ pub async fn replay(
         } else {
             0.0
         },
+        tables,
     };
     tracing::info!(
         events,
@@ -170,8 +182,8 @@ async fn rebuild(
     opts: &ReplayOptions,
     projections: &[&'static str],
     progress: &impl Fn(u64, u64),
-) -> Result<u64, Error> {
-    let tables: Vec<&str> = projections
+) -> Result<(u64, Vec<TableRows>), Error> {
+    let tables: Vec<&'static str> = projections
         .iter()
         .flat_map(|p| tables_of(p).iter().map(|t| t.name))
         .collect();
@@ -215,6 +227,7 @@ async fn rebuild(
         let attributed = crate::tables::attribution::refresh_all(&*session, REPLAY_SCHEMA).await?;
         tracing::info!(attributed, "attribution derived");
     }
+    let rows = count_rows(session, &tables).await?;
 
     swap(
         session,
@@ -223,7 +236,32 @@ async fn rebuild(
         horizon.unwrap_or(Checkpoint::START),
     )
     .await?;
-    Ok(done)
+    Ok((done, rows))
+}
+
+/// The rows of each shadow table, in one statement (the summary's `tables`).
+async fn count_rows(session: &Client, tables: &[&'static str]) -> Result<Vec<TableRows>, Error> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let counts: Vec<String> = tables
+        .iter()
+        .map(|t| format!("(SELECT count(*) FROM {REPLAY_SCHEMA}.{t})"))
+        .collect();
+    let row = session
+        .query_one(&format!("SELECT {}", counts.join(", ")), &[])
+        .await?;
+    tables
+        .iter()
+        .enumerate()
+        .map(|(i, table)| {
+            let rows: i64 = row.try_get(i)?;
+            Ok(TableRows {
+                table,
+                rows: u64::try_from(rows).unwrap_or(0),
+            })
+        })
+        .collect()
 }
 
 /// An index or constraint of a live table, as DDL for its shadow table.

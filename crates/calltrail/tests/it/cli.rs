@@ -189,6 +189,13 @@ async fn replay_on_a_terminal_clears_its_bar_before_every_line() {
         lines >= 3,
         "the log lines and the summary were shown: {text:?}"
     );
+    // The summary for a person: each rebuilt table's rows.
+    assert!(text.contains("replayed 0 events in "), "{text:?}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("calls ") && l.trim_end().ends_with("0 rows")),
+        "{text:?}"
+    );
 }
 
 /// Runs `calltrail args…` on `url` and reads the one JSON object it printed last.
