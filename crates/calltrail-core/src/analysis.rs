@@ -12,8 +12,9 @@ pub mod events;
 pub mod model_output;
 
 pub use events::{
-    recorded_event_type, AnalysisEvent, AnalysisFailed, AnalysisRecorded, ANALYSIS_COMPLETE,
-    ANALYSIS_EVENT_SCHEMA_VERSION, ANALYSIS_FAILED, ANALYSIS_INDIVIDUAL,
+    parse_analysis_event_type, recorded_event_type, versioned_event_type, AnalysisEvent,
+    AnalysisFailed, AnalysisRecorded, ANALYSIS_COMPLETE, ANALYSIS_EVENT_SCHEMA_VERSION,
+    ANALYSIS_FAILED, ANALYSIS_INDIVIDUAL,
 };
 pub use model_output::{
     is_plausible_email, normalize_datetime, parse_model_output, AnalysisParseError,

@@ -47,6 +47,8 @@ pub struct ClaimedJob {
     pub phone_number: Option<String>,
     /// Attempts including this one (the claim's fencing token).
     pub attempts: i32,
+    /// The run: 1, then one more each time `calltrail analysis retry` re-queues the job.
+    pub version: i32,
 }
 
 /// One recent job error (`calltrail analysis status`).
@@ -80,7 +82,8 @@ pub struct QueueStatus {
 /// Every job state.
 pub const JOB_STATES: [&str; 4] = ["pending", "processing", "completed", "failed"];
 
-/// Inserts the jobs a projector batch asks for; existing ones are left alone.
+/// Inserts the jobs a projector batch asks for; existing ones are left alone, except a finished
+/// complete job that a newer individual run asks for: it is re-queued as its next version.
 pub(crate) async fn enqueue(tx: &Transaction<'_>, jobs: &[JobRequest]) -> Result<(), Error> {
     if jobs.is_empty() {
         return Ok(());
@@ -91,13 +94,29 @@ pub(crate) async fn enqueue(tx: &Transaction<'_>, jobs: &[JobRequest]) -> Result
     let execution_id: Vec<&str> = jobs.iter().map(|j| j.execution_id.as_str()).collect();
     let phone: Vec<Option<&str>> = jobs.iter().map(|j| j.phone_number.as_deref()).collect();
     let created: Vec<DateTime<Utc>> = jobs.iter().map(|j| j.call_created_at).collect();
+    let after: Vec<i32> = jobs.iter().map(|j| j.after_version).collect();
     tx.execute(
         "INSERT INTO public.analysis_jobs
-                (user_id, kind, provider, execution_id, phone_number, call_created_at)
+                (user_id, kind, provider, execution_id, phone_number, call_created_at,
+                 after_version)
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                              $6::timestamptz[])
-         ON CONFLICT (user_id, kind, provider, execution_id) DO NOTHING",
-        &[&user_id, &kind, &provider, &execution_id, &phone, &created],
+                              $6::timestamptz[], $7::int4[])
+         ON CONFLICT (user_id, kind, provider, execution_id) DO UPDATE
+            SET state = 'pending', attempts = 0, next_attempt_at = now(), lease_until = NULL,
+                last_error = NULL, version = analysis_jobs.version + 1,
+                after_version = EXCLUDED.after_version, updated_at = now()
+          WHERE analysis_jobs.kind = 'complete'
+            AND analysis_jobs.state IN ('completed', 'failed')
+            AND analysis_jobs.after_version < EXCLUDED.after_version",
+        &[
+            &user_id,
+            &kind,
+            &provider,
+            &execution_id,
+            &phone,
+            &created,
+            &after,
+        ],
     )
     .await?;
     Ok(())
@@ -132,13 +151,20 @@ impl AnalysisJobs {
                      WHERE j.state IN ('pending', 'processing')
                        AND (j.state = 'pending' OR j.lease_until < now())
                        AND j.next_attempt_at <= now()
-                       AND (j.kind = 'individual' OR NOT EXISTS (
+                       AND (j.kind = 'individual' OR (NOT EXISTS (
                             SELECT 1 FROM analysis_jobs o
                              WHERE o.kind = 'complete' AND o.state IN ('pending', 'processing')
                                AND o.user_id = j.user_id AND o.phone_number = j.phone_number
                                AND o.id <> j.id
                                AND ((o.state = 'processing' AND o.lease_until >= now())
-                                    OR (o.call_created_at, o.id) < (j.call_created_at, j.id))))
+                                    OR (o.call_created_at, o.id) < (j.call_created_at, j.id)))
+                            -- and after its own call's individual run (both re-queued by
+                            -- `analysis retry --all`: the complete one uses the new result).
+                            AND NOT EXISTS (
+                            SELECT 1 FROM analysis_jobs i
+                             WHERE i.kind = 'individual' AND i.state IN ('pending', 'processing')
+                               AND i.user_id = j.user_id AND i.execution_id = j.execution_id
+                               AND i.provider = j.provider)))
                      ORDER BY j.next_attempt_at, j.id
                      LIMIT 1
                      FOR UPDATE OF j SKIP LOCKED
@@ -148,7 +174,7 @@ impl AnalysisJobs {
                            lease_until = now() + make_interval(secs => $1), updated_at = now()
                       FROM candidate WHERE j.id = candidate.id
                     RETURNING j.id, j.user_id, j.kind, j.provider, j.execution_id,
-                              j.phone_number, j.attempts
+                              j.phone_number, j.attempts, j.version
                  ), marked AS (
                     UPDATE transcripts t
                        SET analysis_status = 'processing', analysis_error = NULL,
@@ -174,6 +200,7 @@ impl AnalysisJobs {
             execution_id: row.try_get("execution_id")?,
             phone_number: row.try_get("phone_number")?,
             attempts: row.try_get("attempts")?,
+            version: row.try_get("version")?,
         }))
     }
 
@@ -283,17 +310,24 @@ impl AnalysisJobs {
         Ok(n > 0)
     }
 
-    /// Re-queues failed jobs (all, or one call's); returns how many.
-    #[tracing::instrument(skip_all, fields(execution_id = execution_id.unwrap_or("*")), err)]
-    pub async fn requeue_failed(&self, execution_id: Option<&str>) -> Result<i64, Error> {
+    /// Re-queues failed jobs — and with `completed`, finished individual ones too, whose new
+    /// results then re-queue their complete ones — (all, or one call's) as their next version
+    /// (a new run whose result is a new event); returns how many.
+    #[tracing::instrument(skip_all, fields(execution_id = execution_id.unwrap_or("*"), completed), err)]
+    pub async fn requeue(&self, execution_id: Option<&str>, completed: bool) -> Result<i64, Error> {
         let client = self.client().await?;
+        // A completed call's transcript keeps `completed` while it re-runs: its analysis
+        // stands until a newer one is recorded (a failed re-run leaves it standing).
         let row = client
             .query_one(
                 "WITH requeued AS (
                     UPDATE analysis_jobs
                        SET state = 'pending', attempts = 0, next_attempt_at = now(),
-                           lease_until = NULL, updated_at = now()
-                     WHERE state = 'failed' AND ($1::text IS NULL OR execution_id = $1)
+                           lease_until = NULL, last_error = NULL, version = version + 1,
+                           updated_at = now()
+                     WHERE (state = 'failed'
+                            OR ($2 AND state = 'completed' AND kind = 'individual'))
+                       AND ($1::text IS NULL OR execution_id = $1)
                     RETURNING user_id, kind, provider, execution_id
                  ), marked AS (
                     UPDATE transcripts t
@@ -304,11 +338,11 @@ impl AnalysisJobs {
                        AND t.analysis_status = 'failed'
                  )
                  SELECT count(*) AS requeued FROM requeued",
-                &[&execution_id],
+                &[&execution_id, &completed],
             )
             .await?;
         let count: i64 = row.try_get("requeued")?;
-        tracing::info!(count, "failed analysis jobs re-queued");
+        tracing::info!(count, completed, "analysis jobs re-queued");
         Ok(count)
     }
 

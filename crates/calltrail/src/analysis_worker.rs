@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use calltrail_analysis::worker::{Job, JobContext, JobQueue, PromptIds, ResultStore, StoreError};
-use calltrail_core::analysis::{recorded_event_type, ANALYSIS_EVENT_SCHEMA_VERSION};
+use calltrail_core::analysis::{
+    recorded_event_type, versioned_event_type, ANALYSIS_EVENT_SCHEMA_VERSION,
+};
 use calltrail_core::{AnalysisEvent, AnalysisInput, AnalysisKind};
 use calltrail_eventlog::{AppendOutcome, Appender, EventLog, NewEvent};
 use calltrail_projections::jobs::ClaimedJob;
@@ -26,6 +28,13 @@ impl Job for QueuedJob {
 
     fn attempts(&self) -> u32 {
         u32::try_from(self.0.attempts).unwrap_or(0)
+    }
+}
+
+impl QueuedJob {
+    /// The type under which this run records `base` (`analysis.*`, `.vN` for a re-run).
+    fn event_type(&self, base: &str) -> String {
+        versioned_event_type(base, u32::try_from(self.0.version).unwrap_or(1))
     }
 }
 
@@ -113,15 +122,11 @@ impl DbResults {
 
 impl ResultStore<QueuedJob> for DbResults {
     async fn already_recorded(&self, job: &QueuedJob) -> Result<bool, StoreError> {
+        let event_type = job.event_type(recorded_event_type(job.0.kind));
         let job = &job.0;
         Ok(self
             .log
-            .exists(
-                job.user_id,
-                &job.provider,
-                &job.execution_id,
-                recorded_event_type(job.kind),
-            )
+            .exists(job.user_id, &job.provider, &job.execution_id, &event_type)
             .await?)
     }
 
@@ -166,12 +171,13 @@ impl ResultStore<QueuedJob> for DbResults {
     }
 
     async fn record(&self, job: &QueuedJob, event: AnalysisEvent) -> Result<(), StoreError> {
+        let event_type = job.event_type(event.event_type());
         let job = &job.0;
         let new = NewEvent {
             tenant_id: job.user_id,
             provider: job.provider.clone(),
             stream_id: job.execution_id.clone(),
-            event_type: event.event_type().to_owned(),
+            event_type: event_type.clone(),
             schema_version: ANALYSIS_EVENT_SCHEMA_VERSION,
             occurred_at: event.occurred_at(),
             data: event.data_json()?,
@@ -180,21 +186,18 @@ impl ResultStore<QueuedJob> for DbResults {
                 "source": "analysis worker",
                 "job_id": job.id,
                 "attempt": job.attempts,
+                "version": job.version,
             })
             .to_string(),
         };
         match self.appender.append(new).await? {
             AppendOutcome::Appended { position } => {
-                tracing::debug!(
-                    position,
-                    event_type = event.event_type(),
-                    "analysis event appended"
-                );
+                tracing::debug!(position, event_type, "analysis event appended");
             }
             AppendOutcome::Duplicate { position, .. } => {
                 tracing::info!(
                     position,
-                    event_type = event.event_type(),
+                    event_type,
                     "analysis event already recorded; the earlier one stands"
                 );
             }

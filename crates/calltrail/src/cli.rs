@@ -36,7 +36,7 @@ pub enum Command {
     /// Accounts, API keys, agents, credits, provider secrets, refused webhooks.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Lead analyses waiting, done or failed; retry failed ones.
+    /// Lead analyses waiting, done or failed; run failed (or all) ones again.
     #[command(subcommand)]
     Analysis(AnalysisCommand),
     /// Fetch calls whose last webhook never came from their provider's API and record what it
@@ -286,11 +286,16 @@ pub enum AnalysisCommand {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(i64).range(0..=1000))]
         errors: i64,
     },
-    /// Re-queue failed analyses (all, or one call's); prints {"requeued": N}.
+    /// Run failed analyses again (all, or one call's), or with --all completed ones too (after
+    /// changing prompts or model): each run is recorded as a new analysis version beside the
+    /// old one; prints {"requeued": N}.
     Retry {
-        /// Only this call's failed analyses.
+        /// Only this call's analyses.
         #[arg(long)]
         execution_id: Option<String>,
+        /// Also re-run completed analyses (a failed re-run leaves the old result standing).
+        #[arg(long)]
+        all: bool,
     },
 }
 

@@ -2,7 +2,9 @@
 //! replay` rebuilds `lead_analytics` and the transcripts' analysis status without a model.
 //!
 //! Each is keyed like the call's webhooks: tenant, the call's provider, its execution id as the
-//! stream id, and the event type — so a call has at most one of each type.
+//! stream id, and the event type. A call's first analysis run records the plain types; each
+//! re-run (`calltrail analysis retry`) is a new version whose types end in `.v2`, `.v3`, …
+//! ([`versioned_event_type`]), so a re-run never collides with, or overwrites, an earlier event.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,35 @@ pub fn recorded_event_type(kind: AnalysisKind) -> &'static str {
         AnalysisKind::Individual => ANALYSIS_INDIVIDUAL,
         AnalysisKind::Complete => ANALYSIS_COMPLETE,
     }
+}
+
+/// The event type of `base` (an `analysis.*` type above) in analysis run `version`: the
+/// plain type for the first run (`version` 1, or 0), `base.vN` for run N.
+pub fn versioned_event_type(base: &str, version: u32) -> String {
+    if version <= 1 {
+        base.to_owned()
+    } else {
+        format!("{base}.v{version}")
+    }
+}
+
+/// The base `analysis.*` type and run of an event type ([`versioned_event_type`]'s inverse);
+/// `None` for any other type (including a malformed or `.v1`/`.v0` suffix).
+pub fn parse_analysis_event_type(event_type: &str) -> Option<(&'static str, u32)> {
+    [ANALYSIS_INDIVIDUAL, ANALYSIS_COMPLETE, ANALYSIS_FAILED]
+        .into_iter()
+        .find_map(|base| {
+            let rest = event_type.strip_prefix(base)?;
+            if rest.is_empty() {
+                return Some((base, 1));
+            }
+            let digits = rest.strip_prefix(".v")?;
+            if digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let version: u32 = digits.parse().ok()?;
+            (version >= 2).then_some((base, version))
+        })
 }
 
 /// Data of `analysis.individual` and `analysis.complete`.
@@ -109,6 +140,36 @@ impl AnalysisEvent {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_re_run_is_a_new_event_type_that_reads_back_as_its_base_and_version() {
+        assert_eq!(versioned_event_type(ANALYSIS_FAILED, 1), "analysis.failed");
+        assert_eq!(
+            versioned_event_type(ANALYSIS_INDIVIDUAL, 2),
+            "analysis.individual.v2"
+        );
+        for base in [ANALYSIS_INDIVIDUAL, ANALYSIS_COMPLETE, ANALYSIS_FAILED] {
+            for version in [1, 2, 3, 17, u32::MAX] {
+                assert_eq!(
+                    parse_analysis_event_type(&versioned_event_type(base, version)),
+                    Some((base, version))
+                );
+            }
+        }
+        for other in [
+            "analysis.failed.v1",
+            "analysis.failed.v0",
+            "analysis.failed.v02",
+            "analysis.failed.v",
+            "analysis.failed.v2x",
+            "analysis.failedx",
+            "analysis.individual.v99999999999",
+            "completed",
+            "analysis.",
+        ] {
+            assert_eq!(parse_analysis_event_type(other), None, "{other}");
+        }
+    }
     use crate::analysis::{Analyzer, LeadStatusTag};
     use serde_json::Map;
 

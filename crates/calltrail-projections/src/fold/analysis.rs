@@ -10,7 +10,11 @@
 //!   extracted to the contact (the newest wins, as for call events).
 //! - `analysis.failed` → the transcript becomes `failed` with the reason, unless the call's
 //!   analysis already succeeded.
+//! - A re-run's `analysis.*.vN` events fold like the first run's, in log order (the newest
+//!   result stands; a failed re-run leaves an earlier success standing); a newer individual
+//!   run asks for the call's finished complete job to run again.
 
+use calltrail_core::analysis::parse_analysis_event_type;
 use calltrail_core::{AnalysisKind, AnalysisRecorded};
 use calltrail_eventlog::StoredEvent;
 use chrono::{DateTime, Utc};
@@ -82,6 +86,9 @@ pub(super) fn fold_analysis(
                     execution_id: event.stream_id.clone(),
                     phone_number: Some(phone.clone()),
                     call_created_at: record.state.created_at.unwrap_or(event.occurred_at),
+                    after_version: parse_analysis_event_type(&event.event_type)
+                        .and_then(|(_, version)| i32::try_from(version).ok())
+                        .unwrap_or(1),
                 });
             }
         }
@@ -157,5 +164,6 @@ pub fn individual_job(
         execution_id: event.stream_id.clone(),
         phone_number,
         call_created_at: call_created_at.unwrap_or(event.occurred_at),
+        after_version: 1,
     }
 }

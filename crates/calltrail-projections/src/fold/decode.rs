@@ -2,8 +2,8 @@
 //! anything that cannot be read says why (it becomes a dead letter).
 
 use calltrail_core::analysis::{
-    AnalysisFailed, AnalysisRecorded, ANALYSIS_COMPLETE, ANALYSIS_EVENT_SCHEMA_VERSION,
-    ANALYSIS_FAILED, ANALYSIS_INDIVIDUAL,
+    parse_analysis_event_type, AnalysisFailed, AnalysisRecorded, ANALYSIS_EVENT_SCHEMA_VERSION,
+    ANALYSIS_FAILED,
 };
 use calltrail_core::campaign::{
     AttributionSet, CampaignCreated, CampaignRenamed, RecipientsAdded, ATTRIBUTION_SET,
@@ -134,11 +134,9 @@ pub fn decode(event: &StoredEvent) -> Result<Decoded, String> {
 
 /// Decodes an `analysis.individual`/`complete`/`failed` event; `None` for any other type.
 fn decode_analysis(event: &StoredEvent) -> Option<Result<Decoded, String>> {
-    let failed = event.event_type == ANALYSIS_FAILED;
-    let recorded = [ANALYSIS_INDIVIDUAL, ANALYSIS_COMPLETE].contains(&event.event_type.as_str());
-    if !failed && !recorded {
-        return None;
-    }
+    // A re-run's `.vN` types decode like the first run's.
+    let (base, _version) = parse_analysis_event_type(&event.event_type)?;
+    let failed = base == ANALYSIS_FAILED;
     if event.schema_version != ANALYSIS_EVENT_SCHEMA_VERSION {
         return Some(Err(format!(
             "unsupported {} schema_version {} (this build reads {ANALYSIS_EVENT_SCHEMA_VERSION})",
@@ -153,7 +151,7 @@ fn decode_analysis(event: &StoredEvent) -> Option<Result<Decoded, String>> {
         serde_json::from_str::<AnalysisRecorded>(&event.data)
             .map_err(|e| format!("{} data cannot be decoded: {e}", event.event_type))
             .and_then(|r| {
-                if calltrail_core::analysis::recorded_event_type(r.kind) == event.event_type {
+                if calltrail_core::analysis::recorded_event_type(r.kind) == base {
                     Ok(AnalysisDecoded::Recorded(r))
                 } else {
                     Err(format!(

@@ -303,6 +303,9 @@ pub struct JobRequest {
     pub phone_number: Option<String>,
     /// The call's creation time.
     pub call_created_at: DateTime<Utc>,
+    /// For a complete job: the run of the individual analysis it follows (a newer run of that
+    /// analysis runs the finished complete job again); 1 otherwise.
+    pub after_version: i32,
 }
 
 /// A campaign's name (from `campaign.created` or `campaign.renamed`).

@@ -400,7 +400,7 @@ async fn the_queue_leases_fences_and_runs_a_contact_s_complete_jobs_in_call_orde
     assert_eq!(
         app.store
             .analysis_jobs()
-            .requeue_failed(Some("early"))
+            .requeue(Some("early"), false)
             .await
             .unwrap(),
         1

@@ -19,12 +19,12 @@ pub async fn run(url: &str, command: AnalysisCommand) -> anyhow::Result<()> {
                 .context("could not read the analysis queue")?;
             print_json(&status);
         }
-        AnalysisCommand::Retry { execution_id } => {
+        AnalysisCommand::Retry { execution_id, all } => {
             let requeued = store
                 .analysis_jobs()
-                .requeue_failed(execution_id.as_deref())
+                .requeue(execution_id.as_deref(), all)
                 .await
-                .context("could not re-queue the failed analyses")?;
+                .context("could not re-queue the analyses")?;
             print_json(&json!({ "requeued": requeued }));
         }
     }

@@ -266,3 +266,94 @@ async fn a_killed_worker_s_job_runs_again_and_is_recorded_once() {
     stop.cancel();
     running.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_re_run_is_a_new_analysis_version_and_the_newest_result_stands() {
+    let mock = MockResponses::start().await;
+    mock.push(Behaviour::NotJson);
+    mock.push(Behaviour::NotJson);
+    let mut app = spawn_with_mock(&mock, |_| {}).await;
+    let tenant = tenant_with_prompts(&app, Some(USER_INDIVIDUAL), Some(USER_COMPLETE)).await;
+    post_call(&app, &tenant, SUCCESS, PHONE, None, None).await;
+    transcript_once(&app, &tenant, SUCCESS, "failed").await;
+    let count =
+        |event_type: &str| format!("SELECT count(*) FROM events WHERE event_type = '{event_type}'");
+    let conflicts = "SELECT count(*) FROM event_conflicts";
+
+    // Retried, it fails again: a second failure event, not a conflicting duplicate of the first.
+    let retried = run_cli(&app, &["analysis", "retry", "--execution-id", SUCCESS], &[]);
+    assert_eq!(retried["requeued"], 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while app.sql_count(&count("analysis.failed.v2")).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no second failure");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let transcript = transcript_once(&app, &tenant, SUCCESS, "failed").await;
+    assert!(transcript["analysis_error"]
+        .as_str()
+        .unwrap()
+        .starts_with("model output is not JSON"));
+    assert_eq!(app.sql_count(&count("analysis.failed")).await, 1);
+    assert_eq!(app.sql_count(conflicts).await, 0);
+
+    // The third run succeeds.
+    run_cli(&app, &["analysis", "retry"], &[]);
+    transcript_once(&app, &tenant, SUCCESS, "completed").await;
+    complete_once(&app, &tenant, PHONE, |_| true).await;
+    assert_eq!(app.sql_count(&count("analysis.individual.v3")).await, 1);
+
+    // A failed-only retry leaves completed analyses alone; --all runs them again (new prompts),
+    // each as a new version beside the old event, and the newest result is the one shown.
+    assert_eq!(
+        run_cli(&app, &["analysis", "retry"], &[])["requeued"],
+        0,
+        "nothing failed"
+    );
+    let rescored = calltrail_testkit::responses::FIXTURE_OUTPUT_TEXT
+        .replace(r#""total_score":82"#, r#""total_score":55"#);
+    assert_ne!(rescored, calltrail_testkit::responses::FIXTURE_OUTPUT_TEXT);
+    mock.push(Behaviour::Success {
+        output_text: rescored,
+        total_tokens: 900,
+    });
+    let requests_before = mock.request_count();
+    let retried = run_cli(&app, &["analysis", "retry", "--all"], &[]);
+    assert_eq!(
+        retried["requeued"], 1,
+        "the call's individual analysis; its complete one follows the new result"
+    );
+    let path = format!("/v1/calls/{SUCCESS}/analysis");
+    app.wait_for_within(Duration::from_secs(60), &tenant, &path, |code, body| {
+        code == 200 && body["total_score"] == 55
+    })
+    .await;
+    // The complete analysis waited for the call's new individual one and took its result.
+    complete_once(&app, &tenant, PHONE, |body| body["total_score"] == 55).await;
+    assert_eq!(
+        mock.request_count(),
+        requests_before + 1,
+        "one model request re-ran both, as for a contact's first call"
+    );
+    for (event_type, n) in [
+        ("analysis.individual.v3", 1),
+        ("analysis.individual.v4", 1),
+        ("analysis.complete", 1),
+        ("analysis.complete.v2", 1),
+    ] {
+        assert_eq!(app.sql_count(&count(event_type)).await, n, "{event_type}");
+    }
+    assert_eq!(
+        app.sql_count(
+            "SELECT count(*) FROM events WHERE event_type = 'analysis.individual.v3'
+               AND (data -> 'analysis' ->> 'total_score')::int = 82"
+        )
+        .await,
+        1,
+        "the earlier result is kept as recorded"
+    );
+    assert_eq!(app.sql_count(conflicts).await, 0);
+
+    app.wait_until_projected().await;
+    app.stop().await;
+    assert_read_tables_equal_replay(app.db.url(), "after re-runs of an analysis").await;
+}
