@@ -9,7 +9,8 @@
 //! 0. With [`Mix::Mixed`] the tenant gets a signing secret of each provider (`calltrail admin
 //! set-provider-secret`) and the calls are of all five providers, signed. The projector run
 //! also reports how far the projector was behind when the load stopped
-//! and how long it took to catch up.
+//! and how long it took to catch up. [`Level::log_level`] sets the server's `RUST_LOG` (the
+//! `logs` scenario compares `info`, one line per webhook, with `warn`).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -51,6 +52,8 @@ pub struct Level {
     pub client: ClientKind,
     /// Bolna's calls only, or all five providers'.
     pub mix: Mix,
+    /// The server's `RUST_LOG` (`None`: `info`, as always).
+    pub log_level: Option<&'static str>,
 }
 
 /// Runs one level against a fresh database and server.
@@ -59,14 +62,18 @@ pub async fn level(level: Level) -> anyhow::Result<Row> {
     let tenant = server::create_user(db.url()).await?;
     let dir = bench_dir()?;
     let label = format!(
-        "ingest-c{}{}{}",
+        "ingest-c{}{}{}{}",
         level.connections,
         if level.projector { "-projector" } else { "" },
         if level.mix == Mix::Mixed {
             "-mixed"
         } else {
             ""
-        }
+        },
+        level
+            .log_level
+            .map(|l| format!("-log-{l}"))
+            .unwrap_or_default()
     );
     let mut env = Vec::new();
     if level.mix == Mix::Mixed {
@@ -85,6 +92,9 @@ pub async fn level(level: Level) -> anyhow::Result<Row> {
         }
         env.push(("CALLTRAIL_SECRETS_KEY", BENCH_SECRETS_KEY.to_owned()));
         env.push(("CALLTRAIL_PUBLIC_URL", BENCH_PUBLIC_URL.to_owned()));
+    }
+    if let Some(log_level) = level.log_level {
+        env.push(("RUST_LOG", log_level.to_owned()));
     }
     let server = Server::start_env(
         db.url(),

@@ -24,6 +24,9 @@
 //! - `replay`: a log of 1,000,000 events written with binary COPY, rebuilt by `calltrail replay`.
 //! - `console`: the web console's pages (calls list, sorted and filtered, dashboard) with
 //!   100,000 calls in one tenant, one request at a time: render time per page.
+//! - `logs` (not in the default set): ingest at 64 connections with the server's `RUST_LOG` at
+//!   `info` (one line per webhook) and at `warn` (`--log-levels`), alternating, two rounds
+//!   each: the best rate of each and what the info lines cost (`first_level_cost_percent`).
 //! - `export` (not in the default set: it writes a million calls): `GET /v1/calls.csv` of one
 //!   tenant's 200,000 and 1,000,000 calls (`--export-calls`), the server's peak RSS for each,
 //!   so a flat memory shows.
@@ -75,13 +78,14 @@ struct Args {
     console_requests: usize,
     export_calls: Vec<usize>,
     client: ClientKind,
+    log_levels: Vec<&'static str>,
 }
 
 const USAGE: &str = "\
-calltrail-bench [--scenario append,raw,ingest,mixed,sync,replay,analysis,console,export] [--events N] [--concurrency 1,16,64]
+calltrail-bench [--scenario append,raw,ingest,mixed,sync,replay,analysis,console,export,logs] [--events N] [--concurrency 1,16,64]
                 [--webhooks N] [--connections 16,64,256] [--client raw|reqwest] [--replay-events N]
                 [--analysis-calls N] [--console-calls N] [--console-requests N]
-                [--export-calls 200000,1000000]
+                [--export-calls 200000,1000000] [--log-levels info,warn]
 calltrail-bench loadgen …   (the load generator; started by the ingest scenario)";
 
 fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<usize>> {
@@ -91,6 +95,23 @@ fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<usize>> {
             c.trim()
                 .parse()
                 .with_context(|| format!("{flag} takes numbers like 16,64"))
+        })
+        .collect()
+}
+
+/// `--log-levels`: `RUST_LOG` levels, the first the one measured against the others.
+fn log_levels(value: &str) -> anyhow::Result<Vec<&'static str>> {
+    const KNOWN: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    value
+        .split(',')
+        .map(|level| {
+            KNOWN
+                .iter()
+                .copied()
+                .find(|known| *known == level.trim())
+                .with_context(|| {
+                    format!("--log-levels takes levels like info,warn (not `{level}`)")
+                })
         })
         .collect()
 }
@@ -112,6 +133,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
         console_requests: 300,
         export_calls: vec![200_000, 1_000_000],
         client: ClientKind::Raw,
+        log_levels: vec!["info", "warn"],
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
@@ -141,6 +163,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> anyhow::Result<Args> {
             }
             "--export-calls" => args.export_calls = numbers(&flag, &value()?)?,
             "--client" => args.client = value()?.parse()?,
+            "--log-levels" => args.log_levels = log_levels(&value()?)?,
             "--help" | "-h" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -193,6 +216,7 @@ async fn main() -> anyhow::Result<()> {
                     projector,
                     client: args.client,
                     mix: workload::Mix::Bolna,
+                    log_level: None,
                 };
                 for &c in &args.connections {
                     report.push(ingest::level(level(c, false)).await?);
@@ -219,8 +243,13 @@ async fn main() -> anyhow::Result<()> {
                 console::run(args.console_calls, args.console_requests, &mut report).await?
             }
             "export" => export::run(&args.export_calls, &mut report).await?,
+            "logs" => {
+                for row in logs(&args).await? {
+                    report.push(row);
+                }
+            }
             other => anyhow::bail!(
-                "unknown scenario {other} (known: append, raw, ingest, mixed, sync, replay, analysis, console, export)"
+                "unknown scenario {other} (known: append, raw, ingest, mixed, sync, replay, analysis, console, export, logs)"
             ),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -240,6 +269,7 @@ async fn mixed(args: &Args) -> anyhow::Result<[report::Row; 2]> {
         projector: false,
         client: args.client,
         mix,
+        log_level: None,
     };
     let mut bolna = ingest::level(level(workload::Mix::Bolna)).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -254,6 +284,64 @@ async fn mixed(args: &Args) -> anyhow::Result<[report::Row; 2]> {
     }
     Ok([bolna, mixed])
 }
+
+/// The `logs` scenario: ingest at 64 connections (no projector) with the server's `RUST_LOG`
+/// at each of `--log-levels` (`info`, one line per webhook, then `warn`, none), in
+/// [`LOG_ROUNDS`] alternating rounds so that neither level always runs on a warmer machine.
+/// One row per level, its best round; every row after the first has the first's rate as a
+/// fraction of its own (`ratio_first_to_this`: below 1 is what the first level costs) and that
+/// cost in percent (`first_level_cost_percent`).
+async fn logs(args: &Args) -> anyhow::Result<Vec<report::Row>> {
+    let level = |log_level| ingest::Level {
+        connections: MIXED_CONNECTIONS,
+        webhooks: args.webhooks,
+        projector: false,
+        client: args.client,
+        mix: workload::Mix::Bolna,
+        log_level: Some(log_level),
+    };
+    let mut best: Vec<Option<report::Row>> = args.log_levels.iter().map(|_| None).collect();
+    let mut rates: Vec<Vec<f64>> = args.log_levels.iter().map(|_| Vec::new()).collect();
+    for round in 1..=LOG_ROUNDS {
+        for ((slot, rates), &log_level) in best.iter_mut().zip(&mut rates).zip(&args.log_levels) {
+            let mut row = ingest::level(level(log_level)).await?;
+            eprintln!(
+                "logs round {round}: RUST_LOG={log_level} {:.0} webhooks/s",
+                row.per_second
+            );
+            row.scenario = "logs".to_owned();
+            row.params = format!("c={MIXED_CONNECTIONS} RUST_LOG={log_level}");
+            rates.push(report::round3(row.per_second));
+            if slot.as_ref().is_none_or(|b| row.per_second > b.per_second) {
+                *slot = Some(row);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    for (slot, rates) in best.iter_mut().zip(rates) {
+        if let Some(row) = slot.as_mut() {
+            row.details
+                .insert("rounds_per_second".to_owned(), rates.into());
+        }
+    }
+    let mut rows: Vec<report::Row> = best.into_iter().flatten().collect();
+    let first = rows.first().map(|r| r.per_second).unwrap_or(0.0);
+    for row in rows.iter_mut().skip(1) {
+        if row.per_second > 0.0 {
+            let ratio = report::round3(first / row.per_second);
+            row.details
+                .insert("ratio_first_to_this".to_owned(), ratio.into());
+            row.details.insert(
+                "first_level_cost_percent".to_owned(),
+                report::round3((1.0 - ratio) * 100.0).into(),
+            );
+        }
+    }
+    Ok(rows)
+}
+
+/// Rounds of the `logs` scenario (each level once a round).
+const LOG_ROUNDS: usize = 2;
 
 /// Ingest and replay rates as a fraction of PostgreSQL's own batched insert rate of the same
 /// rows (`raw`, `lifecycle batch=100`).
@@ -284,5 +372,31 @@ fn set_ratios(report: &mut report::Report) {
             row.details
                 .insert("ratio_concurrent".to_owned(), ratio.into());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> anyhow::Result<Args> {
+        parse_args(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn log_levels_are_info_then_warn_unless_given() {
+        let defaults = parsed(&["--scenario", "logs"]).ok().map(|a| a.log_levels);
+        assert_eq!(defaults, Some(vec!["info", "warn"]));
+        let given = parsed(&["--log-levels", "debug, info"])
+            .ok()
+            .map(|a| a.log_levels);
+        assert_eq!(given, Some(vec!["debug", "info"]));
+        let wrong = parsed(&["--log-levels", "info,loud"])
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            wrong.as_deref().is_some_and(|e| e.contains("not `loud`")),
+            "{wrong:?}"
+        );
     }
 }

@@ -44,6 +44,7 @@ pub async fn run(webhooks: usize, client: ClientKind, report: &mut Report) -> an
             projector: false,
             client,
             mix: crate::workload::Mix::Bolna,
+            log_level: None,
         })
         .await;
         match previous {
