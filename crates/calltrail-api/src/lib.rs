@@ -13,6 +13,7 @@
 //! - [`contacts`]: `GET /v1/contacts`.
 //! - [`credits`]: `GET /v1/credits`.
 //! - [`kpis`]: `GET /v1/kpis`.
+//! - [`reconciliation`]: `GET /v1/reconciliation`, the last reconciliation run per provider.
 //! - [`health`]: `GET /healthz`, `GET /readyz`.
 //! - [`metrics`]: the [`Metrics`] registry, request/webhook metrics, `GET /metrics`.
 //! - [`openapi`]: `GET /openapi.json` ([`openapi::ApiDoc`]).
@@ -38,6 +39,7 @@ pub mod kpis;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
+pub mod reconciliation;
 pub mod replica;
 pub mod webhooks;
 
@@ -383,5 +385,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(analysis::contact_analysis),
         ))
         .service(resource("/v1/credits", web::get().to(credits::credits)))
-        .service(resource("/v1/kpis", web::get().to(kpis::kpis)));
+        .service(resource("/v1/kpis", web::get().to(kpis::kpis)))
+        .service(resource(
+            "/v1/reconciliation",
+            web::get().to(reconciliation::reconciliation),
+        ));
 }

@@ -39,6 +39,7 @@ use crate::webhooks::{WebhookIgnored, WebhookReceipt};
         crate::analysis::contact_analysis,
         crate::credits::credits,
         crate::kpis::kpis,
+        crate::reconciliation::reconciliation,
         crate::export::export_calls,
         crate::campaigns::create_campaign,
         crate::campaigns::list_campaigns,
@@ -66,6 +67,7 @@ use crate::webhooks::{WebhookIgnored, WebhookReceipt};
         (name = "credits", description = "Credit balance and transactions (API key)"),
         (name = "campaigns", description = "Campaigns and their recipients (API key)"),
         (name = "attribution", description = "Manual attribution of calls to campaigns (API key)"),
+        (name = "reconciliation", description = "Reconciliation with the providers' APIs (API key)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
@@ -165,6 +167,7 @@ mod tests {
             "/v1/campaigns/{campaign_id}/recipients",
             "/v1/calls/{execution_id}/attribution",
             "/v1/attributions",
+            "/v1/reconciliation",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} is missing");
         }

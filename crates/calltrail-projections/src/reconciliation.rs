@@ -106,6 +106,27 @@ impl ReadStore {
             .collect()
     }
 
+    /// The tenants with a current API key, and for which provider (of `provider` only, when
+    /// given): each gets a run result, calls to check or not.
+    pub async fn keyed_tenants(
+        &self,
+        provider: Option<&str>,
+    ) -> Result<Vec<(Uuid, String)>, Error> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT user_id, provider FROM provider_secrets
+                  WHERE kind = 'api_key' AND valid_until IS NULL
+                    AND ($1::text IS NULL OR provider = $1)
+                  ORDER BY user_id, provider",
+                &[&provider],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("user_id")?, row.try_get("provider")?)))
+            .collect()
+    }
+
     /// Takes the reconciliation lease for `owner` for `lease`, unless another process holds
     /// it, or (with `every`) the last run started less than `every` ago.
     pub async fn take_reconcile_lease(

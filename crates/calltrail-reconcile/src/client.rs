@@ -106,7 +106,7 @@ impl ApiClient {
 
     /// Fetches `call_id` from `provider`'s API with `credential`: the provider events its
     /// answer stands for (none when the API shows nothing a webhook would report yet).
-    #[tracing::instrument(skip_all, fields(provider = %provider, call_id = %call_id))]
+    #[tracing::instrument(skip_all, fields(provider = %provider, execution_id = %call_id))]
     pub async fn fetch(
         &self,
         provider: Provider,

@@ -7,7 +7,8 @@
 //! stands for, those whose event type the log does not have yet are appended. Each call counts
 //! once: `appended` (at least one event appended), `unchanged` (the log already had them all,
 //! or the API shows nothing new) or `errors` (it could not be fetched or read; a 404 is an
-//! error too: the provider does not know the call). Once a tenant's key is refused (401/403),
+//! error too: the provider does not know the call). Every tenant with a key gets a result per
+//! provider, zero counts included. Once a tenant's key is refused (401/403),
 //! its other calls of that provider are errors without a request.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -52,6 +53,11 @@ pub trait ReconcileStore: Send + Sync {
         older_than: Duration,
         provider: Option<Provider>,
     ) -> impl Future<Output = Result<Vec<Candidate>, StoreError>> + Send;
+    /// Every tenant with a current API key, with its provider (of `provider` only, when given).
+    fn keyed_tenants(
+        &self,
+        provider: Option<Provider>,
+    ) -> impl Future<Output = Result<Vec<(Uuid, Provider)>, StoreError>> + Send;
     /// The tenant's current API credential for the provider.
     fn credential(
         &self,
@@ -128,7 +134,7 @@ pub struct RunSummary {
     pub finished_at: DateTime<Utc>,
     /// Every provider together.
     pub total: Counts,
-    /// Per provider (only providers with a checked call).
+    /// Per provider (every provider with a checked call or a tenant's key).
     pub providers: BTreeMap<Provider, Counts>,
     /// Per tenant and provider, as stored.
     pub tenants: Vec<TenantRun>,
@@ -250,6 +256,23 @@ impl<S: ReconcileStore> Reconciler<S> {
                 }
             }
         }
+        // Tenants with a key and nothing to check get a result too: their last run checked 0.
+        if !lease_lost {
+            match self.store.keyed_tenants(options.provider).await {
+                Ok(keyed) => {
+                    for (tenant, provider) in keyed {
+                        let idle = Candidate {
+                            tenant,
+                            provider,
+                            call_id: String::new(),
+                            has_key: true,
+                        };
+                        entry(&mut runs, &idle, started_at);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not list the tenants with API keys"),
+            }
+        }
         for ((tenant, provider), calls) in skipped {
             tracing::debug!(%tenant, %provider, calls, "no API key for this provider: calls not reconciled");
         }
@@ -316,7 +339,7 @@ impl<S: ReconcileStore> Reconciler<S> {
                 tracing::info!(
                     provider = %candidate.provider,
                     tenant = %candidate.tenant,
-                    call_id = %candidate.call_id,
+                    execution_id = %candidate.call_id,
                     status = %event_type,
                     "reconciliation appended a status the webhooks did not bring"
                 );
@@ -350,7 +373,7 @@ fn fail(run: &mut TenantRun, candidate: &Candidate, error: &Error) {
     tracing::warn!(
         provider = %candidate.provider,
         tenant = %candidate.tenant,
-        call_id = %candidate.call_id,
+        execution_id = %candidate.call_id,
         %error,
         "reconciliation could not check a call"
     );

@@ -29,7 +29,7 @@ pub enum Command {
     /// Create or update calltrail's tables in the database (safe to run again).
     Migrate,
     /// Run the service: webhooks, the API and console, keeping calls up to date, lead analysis.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Rebuild every call, contact, credit and analysis the API shows from the recorded
     /// webhooks and events (the API keeps answering meanwhile); calls no LLM.
     Replay(ReplayArgs),
@@ -103,6 +103,23 @@ pub struct ServeArgs {
     /// Lead analysis.
     #[command(flatten)]
     pub analysis: AnalysisArgs,
+    /// Periodic reconciliation.
+    #[command(flatten)]
+    pub reconcile: ReconcileServeArgs,
+}
+
+/// `serve`'s periodic reconciliation.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileServeArgs {
+    /// How often to reconcile (e.g. `15m`); `0` turns it off. One process at a time does it.
+    #[arg(long = "reconcile-interval", env = "CALLTRAIL_RECONCILE_INTERVAL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Reconcile calls whose last event is older than this.
+    #[arg(long = "reconcile-older-than", env = "CALLTRAIL_RECONCILE_OLDER_THAN", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub older_than: std::time::Duration,
+    /// The provider APIs.
+    #[command(flatten)]
+    pub api: ReconcileApiArgs,
 }
 
 /// `calltrail replay`.
@@ -488,7 +505,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Migrate => commands::migrate(&url).await,
-        Command::Serve(args) => commands::serve(&url, args).await,
+        Command::Serve(args) => commands::serve(&url, *args).await,
         Command::Replay(args) => commands::replay::run(&url, args).await,
         Command::Admin(command) => commands::admin::run(&url, command).await,
         Command::Analysis(command) => commands::analysis::run(&url, command).await,

@@ -21,6 +21,11 @@ use calltrail_reconcile::{
     StoreError, TenantRun,
 };
 use chrono::{DateTime, Utc};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::atomic::AtomicU64;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -79,6 +84,20 @@ impl ReconcileStore for DbReconcileStore {
                 }),
                 Err(_) => None,
             })
+            .collect())
+    }
+
+    async fn keyed_tenants(
+        &self,
+        provider: Option<Provider>,
+    ) -> Result<Vec<(Uuid, Provider)>, StoreError> {
+        let keyed = self
+            .store
+            .keyed_tenants(provider.map(Provider::as_str))
+            .await?;
+        Ok(keyed
+            .into_iter()
+            .filter_map(|(tenant, name)| name.parse::<Provider>().ok().map(|p| (tenant, p)))
             .collect())
     }
 
@@ -238,7 +257,18 @@ pub async fn periodic(
             () = tokio::time::sleep(tick) => {}
             () = shutdown.cancelled() => break,
         }
-        match run_once(&reconciler, options, Some(interval)).await {
+        let outcome = tokio::select! {
+            outcome = run_once(&reconciler, options, Some(interval)) => outcome,
+            () = shutdown.cancelled() => {
+                // Stopped mid-run: what was appended stays; the lease is handed back.
+                let store = reconciler.store();
+                if let Err(error) = store.store.release_reconcile_lease(&store.owner).await {
+                    tracing::warn!(%error, "could not release the reconciliation lease");
+                }
+                break;
+            }
+        };
+        match outcome {
             Ok(Ok(summary)) => {
                 log_summary(&summary);
                 if let Some(observer) = &observer {
@@ -271,6 +301,103 @@ pub fn client(rate: f64) -> anyhow::Result<Arc<ApiClient>> {
         ..calltrail_reconcile::ClientConfig::default()
     };
     Ok(Arc::new(ApiClient::new(config)?))
+}
+
+/// How `serve` reconciles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReconcileSettings {
+    /// How often (`CALLTRAIL_RECONCILE_INTERVAL`); zero turns the periodic task off.
+    pub interval: Duration,
+    /// Only calls whose last event is older than this (`CALLTRAIL_RECONCILE_OLDER_THAN`).
+    pub older_than: Duration,
+    /// Requests per second to each provider's API (`CALLTRAIL_RECONCILE_RATE`).
+    pub rate: f64,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(15 * 60),
+            older_than: Duration::from_secs(15 * 60),
+            rate: calltrail_reconcile::client::DEFAULT_RATE,
+        }
+    }
+}
+
+/// Labels of the reconciliation counters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: &'static str,
+}
+
+/// `calltrail_reconcile_{checked,appended,unchanged,errors}_total{provider}` and
+/// `calltrail_reconcile_last_run_timestamp_seconds`, fed by this process's runs.
+pub struct ReconcileMetrics {
+    checked: Family<ProviderLabels, Counter>,
+    appended: Family<ProviderLabels, Counter>,
+    unchanged: Family<ProviderLabels, Counter>,
+    errors: Family<ProviderLabels, Counter>,
+    last_run: Gauge<f64, AtomicU64>,
+}
+
+impl ReconcileMetrics {
+    /// Registers the metrics on the process's registry.
+    pub fn register(metrics: &calltrail_api::Metrics) -> Arc<Self> {
+        let this = Arc::new(Self {
+            checked: Family::default(),
+            appended: Family::default(),
+            unchanged: Family::default(),
+            errors: Family::default(),
+            last_run: Gauge::default(),
+        });
+        metrics.with_registry(|r| {
+            r.register(
+                "reconcile_checked",
+                "Calls reconciliation checked against their provider's API, by provider",
+                this.checked.clone(),
+            );
+            r.register(
+                "reconcile_appended",
+                "Reconciled calls that got at least one status from the API, by provider",
+                this.appended.clone(),
+            );
+            r.register(
+                "reconcile_unchanged",
+                "Reconciled calls whose log already had what the API shows, by provider",
+                this.unchanged.clone(),
+            );
+            r.register(
+                "reconcile_errors",
+                "Calls reconciliation could not fetch or read, by provider",
+                this.errors.clone(),
+            );
+            r.register(
+                "reconcile_last_run_timestamp_seconds",
+                "When this process's last reconciliation run finished (Unix seconds; 0: none yet)",
+                this.last_run.clone(),
+            );
+        });
+        this
+    }
+}
+
+impl RunObserver for ReconcileMetrics {
+    fn observe(&self, summary: &RunSummary) {
+        for (provider, counts) in &summary.providers {
+            let labels = ProviderLabels {
+                provider: provider.as_str(),
+            };
+            self.checked.get_or_create(&labels).inc_by(counts.checked);
+            self.appended.get_or_create(&labels).inc_by(counts.appended);
+            self.unchanged
+                .get_or_create(&labels)
+                .inc_by(counts.unchanged);
+            self.errors.get_or_create(&labels).inc_by(counts.errors);
+        }
+        let millis = summary.finished_at.timestamp_millis();
+        #[allow(clippy::as_conversions)] // Unix milliseconds fit an f64 exactly until 2255.
+        self.last_run.set(millis as f64 / 1000.0);
+    }
 }
 
 /// This process's name in the lease.

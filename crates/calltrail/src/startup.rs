@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::analysis_worker::{DbQueue, DbResults};
 use crate::cli::ServeArgs;
 use crate::config::{check_credentials, public_url, secrets_key};
+use crate::reconcile::ReconcileSettings;
 
 /// What `serve` runs and how.
 #[derive(Debug, Clone)]
@@ -54,6 +55,8 @@ pub struct Settings {
     pub openai: Option<OpenAiConfig>,
     /// Worker polling, lease, attempts, backoff and the system-wide prompt ids.
     pub analysis: WorkerConfig,
+    /// Periodic reconciliation (off when its interval is zero).
+    pub reconcile: ReconcileSettings,
 }
 
 impl Settings {
@@ -94,6 +97,11 @@ impl Settings {
                 system_prompts: args.analysis.system_prompts()?,
                 ..WorkerConfig::default()
             },
+            reconcile: ReconcileSettings {
+                interval: args.reconcile.interval,
+                older_than: args.reconcile.older_than,
+                rate: args.reconcile.api.rate,
+            },
         })
     }
 
@@ -124,6 +132,10 @@ impl Settings {
                 retry: Backoff::new(Duration::from_millis(50), Duration::from_millis(500)),
                 shutdown_grace: Duration::from_secs(1),
                 ..WorkerConfig::default()
+            },
+            reconcile: ReconcileSettings {
+                interval: Duration::ZERO,
+                ..ReconcileSettings::default()
             },
         }
     }
@@ -158,6 +170,7 @@ pub struct Application {
     log: EventLog,
     projector: Option<JoinHandle<Result<(), calltrail_projections::Error>>>,
     workers: Vec<JoinHandle<()>>,
+    reconciler: Option<JoinHandle<()>>,
     workers_shutdown: CancellationToken,
     shutdown: CancellationToken,
 }
@@ -246,6 +259,14 @@ impl Application {
         } else {
             Vec::new()
         };
+        let reconciler = spawn_reconciler(
+            &settings,
+            &log,
+            &appender,
+            &store,
+            &metrics,
+            &workers_shutdown,
+        )?;
         tracing::info!(
             address = %SocketAddr::from(([127, 0, 0, 1], port)),
             projector = settings.projector,
@@ -260,6 +281,7 @@ impl Application {
             log,
             projector,
             workers,
+            reconciler,
             workers_shutdown,
             shutdown,
         })
@@ -294,6 +316,11 @@ impl Application {
         for worker in self.workers {
             if let Err(error) = worker.await {
                 tracing::error!(%error, "an analysis worker task failed");
+            }
+        }
+        if let Some(reconciler) = self.reconciler {
+            if let Err(error) = reconciler.await {
+                tracing::error!(%error, "the reconciliation task failed");
             }
         }
         self.appender.shutdown().await;
@@ -434,4 +461,38 @@ fn spawn_workers(
         })
         .collect();
     Ok(workers)
+}
+
+/// Starts serve's periodic reconciliation unless its interval is zero. It appends through the
+/// appender, so it stops with the workers, before the appender is flushed.
+fn spawn_reconciler(
+    settings: &Settings,
+    log: &EventLog,
+    appender: &Appender,
+    store: &ReadStore,
+    metrics: &calltrail_api::Metrics,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    let config = settings.reconcile;
+    let observer = crate::reconcile::ReconcileMetrics::register(metrics);
+    if config.interval.is_zero() {
+        tracing::info!("periodic reconciliation is off (CALLTRAIL_RECONCILE_INTERVAL=0)");
+        return Ok(None);
+    }
+    let db = crate::reconcile::DbReconcileStore::new(
+        log.clone(),
+        store.clone(),
+        appender.clone(),
+        settings.secrets_key.clone(),
+        crate::reconcile::owner(),
+    );
+    let reconciler =
+        calltrail_reconcile::Reconciler::new(db, crate::reconcile::client(config.rate)?);
+    Ok(Some(tokio::spawn(crate::reconcile::periodic(
+        std::sync::Arc::new(reconciler),
+        config.interval,
+        config.older_than,
+        Some(observer),
+        shutdown.clone(),
+    ))))
 }

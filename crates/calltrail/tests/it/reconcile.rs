@@ -3,11 +3,15 @@
 //! real application taking the webhooks.
 
 use std::process::{Command, Output};
+use std::time::Duration;
+
+use calltrail::reconcile::ReconcileSettings;
+use calltrail_projections::reconciliation::LeaseOutcome;
 
 use calltrail_testkit::{MockProviderApi, Reply};
 use serde_json::{json, Value};
 
-use crate::helpers::{fixtures, spawn_app_with, with_fields, TestApp, AGENT};
+use crate::helpers::{fixtures, metric_value, spawn_app_with, with_fields, TestApp, AGENT};
 use crate::secrets::{with_key, KEY};
 
 /// Runs the `calltrail` binary on the test's database with the secrets key (blocking: the
@@ -296,4 +300,107 @@ async fn set_provider_api_key_refuses_what_it_cannot_use() {
     let acme = set_key(&app, &user, "acme", "k", "https://x");
     assert!(!acme.status.success());
     assert!(String::from_utf8_lossy(&acme.stderr).contains("known providers"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reconciles_periodically_and_shows_the_last_run_per_provider() {
+    let app = spawn_app_with(|settings| {
+        with_key(settings);
+        settings.reconcile = ReconcileSettings {
+            interval: Duration::from_millis(300),
+            older_than: Duration::ZERO,
+            rate: 100.0,
+        };
+    })
+    .await;
+    let tenant = app.create_tenant().await;
+    app.add_agent(&tenant, AGENT).await;
+    let (status, before) = app.get(&tenant, "/v1/reconciliation").await;
+    assert_eq!((status, before), (200, json!({"providers": []})));
+
+    let id = "4f1e2d3c-0000-4000-8000-00000000d001";
+    stuck_in_progress(&app, &tenant.webhook_token, id).await;
+    let api = MockProviderApi::start().await;
+    let completed = bolna("05-completed.json", id);
+    api.set(
+        &format!("/executions/{id}"),
+        Reply::text(200, std::str::from_utf8(&completed).unwrap()),
+    );
+    json_lines(&set_key(
+        &app,
+        &tenant.user_id.to_string(),
+        "bolna",
+        "k",
+        &api.base_url(),
+    ));
+
+    app.wait_for(&tenant, &format!("/v1/calls/{id}"), |s, b| {
+        s == 200 && b["call_lifecycle_status"] == "completed"
+    })
+    .await;
+    // The runs go on every 300 ms: the counters add up, the endpoint shows the latest run.
+    let appended = r#"calltrail_reconcile_appended_total{provider="bolna"}"#;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let metrics = loop {
+        let metrics = app.metrics().await;
+        if metric_value(&metrics, appended) == Some(1.0) {
+            break metrics;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let last = metric_value(&metrics, "calltrail_reconcile_last_run_timestamp_seconds");
+    assert!(last.is_some_and(|t| t > 1.7e9), "{metrics}");
+    // Once the call is terminal, a run has nothing to check for this tenant, and says so.
+    let shown = app
+        .wait_for(&tenant, "/v1/reconciliation", |s, b| {
+            s == 200 && b["providers"][0]["checked"] == 0
+        })
+        .await;
+    let run = &shown["providers"][0];
+    assert_eq!(run["provider"], "bolna");
+    assert_eq!(
+        (run["appended"].clone(), run["errors"].clone()),
+        (json!(0), json!(0))
+    );
+    assert!(
+        run["started_at"].is_string() && run["finished_at"].is_string(),
+        "{run}"
+    );
+    assert!(run.get("last_error").is_none(), "{run}");
+    // Another tenant sees none of it.
+    let other = app.create_tenant().await;
+    assert_eq!(
+        app.get(&other, "/v1/reconciliation").await.1,
+        json!({"providers": []})
+    );
+    // The call is charged once, whatever the periodic runs did.
+    app.wait_until_projected().await;
+    assert_eq!(usage_rows(&app, id).await, 1);
+    let metrics = app.metrics().await;
+    assert_eq!(metric_value(&metrics, appended), Some(1.0), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_reconciles_at_a_time() {
+    let app = spawn_app_with(with_key).await;
+    let taken = app
+        .store
+        .take_reconcile_lease("another-process", Duration::from_secs(60), None)
+        .await
+        .unwrap();
+    assert_eq!(taken, LeaseOutcome::Taken);
+    let output = reconcile(&app);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("another process is reconciling"),
+        "{stderr}"
+    );
+    // Handed back, the next run goes ahead.
+    app.store
+        .release_reconcile_lease("another-process")
+        .await
+        .unwrap();
+    json_lines(&reconcile(&app));
 }
