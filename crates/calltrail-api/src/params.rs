@@ -411,6 +411,14 @@ mod tests {
             .map(|o| o.as_str())
             .collect();
         assert_eq!(outcomes, OUTCOMES, "the core's outcomes, in the same order");
+        let known: Vec<&str> = calltrail_core::LifecycleStatus::KNOWN
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(
+            known, LIFECYCLE_STATUSES,
+            "the core's lifecycle statuses, in rank order"
+        );
         assert!(lifecycle_status_filter(Some("bogus"))
             .is_err_and(|e| e.message().contains("call-disconnected")));
         // Every name the list shows is one the filter takes.

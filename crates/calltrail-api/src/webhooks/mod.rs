@@ -125,20 +125,16 @@ impl IntakeBackend for AppState {
 
     async fn conflict_fields(&self, position: i64) -> Vec<String> {
         let log = self.log().clone();
-        match self
+        let failure = match self
             .on_db_runtime(async move { log.conflict_fields(position).await })
             .await
         {
-            Ok(Ok(fields)) => fields,
-            Ok(Err(err)) => {
-                tracing::warn!(position, error = %err, "could not read a conflict's fields");
-                Vec::new()
-            }
-            Err(err) => {
-                tracing::warn!(position, error = %err, "could not read a conflict's fields");
-                Vec::new()
-            }
-        }
+            Ok(Ok(fields)) => return fields,
+            Ok(Err(err)) => err.to_string(),
+            Err(err) => err.to_string(),
+        };
+        tracing::warn!(position, error = %failure, "could not read a conflict's fields");
+        Vec::new()
     }
 
     async fn record_rejected(&self, rejected: RejectedWebhook) {
