@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use calltrail_core::providers::ProviderEvent;
@@ -173,13 +174,89 @@ impl<S: ReconcileStore> Reconciler<S> {
             .candidates(options.older_than, options.provider)
             .await
             .map_err(Error::Store)?;
+        // Each provider's calls in their own pass, side by side: a slow or hanging provider
+        // (its rate limit, retries, timeouts) does not hold the others back.
+        let mut by_provider: BTreeMap<Provider, Vec<Candidate>> = BTreeMap::new();
+        for candidate in candidates {
+            by_provider
+                .entry(candidate.provider)
+                .or_default()
+                .push(candidate);
+        }
+        let lease_lost = AtomicBool::new(false);
+        let passes = by_provider
+            .into_values()
+            .map(|calls| self.provider_pass(calls, started_at, &lease_lost));
+        let mut runs: BTreeMap<(Uuid, Provider), TenantRun> = BTreeMap::new();
+        let mut skipped: BTreeMap<(Uuid, Provider), u64> = BTreeMap::new();
+        for (pass_runs, pass_skipped) in futures_util::future::join_all(passes).await {
+            runs.extend(pass_runs);
+            skipped.extend(pass_skipped);
+        }
+        let lease_lost = lease_lost.load(Ordering::Relaxed);
+        // Tenants with a key and nothing to check get a result too: their last run checked 0.
+        if !lease_lost {
+            match self.store.keyed_tenants(options.provider).await {
+                Ok(keyed) => {
+                    for (tenant, provider) in keyed {
+                        let idle = Candidate {
+                            tenant,
+                            provider,
+                            call_id: String::new(),
+                            has_key: true,
+                        };
+                        entry(&mut runs, &idle, started_at);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not list the tenants with API keys"),
+            }
+        }
+        for ((tenant, provider), calls) in skipped {
+            tracing::debug!(%tenant, %provider, calls, "no API key for this provider: calls not reconciled");
+        }
+        let finished_at = Utc::now();
+        let mut total = Counts::default();
+        let mut providers: BTreeMap<Provider, Counts> = BTreeMap::new();
+        let mut tenants = Vec::with_capacity(runs.len());
+        for (_, mut run) in runs {
+            run.finished_at = finished_at;
+            total.add(&run.counts);
+            providers.entry(run.provider).or_default().add(&run.counts);
+            if let Err(error) = self.store.record_run(&run).await {
+                tracing::warn!(%error, tenant = %run.tenant, provider = %run.provider, "could not store the reconciliation result");
+            }
+            tenants.push(run);
+        }
+        Ok(RunSummary {
+            started_at,
+            finished_at,
+            total,
+            providers,
+            tenants,
+            lease_lost,
+        })
+    }
+
+    /// One provider's calls, in order: the results per tenant and the calls skipped for want
+    /// of a key.
+    async fn provider_pass(
+        &self,
+        candidates: Vec<Candidate>,
+        started_at: DateTime<Utc>,
+        lease_lost: &AtomicBool,
+    ) -> (
+        BTreeMap<(Uuid, Provider), TenantRun>,
+        BTreeMap<(Uuid, Provider), u64>,
+    ) {
         let mut runs: BTreeMap<(Uuid, Provider), TenantRun> = BTreeMap::new();
         let mut credentials: HashMap<(Uuid, Provider), Option<ApiCredential>> = HashMap::new();
         let mut refused: HashMap<(Uuid, Provider), String> = HashMap::new();
         let mut skipped: BTreeMap<(Uuid, Provider), u64> = BTreeMap::new();
         let mut renewed = tokio::time::Instant::now();
-        let mut lease_lost = false;
         for candidate in candidates {
+            if lease_lost.load(Ordering::Relaxed) {
+                break;
+            }
             let key = (candidate.tenant, candidate.provider);
             if !candidate.has_key {
                 *skipped.entry(key).or_default() += 1;
@@ -193,7 +270,7 @@ impl<S: ReconcileStore> Reconciler<S> {
                         tracing::warn!(
                             "another process took reconciliation over; stopping this run"
                         );
-                        lease_lost = true;
+                        lease_lost.store(true, Ordering::Relaxed);
                         break;
                     }
                     Err(error) => {
@@ -256,47 +333,7 @@ impl<S: ReconcileStore> Reconciler<S> {
                 }
             }
         }
-        // Tenants with a key and nothing to check get a result too: their last run checked 0.
-        if !lease_lost {
-            match self.store.keyed_tenants(options.provider).await {
-                Ok(keyed) => {
-                    for (tenant, provider) in keyed {
-                        let idle = Candidate {
-                            tenant,
-                            provider,
-                            call_id: String::new(),
-                            has_key: true,
-                        };
-                        entry(&mut runs, &idle, started_at);
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "could not list the tenants with API keys"),
-            }
-        }
-        for ((tenant, provider), calls) in skipped {
-            tracing::debug!(%tenant, %provider, calls, "no API key for this provider: calls not reconciled");
-        }
-        let finished_at = Utc::now();
-        let mut total = Counts::default();
-        let mut providers: BTreeMap<Provider, Counts> = BTreeMap::new();
-        let mut tenants = Vec::with_capacity(runs.len());
-        for (_, mut run) in runs {
-            run.finished_at = finished_at;
-            total.add(&run.counts);
-            providers.entry(run.provider).or_default().add(&run.counts);
-            if let Err(error) = self.store.record_run(&run).await {
-                tracing::warn!(%error, tenant = %run.tenant, provider = %run.provider, "could not store the reconciliation result");
-            }
-            tenants.push(run);
-        }
-        Ok(RunSummary {
-            started_at,
-            finished_at,
-            total,
-            providers,
-            tenants,
-            lease_lost,
-        })
+        (runs, skipped)
     }
 
     /// Fetches one call and appends what the log lacks; `true` when something was appended.

@@ -25,6 +25,18 @@ pub async fn run(url: &str, args: ReconcileArgs) -> anyhow::Result<()> {
         },
     )?;
     let store = ReadStore::connect(url, 2)?;
+    let key = secrets_key()?;
+    if key.is_none() {
+        let keyed = store
+            .keyed_tenants(args.provider.map(|p| p.as_str()))
+            .await
+            .context("cannot read the stored API keys")?;
+        anyhow::ensure!(
+            keyed.is_empty(),
+            "CALLTRAIL_SECRETS_KEY is not set, and {} provider API key(s) are stored encrypted with it: set it to reconcile",
+            keyed.len()
+        );
+    }
     let appender = log.appender(AppenderConfig {
         linger: Duration::ZERO,
         ..AppenderConfig::default()
@@ -33,7 +45,7 @@ pub async fn run(url: &str, args: ReconcileArgs) -> anyhow::Result<()> {
         log.clone(),
         store,
         appender.clone(),
-        secrets_key()?,
+        key,
         reconcile::owner(),
     );
     let reconciler = Reconciler::new(db, reconcile::client(args.api.rate)?);

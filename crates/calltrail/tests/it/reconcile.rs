@@ -284,6 +284,21 @@ async fn calls_of_tenants_without_a_key_are_skipped_and_unchanged_calls_are_coun
         1,
         "only the keyed tenant's call is fetched"
     );
+
+    // Without the secrets key the stored keys cannot be opened: refused at once, saying why.
+    let keyless_run = Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .args(["reconcile"])
+        .env("DATABASE_URL", app.db.url())
+        .env_remove("CALLTRAIL_SECRETS_KEY")
+        .output()
+        .unwrap();
+    assert!(!keyless_run.status.success());
+    let stderr = String::from_utf8_lossy(&keyless_run.stderr);
+    assert!(
+        stderr.contains("CALLTRAIL_SECRETS_KEY is not set"),
+        "{stderr}"
+    );
+    assert_eq!(api.requests().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
