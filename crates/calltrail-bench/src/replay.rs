@@ -35,7 +35,7 @@ const REPLAY_TIMEOUT: Duration = Duration::from_secs(1_800);
 
 const COPY_EVENTS: &str =
     "COPY events (tenant_id, provider, stream_id, event_type, schema_version, occurred_at,
-                    data, payload, payload_hash, metadata) FROM STDIN (FORMAT binary)";
+                    data, payload, payload_hash, metadata, compact) FROM STDIN (FORMAT binary)";
 
 /// Generates the log, replays it, and checks the rebuilt read models.
 pub async fn run(events: usize, report: &mut Report) -> anyhow::Result<()> {
@@ -80,6 +80,24 @@ pub async fn run(events: usize, report: &mut Report) -> anyhow::Result<()> {
         .detail("events_table_mib", log_mib),
     );
 
+    let ceiling = read_ceiling(db.url(), db.name()).await?;
+    let ceiling_rate = rate(ceiling.events, ceiling.wall);
+    report.push(
+        Row::new(
+            "replay",
+            "read ceiling (binary COPY of the log in replay order)".into(),
+            ceiling.events,
+            ceiling.wall,
+            Vec::new(),
+        )
+        .detail("bytes", ceiling.bytes)
+        .detail("postgres_cpu_s", round3(ceiling.samples.postgres_cpu_s))
+        .detail(
+            "postgres_cpu_us_per_event",
+            per_event_us(ceiling.samples.postgres_cpu_s, ceiling.events),
+        ),
+    );
+
     let measured = run_replay(db.url(), db.name()).await?;
     let counts = |sql: &'static str| {
         let url = db.url().to_owned();
@@ -102,33 +120,155 @@ pub async fn run(events: usize, report: &mut Report) -> anyhow::Result<()> {
         );
     }
     let seconds = Duration::from_secs_f64(measured.seconds.max(0.0));
+    let replayed = usize::try_from(measured.events)?;
+    let mut row = Row::new(
+        "replay",
+        format!("events={}", measured.events),
+        replayed,
+        seconds,
+        Vec::new(),
+    );
+    // How close replay comes to PostgreSQL merely handing the same events out.
+    row.ratio = (ceiling_rate > 0.0).then(|| round3(measured.events_per_second / ceiling_rate));
     report.push(
-        Row::new(
-            "replay",
-            format!("events={}", measured.events),
-            usize::try_from(measured.events)?,
-            seconds,
-            Vec::new(),
-        )
-        .detail("events_per_second", measured.events_per_second.round())
-        .detail("process_wall_s", round3(measured.wall))
-        .detail("peak_rss_mib", round3(measured.samples.peak_rss_mib))
-        .detail("replay_cpu_s", round3(measured.samples.cpu_s))
-        .detail("postgres_cpu_s", round3(measured.samples.postgres_cpu_s))
-        .detail(
-            "postgres_all_dbs_cpu_s",
-            round3(measured.samples.postgres_all_cpu_s),
-        )
-        .detail(
-            "machine_cores_busy",
-            round3(measured.samples.machine_cores_busy),
-        )
-        .detail("calls_rows", calls)
-        .detail("call_events_rows", timeline)
-        .detail("dead_letters", dead)
-        .detail("read_models_match", ok),
+        row.detail("events_per_second", measured.events_per_second.round())
+            .detail(
+                "replay_cpu_us_per_event",
+                per_event_us(measured.samples.cpu_s, replayed),
+            )
+            .detail(
+                "postgres_cpu_us_per_event",
+                per_event_us(measured.samples.postgres_cpu_s, replayed),
+            )
+            .detail("process_wall_s", round3(measured.wall))
+            .detail("peak_rss_mib", round3(measured.samples.peak_rss_mib))
+            .detail("replay_cpu_s", round3(measured.samples.cpu_s))
+            .detail("postgres_cpu_s", round3(measured.samples.postgres_cpu_s))
+            .detail(
+                "postgres_all_dbs_cpu_s",
+                round3(measured.samples.postgres_all_cpu_s),
+            )
+            .detail(
+                "machine_cores_busy",
+                round3(measured.samples.machine_cores_busy),
+            )
+            .detail("calls_rows", calls)
+            .detail("call_events_rows", timeline)
+            .detail("dead_letters", dead)
+            .detail("read_models_match", ok),
     );
     Ok(())
+}
+
+/// Events per second.
+fn rate(events: usize, wall: Duration) -> f64 {
+    let seconds = wall.as_secs_f64();
+    #[allow(clippy::as_conversions)] // a count converted for a rate
+    let events = events as f64;
+    if seconds > 0.0 {
+        events / seconds
+    } else {
+        0.0
+    }
+}
+
+/// CPU microseconds per event, rounded to 0.1.
+fn per_event_us(cpu_s: f64, events: usize) -> f64 {
+    #[allow(clippy::as_conversions)] // a count converted for a ratio
+    let events = events.max(1) as f64;
+    (cpu_s * 1e6 / events * 10.0).round() / 10.0
+}
+
+/// PostgreSQL reading the log alone, as the replay reads it.
+struct Ceiling {
+    events: usize,
+    bytes: usize,
+    wall: Duration,
+    samples: proc::Samples,
+}
+
+/// The log copied out the way `calltrail replay` reads it (its columns, `(txid, position)`
+/// order, binary `COPY`), counted and thrown away: the fastest PostgreSQL hands these events
+/// out here, the ceiling replay's rate is compared with.
+async fn read_ceiling(url: &str, database: &str) -> anyhow::Result<Ceiling> {
+    use futures_util::StreamExt;
+    let mut conn = PgConnection::connect(url).await?;
+    // The index order replay's pages are read in (its LIMIT makes the planner choose it).
+    sqlx::query("SET enable_sort = off")
+        .execute(&mut conn)
+        .await?;
+    let sampler = proc::Sampler::start(None, Some(database.to_owned()));
+    let started = Instant::now();
+    let mut stream = conn
+        .copy_out_raw(
+            "COPY (SELECT position, txid, tenant_id, provider, stream_id, event_type,
+                          schema_version, occurred_at, recorded_at, compact,
+                          CASE WHEN compact IS NULL THEN data::text END
+                     FROM events ORDER BY txid, position) TO STDOUT (FORMAT binary)",
+        )
+        .await?;
+    let mut bytes = 0;
+    let mut buffered = Vec::new();
+    let mut events = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        bytes += chunk.len();
+        // Rows are counted by their field-count prefix (11 as a big-endian i16).
+        buffered.extend_from_slice(&chunk);
+        events += count_rows(&mut buffered);
+    }
+    drop(stream);
+    let wall = started.elapsed();
+    let samples = sampler.finish().await;
+    conn.close().await?;
+    Ok(Ceiling {
+        events,
+        bytes,
+        wall,
+        samples,
+    })
+}
+
+/// Counts the complete binary COPY rows at the start of `buffer` and removes them (the file
+/// header, 19 bytes, is skipped first; the trailer, -1, ends the count).
+fn count_rows(buffer: &mut Vec<u8>) -> usize {
+    const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0";
+    let mut at = 0;
+    if buffer.starts_with(HEADER) {
+        if buffer.len() < HEADER.len() + 8 {
+            return 0;
+        }
+        at = HEADER.len() + 8;
+    }
+    let mut rows = 0;
+    'rows: while let Some(fields) = buffer
+        .get(at..at + 2)
+        .and_then(|s| <[u8; 2]>::try_from(s).ok())
+        .map(i16::from_be_bytes)
+    {
+        if fields < 0 {
+            at = buffer.len();
+            break;
+        }
+        let mut next = at + 2;
+        for _ in 0..fields {
+            let Some(len) = buffer
+                .get(next..next + 4)
+                .and_then(|s| <[u8; 4]>::try_from(s).ok())
+                .map(i32::from_be_bytes)
+            else {
+                break 'rows;
+            };
+            next += 4 + usize::try_from(len).unwrap_or(0);
+            if next > buffer.len() {
+                break 'rows;
+            }
+        }
+        at = next;
+        rows += 1;
+    }
+    buffer.drain(..at);
+    rows
 }
 
 /// What was written.
@@ -206,7 +346,7 @@ pub(crate) async fn generate(
                 .and_then(|m| m.get(step_index))
                 .context("metadata out of range")?;
             let (id, number) = (call_id(run, call), phone(call));
-            buffer.extend_from_slice(&10_i16.to_be_bytes());
+            buffer.extend_from_slice(&11_i16.to_be_bytes());
             field(&mut buffer, tenant.as_bytes())?;
             field(&mut buffer, b"bolna")?;
             field(&mut buffer, id.as_bytes())?;
@@ -217,6 +357,10 @@ pub(crate) async fn generate(
             scratch.push(1); // jsonb binary format version
             step.data.render_into(&mut scratch, &id, &number);
             field(&mut buffer, &scratch)?;
+            // The compact copy the appender writes beside `data` (calltrail_eventlog::compact).
+            let data = std::str::from_utf8(scratch.get(1..).unwrap_or_default())?;
+            let compact = calltrail_eventlog::compact::encode(CALL_EVENT_SCHEMA_VERSION, data)
+                .context("generated data has no compact copy")?;
             scratch.clear();
             scratch.push(1);
             step.payload.render_into(&mut scratch, &id, &number);
@@ -229,6 +373,7 @@ pub(crate) async fn generate(
             meta_field.push(1);
             meta_field.extend_from_slice(meta.as_bytes());
             field(&mut buffer, &meta_field)?;
+            field(&mut buffer, &compact)?;
             if buffer.len() >= SEND_BYTES {
                 copy.send(std::mem::take(&mut buffer)).await?;
                 buffer.reserve(SEND_BYTES + 16 * 1024);

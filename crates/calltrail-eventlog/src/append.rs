@@ -347,11 +347,11 @@ fn is_data_error(error: &DbError) -> bool {
 
 const INSERT_BATCH: &str = "\
 INSERT INTO events (tenant_id, provider, stream_id, event_type, schema_version, occurred_at,
-                    data, payload, payload_hash, metadata)
-SELECT t, p, s, e, v, o, d::jsonb, pl::jsonb, h, m::jsonb
+                    data, payload, payload_hash, metadata, compact)
+SELECT t, p, s, e, v, o, d::jsonb, pl::jsonb, h, m::jsonb, c
   FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::timestamptz[],
-              $7::text[], $8::text[], $9::bytea[], $10::text[])
-       AS u(t, p, s, e, v, o, d, pl, h, m)
+              $7::text[], $8::text[], $9::bytea[], $10::text[], $11::bytea[])
+       AS u(t, p, s, e, v, o, d, pl, h, m, c)
 ON CONFLICT ON CONSTRAINT events_natural_key DO NOTHING
 RETURNING position, tenant_id, provider, stream_id, event_type";
 
@@ -407,6 +407,11 @@ async fn write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<AppendOu
 
 async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<AppendOutcome>, Error> {
     let hashes: Vec<Vec<u8>> = events.iter().map(|e| e.hash()).collect();
+    // The compact copy replay and the projector read instead of `data` (crate::compact).
+    let compacts: Vec<Option<Vec<u8>>> = events
+        .iter()
+        .map(|e| crate::compact::encode(e.schema_version, &e.data))
+        .collect();
 
     // One row per distinct key (the first occurrence); later ones in the batch are duplicates of it.
     let mut first_of: HashMap<(Uuid, &str, &str, &str), usize> =
@@ -433,6 +438,7 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
         .bind(column(&unique, |i| events[i].payload.as_deref()))
         .bind(column(&unique, |i| hashes[i].as_slice()))
         .bind(column(&unique, |i| events[i].metadata.as_str()))
+        .bind(column(&unique, |i| compacts[i].as_deref()))
         .fetch_all(&mut *tx)
         .await?;
 

@@ -2,6 +2,7 @@
 //!
 //! Modules:
 //! - [`append`]: the group-commit [`Appender`]: concurrent appends become one multi-row insert and one commit.
+//! - [`compact`]: the compact binary copy of an event's `data` (`events.compact`) and its checks.
 //! - [`read`]: gap-safe reads in `(txid, position)` order and the [`Checkpoint`] pair.
 //! - [`notify`]: LISTEN/NOTIFY wake-ups with a polling fallback.
 //! - [`lookup`]: key lookups: whether an event exists, which provider streams carry some ids.
@@ -15,6 +16,7 @@
 //! This crate owns the only migration runner (`migrations/` at the workspace root).
 
 pub mod append;
+pub mod compact;
 pub mod conflicts;
 mod connect;
 pub mod error;

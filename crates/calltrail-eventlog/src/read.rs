@@ -51,8 +51,11 @@ pub struct StoredEvent {
     pub occurred_at: DateTime<Utc>,
     /// Commit-side receive time.
     pub recorded_at: DateTime<Utc>,
-    /// The normalized event as JSON text.
+    /// The normalized event as JSON text; empty when the event was read with its compact
+    /// copy instead ([`StoredEvent::compact`]; [`EventLog::data_of`] reads it when needed).
     pub data: String,
+    /// The compact copy of `data` (`crate::compact`), when the row has one.
+    pub compact: Option<Vec<u8>>,
 }
 
 impl StoredEvent {
@@ -67,7 +70,8 @@ impl StoredEvent {
 
 const READ_AFTER: &str = "\
 SELECT position, txid::text::bigint AS txid, tenant_id, provider, stream_id, event_type,
-       schema_version, occurred_at, recorded_at, data::text AS data
+       schema_version, occurred_at, recorded_at, compact,
+       CASE WHEN compact IS NULL THEN data::text ELSE '' END AS data
   FROM events
  WHERE (txid, position) > ($1::bigint::text::xid8, $2)
    AND txid < pg_snapshot_xmin(pg_current_snapshot())
@@ -89,6 +93,19 @@ impl EventLog {
             .fetch_all(self.pool())
             .await?;
         rows.iter().map(decode_event).collect()
+    }
+
+    /// The `data` of the events at these positions, as JSON text (for events read with a
+    /// compact copy that turned out unusable).
+    pub async fn data_of(&self, positions: &[i64]) -> Result<Vec<(i64, String)>, Error> {
+        let rows =
+            sqlx::query("SELECT position, data::text AS data FROM events WHERE position = ANY($1)")
+                .bind(positions)
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("position")?, r.try_get("data")?)))
+            .collect()
     }
 
     /// The checkpoint of the last event a reader could see right now (the horizon a replay
@@ -183,5 +200,6 @@ fn decode_event(row: &sqlx::postgres::PgRow) -> Result<StoredEvent, Error> {
         occurred_at: row.try_get("occurred_at")?,
         recorded_at: row.try_get("recorded_at")?,
         data: row.try_get("data")?,
+        compact: row.try_get("compact")?,
     })
 }

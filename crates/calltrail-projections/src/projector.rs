@@ -254,7 +254,7 @@ impl Projector {
             position: row.try_get("position")?,
         };
         let limit = i64::try_from(self.config.batch_size.max(1)).unwrap_or(i64::MAX);
-        let events = self.log.read_after(checkpoint, limit).await?;
+        let mut events = self.log.read_after(checkpoint, limit).await?;
         if events.is_empty() {
             tx.commit().await?;
             return Ok(BatchOutcome {
@@ -267,7 +267,8 @@ impl Projector {
             credits_per_minute: self.config.credits_per_minute,
             bounds: self.config.bounds,
         };
-        let changes = apply_batch(&tx, "public", name, &events, rules).await?;
+        let decoded = fold::decode_events(&self.log, &mut events).await?;
+        let changes = apply_batch(&tx, "public", name, &events, decoded, rules).await?;
         for anomaly in &changes.anomalies {
             tracing::warn!(
                 tenant_id = %anomaly.tenant_id,
@@ -332,16 +333,18 @@ impl Projector {
     }
 }
 
-/// One batch's work inside its transaction: loads the rows `events` touch, folds them, and
-/// writes the changes into `schema`'s tables (dead letters under `projector`'s name).
+/// One batch's work inside its transaction: loads the rows `events` (decoded as `decoded`)
+/// touch, folds them, and writes the changes into `schema`'s tables (dead letters under
+/// `projector`'s name).
 async fn apply_batch(
     tx: &Transaction<'_>,
     schema: &str,
     projector: &str,
     events: &[StoredEvent],
+    decoded: Vec<Result<fold::Decoded, String>>,
     rules: Rules,
 ) -> Result<Changes, Error> {
-    let batch = fold::decode_batch(events);
+    let batch = fold::pair(events, decoded);
     let mut snapshot = load_snapshot(tx, schema, &batch).await?;
     let changes = fold::fold_batch(&mut snapshot, &batch, rules);
     tokio::try_join!(

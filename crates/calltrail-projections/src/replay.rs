@@ -6,7 +6,8 @@
 //!    (`LIKE public.x INCLUDING ALL EXCLUDING INDEXES`, plus the unique keys upserts need).
 //! 4. Page through the log up to the horizon and fold each page with the live projector's own
 //!    code (`fold::fold_batch`, `tables`), in three stages that run at once: a reader task
-//!    reads the next pages, this task decodes and folds, and a writer task on a connection of
+//!    reads the next pages by binary `COPY` (each event's compact copy, `data` only for rows
+//!    without one) and decodes them, this task folds, and a writer task on a connection of
 //!    its own writes each page in one short transaction (a long write transaction would hold
 //!    every gap-safe reader of the log back). Calls, contacts and balances stay in memory
 //!    across pages (a bounded write-back cache), so a call is usually written once; timeline
@@ -207,11 +208,16 @@ async fn rebuild(
 
     let indexes = create_shadow(session, &tables).await?;
 
-    // Three stages at once: a reader task pages through the log, this task decodes and folds
+    // Three stages at once: a reader task pages through the log and decodes, this task folds
     // (CPU), and a writer task on a connection of its own sends each page's rows in one short
     // transaction. Calls, contacts and balances stay in memory across pages (a write-back
     // cache) and are written when the cache is full and at the end.
-    let (pages, reader) = spawn_reader(log.clone(), horizon, opts.batch_size.max(1));
+    let (pages, reader) = spawn_reader(
+        store.dedicated_connection().await?,
+        log.clone(),
+        horizon,
+        opts.batch_size.max(1),
+    );
     let writer = Writer::spawn(store.dedicated_connection().await?);
     let folded = fold_pages(pages, &writer, opts, total, progress).await;
     // Whatever happened, stop the other stages and collect their own errors first: a stage

@@ -1,5 +1,10 @@
 //! Reading an event's `data` for folding: call events, credit grants and `analysis.*` results;
 //! anything that cannot be read says why (it becomes a dead letter).
+//!
+//! An event read with its compact copy (`events.compact`) is decoded from that. A compact copy
+//! that cannot be used (another format, another schema, does not decode) is never guessed at:
+//! [`decode_events`] reads the event's `data` from the log and decodes that instead, so the
+//! event folds (or becomes a dead letter, with JSON's words) exactly as without a compact copy.
 
 use calltrail_core::analysis::{
     parse_analysis_event_type, AnalysisFailed, AnalysisRecorded, ANALYSIS_EVENT_SCHEMA_VERSION,
@@ -11,7 +16,9 @@ use calltrail_core::campaign::{
 };
 use calltrail_core::event::CALL_EVENT_SCHEMA_VERSION;
 use calltrail_core::CallEvent;
-use calltrail_eventlog::StoredEvent;
+use calltrail_eventlog::compact::{self, CompactError};
+use calltrail_eventlog::{EventLog, StoredEvent};
+use serde::de::DeserializeOwned;
 
 /// Provider name of events calltrail creates itself.
 pub const CALLTRAIL_PROVIDER: &str = "calltrail";
@@ -71,19 +78,98 @@ pub enum AnalysisDecoded {
 /// A batch's events paired with their decoding.
 pub type DecodedBatch<'a> = Vec<(&'a StoredEvent, Result<Decoded, String>)>;
 
-/// Decodes a batch.
+/// Decodes a batch of events that carry their `data` or a usable compact copy (events read
+/// from the log go through [`decode_events`], then [`pair`]).
 pub fn decode_batch(events: &[StoredEvent]) -> DecodedBatch<'_> {
     events.iter().map(|e| (e, decode(e))).collect()
 }
 
-/// Decodes an event's `data`; the error says why it cannot be folded (it becomes a dead letter).
+/// A batch paired with its decodings (from [`decode_events`], in the same order).
+pub fn pair(events: &[StoredEvent], decoded: Vec<Result<Decoded, String>>) -> DecodedBatch<'_> {
+    events.iter().zip(decoded).collect()
+}
+
+/// Decodes events as read from the log, in order. An event whose compact copy cannot be used
+/// gets its `data` read from the log ([`compact::note_fallback`]: counted, the first logged)
+/// and is decoded from that instead.
+pub async fn decode_events(
+    log: &EventLog,
+    events: &mut [StoredEvent],
+) -> Result<Vec<Result<Decoded, String>>, crate::Error> {
+    let mut decoded = Vec::with_capacity(events.len());
+    let mut unusable = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        match try_decode(event) {
+            Ok(result) => decoded.push(result),
+            Err(error) => {
+                compact::note_fallback(event.position, &error);
+                unusable.push(i);
+                decoded.push(Err(error.to_string()));
+            }
+        }
+    }
+    if unusable.is_empty() {
+        return Ok(decoded);
+    }
+    let positions: Vec<i64> = unusable.iter().map(|&i| events[i].position).collect();
+    let mut data: std::collections::HashMap<i64, String> =
+        log.data_of(&positions).await?.into_iter().collect();
+    for i in unusable {
+        let event = &mut events[i];
+        event.compact = None;
+        event.data = data.remove(&event.position).unwrap_or_default();
+        decoded[i] = decode(event);
+    }
+    Ok(decoded)
+}
+
+/// Decodes an event's `data` (or its compact copy); the error says why it cannot be folded (it
+/// becomes a dead letter). A compact copy that cannot be used, with no `data` beside it, is
+/// such an error here: [`decode_events`] reads `data` first.
 pub fn decode(event: &StoredEvent) -> Result<Decoded, String> {
+    try_decode(event).unwrap_or_else(|error| Err(format!("compact copy unusable: {error}")))
+}
+
+/// Reads an event's document, from its compact copy when it has one, else from `data`; remembers
+/// why a compact copy could not be used.
+#[derive(Default)]
+struct Reader {
+    unusable: std::cell::Cell<Option<CompactError>>,
+}
+
+impl Reader {
+    /// The event's document as `T`; the error in the parser's words.
+    fn read<T: DeserializeOwned>(&self, event: &StoredEvent) -> Result<T, String> {
+        match &event.compact {
+            Some(bytes) => compact::decode(event.schema_version, bytes).map_err(|error| {
+                let message = error.to_string();
+                self.unusable.set(Some(error));
+                message
+            }),
+            None => serde_json::from_str(&event.data).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Decodes an event; `Err` when its compact copy could not be used (decode `data` instead).
+fn try_decode(event: &StoredEvent) -> Result<Result<Decoded, String>, CompactError> {
+    let reader = Reader::default();
+    let decoded = decode_with(&reader, event);
+    match reader.unusable.take() {
+        Some(error) => Err(error),
+        None => Ok(decoded),
+    }
+}
+
+/// The decoding proper, reading documents through `reader`.
+fn decode_with(reader: &Reader, event: &StoredEvent) -> Result<Decoded, String> {
     if event.provider == CALLTRAIL_PROVIDER && event.event_type == CREDITS_GRANTED {
         #[derive(serde::Deserialize)]
         struct Grant {
             amount: i64,
         }
-        let grant: Grant = serde_json::from_str(&event.data)
+        let grant: Grant = reader
+            .read(event)
             .map_err(|e| format!("credit grant data is not {{\"amount\": N}}: {e}"))?;
         if grant.amount <= 0 {
             return Err(format!(
@@ -100,7 +186,7 @@ pub fn decode(event: &StoredEvent) -> Result<Decoded, String> {
         struct Adjustment {
             amount: i64,
         }
-        let adjustment: Adjustment = serde_json::from_str(&event.data).map_err(|e| {
+        let adjustment: Adjustment = reader.read(event).map_err(|e| {
             format!("credit adjustment data is not {{\"amount\": N, \"reason\": …}}: {e}")
         })?;
         if adjustment.amount == 0 {
@@ -110,11 +196,11 @@ pub fn decode(event: &StoredEvent) -> Result<Decoded, String> {
             amount: adjustment.amount,
         });
     }
-    if let Some(analysis) = decode_analysis(event) {
+    if let Some(analysis) = decode_analysis(reader, event) {
         return analysis;
     }
     if event.provider == CALLTRAIL_PROVIDER {
-        if let Some(campaign) = decode_campaign(event) {
+        if let Some(campaign) = decode_campaign(reader, event) {
             return campaign;
         }
     }
@@ -127,13 +213,14 @@ pub fn decode(event: &StoredEvent) -> Result<Decoded, String> {
             event.schema_version
         ));
     }
-    let call: CallEvent = serde_json::from_str(&event.data)
+    let call: CallEvent = reader
+        .read(event)
         .map_err(|e| format!("call event data cannot be decoded: {e}"))?;
     Ok(Decoded::Call(Box::new(call)))
 }
 
 /// Decodes an `analysis.individual`/`complete`/`failed` event; `None` for any other type.
-fn decode_analysis(event: &StoredEvent) -> Option<Result<Decoded, String>> {
+fn decode_analysis(reader: &Reader, event: &StoredEvent) -> Option<Result<Decoded, String>> {
     // A re-run's `.vN` types decode like the first run's.
     let (base, _version) = parse_analysis_event_type(&event.event_type)?;
     let failed = base == ANALYSIS_FAILED;
@@ -144,11 +231,13 @@ fn decode_analysis(event: &StoredEvent) -> Option<Result<Decoded, String>> {
         )));
     }
     let decoded = if failed {
-        serde_json::from_str(&event.data)
+        reader
+            .read(event)
             .map(AnalysisDecoded::Failed)
             .map_err(|e| format!("analysis.failed data cannot be decoded: {e}"))
     } else {
-        serde_json::from_str::<AnalysisRecorded>(&event.data)
+        reader
+            .read::<AnalysisRecorded>(event)
             .map_err(|e| format!("{} data cannot be decoded: {e}", event.event_type))
             .and_then(|r| {
                 if calltrail_core::analysis::recorded_event_type(r.kind) == base {
@@ -166,20 +255,22 @@ fn decode_analysis(event: &StoredEvent) -> Option<Result<Decoded, String>> {
 }
 
 /// Decodes a `campaign.*` or `attribution.set` event; `None` for any other type.
-fn decode_campaign(event: &StoredEvent) -> Option<Result<Decoded, String>> {
-    fn read<T: serde::de::DeserializeOwned>(
+fn decode_campaign(reader: &Reader, event: &StoredEvent) -> Option<Result<Decoded, String>> {
+    fn read<T: DeserializeOwned>(
+        reader: &Reader,
         event: &StoredEvent,
         wrap: fn(T) -> CampaignDecoded,
     ) -> Result<CampaignDecoded, String> {
-        serde_json::from_str(&event.data)
+        reader
+            .read(event)
             .map(wrap)
             .map_err(|e| format!("{} data cannot be decoded: {e}", event.event_type))
     }
     let decoded = match event.event_type.as_str() {
-        CAMPAIGN_CREATED => read(event, CampaignDecoded::Created),
-        CAMPAIGN_RENAMED => read(event, CampaignDecoded::Renamed),
-        RECIPIENTS_ADDED => read(event, CampaignDecoded::RecipientsAdded),
-        ATTRIBUTION_SET => read(event, CampaignDecoded::AttributionSet),
+        CAMPAIGN_CREATED => read(reader, event, CampaignDecoded::Created),
+        CAMPAIGN_RENAMED => read(reader, event, CampaignDecoded::Renamed),
+        RECIPIENTS_ADDED => read(reader, event, CampaignDecoded::RecipientsAdded),
+        ATTRIBUTION_SET => read(reader, event, CampaignDecoded::AttributionSet),
         _ => return None,
     };
     if event.schema_version != CAMPAIGN_EVENT_SCHEMA_VERSION {

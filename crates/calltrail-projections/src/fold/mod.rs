@@ -31,8 +31,8 @@ pub mod model;
 
 pub use calls::contact_id;
 pub use decode::{
-    decode_batch, AnalysisDecoded, CampaignDecoded, Decoded, DecodedBatch, CALLTRAIL_PROVIDER,
-    CREDITS_ADJUSTED, CREDITS_GRANTED,
+    decode_batch, decode_events, pair, AnalysisDecoded, CampaignDecoded, Decoded, DecodedBatch,
+    CALLTRAIL_PROVIDER, CREDITS_ADJUSTED, CREDITS_GRANTED,
 };
 pub use model::{
     AnalysisStatus, AnomalyNote, AttributionScope, CallKey, CallRecord, CampaignChanges, Changes,

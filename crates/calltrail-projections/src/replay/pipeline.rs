@@ -1,29 +1,42 @@
-//! The fold stage of replay (`super`, step 4): a reader task pages through the log, the
-//! replay task decodes and folds with a write-back cache, and a writer task on a connection
-//! of its own writes each page in one short transaction.
+//! The stages of replay (`super`, step 4): a reader task reads the log with binary `COPY` and
+//! decodes each page, the replay task folds with a write-back cache, and a writer task on a
+//! connection of its own writes each page in one short transaction.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::pin::pin;
 
 use calltrail_eventlog::{Checkpoint, EventLog, StoredEvent};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::binary_copy::BinaryCopyOutStream;
+use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 
 use super::{ReplayOptions, REPLAY_SCHEMA};
 use crate::fold::{
-    self, CallKey, CallRecord, Changes, ContactKey, ContactRecord, DecodedBatch, Snapshot,
+    self, CallKey, CallRecord, Changes, ContactKey, ContactRecord, Decoded, DecodedBatch, Snapshot,
 };
 use crate::projector::READ_MODELS;
 use crate::tables::{self, calls, contacts};
 use crate::Error;
 
-/// Pages of the log up to `horizon`, read ahead by a task of their own (two pages queued).
+/// A page of the log, decoded (the events keep no `data` or compact copy: the fold reads only
+/// their decodings and their metadata).
+pub(super) struct Page {
+    events: Vec<StoredEvent>,
+    decoded: Vec<Result<Decoded, String>>,
+}
+
+/// Pages of the log up to `horizon`, read and decoded ahead by a task of their own on
+/// `client` (two pages queued), so reading and decoding overlap the fold and the writes.
 pub(super) fn spawn_reader(
+    client: Client,
     log: EventLog,
     horizon: Option<Checkpoint>,
     page: usize,
 ) -> (
-    mpsc::Receiver<Result<Vec<StoredEvent>, Error>>,
+    mpsc::Receiver<Result<Page, Error>>,
     tokio::task::JoinHandle<()>,
 ) {
     let (sender, pages) = mpsc::channel(2);
@@ -31,25 +44,30 @@ pub(super) fn spawn_reader(
         let Some(horizon) = horizon else {
             return;
         };
-        let limit = i64::try_from(page).unwrap_or(i64::MAX);
         let mut after = Checkpoint::START;
         loop {
-            let read = log.read_after(after, limit).await;
-            let events = match read {
-                Ok(events) => events,
+            let read = async {
+                let mut events = read_page(&client, after, horizon, page).await?;
+                let decoded = fold::decode_events(&log, &mut events).await?;
+                for event in &mut events {
+                    event.data = String::new();
+                    event.compact = None;
+                }
+                Ok::<_, Error>(Page { events, decoded })
+            };
+            let page_read = match read.await {
+                Ok(page_read) => page_read,
                 Err(error) => {
                     // The receiver reports it; if it is gone, there is nobody to tell.
-                    let _ = sender.send(Err(error.into())).await;
+                    let _ = sender.send(Err(error)).await;
                     return;
                 }
             };
-            let full = events.len() == page;
-            let Some(last) = events.last().map(StoredEvent::checkpoint) else {
+            let full = page_read.events.len() == page;
+            let Some(last) = page_read.events.last().map(StoredEvent::checkpoint) else {
                 return;
             };
-            let events = up_to(events, horizon);
-            let more = full && last < horizon;
-            if events.is_empty() || sender.send(Ok(events)).await.is_err() || !more {
+            if sender.send(Ok(page_read)).await.is_err() || !full {
                 return;
             }
             after = last;
@@ -58,10 +76,71 @@ pub(super) fn spawn_reader(
     (pages, task)
 }
 
+/// The columns [`read_page`] copies out, in order. `txid` is sent as it is stored: `xid8`'s
+/// binary form is a big-endian 64-bit integer, as `int8`'s is.
+const PAGE_COLUMNS: [Type; 11] = [
+    Type::INT8,
+    Type::INT8,
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::BYTEA,
+    Type::TEXT,
+];
+
+/// Up to `limit` events after `after` and at or before `horizon`, in `(txid, position)` order,
+/// by binary `COPY`: each event's compact copy, or its `data` as text when it has none.
+///
+/// Gap-safe without asking for the snapshot's xmin: the horizon was the last event below the
+/// xmin when the replay started, so every transaction that wrote at or before it has ended.
+async fn read_page(
+    client: &Client,
+    after: Checkpoint,
+    horizon: Checkpoint,
+    limit: usize,
+) -> Result<Vec<StoredEvent>, Error> {
+    // COPY takes no parameters; these are integers, formatted by Rust.
+    let sql = format!(
+        "COPY (SELECT position, txid, tenant_id, provider, stream_id, event_type,
+                      schema_version, occurred_at, recorded_at, compact,
+                      CASE WHEN compact IS NULL THEN data::text END
+                 FROM events
+                WHERE (txid, position) > ('{}'::xid8, {})
+                  AND (txid, position) <= ('{}'::xid8, {})
+                ORDER BY txid, position
+                LIMIT {limit}) TO STDOUT (FORMAT binary)",
+        after.txid, after.position, horizon.txid, horizon.position
+    );
+    let stream = client.copy_out(&sql).await?;
+    let mut rows = pin!(BinaryCopyOutStream::new(stream, &PAGE_COLUMNS));
+    let mut events = Vec::with_capacity(limit.min(100_000));
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        events.push(StoredEvent {
+            position: row.try_get(0)?,
+            txid: row.try_get(1)?,
+            tenant_id: row.try_get(2)?,
+            provider: row.try_get(3)?,
+            stream_id: row.try_get(4)?,
+            event_type: row.try_get(5)?,
+            schema_version: row.try_get(6)?,
+            occurred_at: row.try_get(7)?,
+            recorded_at: row.try_get(8)?,
+            compact: row.try_get(9)?,
+            data: row.try_get::<Option<String>>(10)?.unwrap_or_default(),
+        });
+    }
+    Ok(events)
+}
+
 /// Folds the pages in log order, sends each page's rows to the writer, and returns the number
 /// of events folded.
 pub(super) async fn fold_pages(
-    mut pages: mpsc::Receiver<Result<Vec<StoredEvent>, Error>>,
+    mut pages: mpsc::Receiver<Result<Page, Error>>,
     writer: &Writer,
     opts: &ReplayOptions,
     total: u64,
@@ -69,9 +148,9 @@ pub(super) async fn fold_pages(
 ) -> Result<u64, Error> {
     let mut cache = Cache::default();
     let mut done: u64 = 0;
-    while let Some(events) = pages.recv().await {
-        let events = events?;
-        let batch = fold::decode_batch(&events);
+    while let Some(page) = pages.recv().await {
+        let Page { events, decoded } = page?;
+        let batch = fold::pair(&events, decoded);
         cache.load_written(&batch, writer).await?;
         let rules = fold::Rules {
             credits_per_minute: opts.credits_per_minute,
@@ -336,10 +415,4 @@ fn evict_older_half(calls: &mut HashMap<CallKey, CallRecord>) -> HashMap<CallKey
         .partition(|(_, call)| call.last_position >= threshold);
     *calls = kept;
     evicted
-}
-
-/// The events at or before `horizon` (a page may run past it).
-fn up_to(mut events: Vec<StoredEvent>, horizon: Checkpoint) -> Vec<StoredEvent> {
-    events.retain(|e| e.checkpoint() <= horizon);
-    events
 }

@@ -6,6 +6,7 @@ mod support;
 mod analysis;
 mod attribution;
 mod bench;
+mod compact;
 mod console_reads;
 mod projector;
 mod providers;

@@ -11,7 +11,7 @@ use crate::support::{fixture_as, TestApp};
 
 /// A mixed log: answered, missed and busy calls out of order with duplicates, grants, an
 /// analysis event, an unknown status and a dead letter, for two tenants.
-async fn mixed_log(app: &TestApp, calls: usize) -> Vec<Uuid> {
+pub async fn mixed_log(app: &TestApp, calls: usize) -> Vec<Uuid> {
     let tenants = vec![
         app.user("a@example.com").await,
         app.user("b@example.com").await,
