@@ -179,6 +179,42 @@ mod tests {
     }
 
     #[test]
+    fn a_call_event_reads_from_its_compact_copy_as_from_its_json() {
+        use calltrail_core::event::CALL_EVENT_SCHEMA_VERSION;
+        use calltrail_core::CallEvent;
+        // Every field set, integers where floats are expected (as JSON may carry them).
+        let data = r#"{"provider":"vapi","execution_id":"call-1","status":"completed",
+            "occurred_at":"2025-10-08T09:28:12.540198Z","call_created_at":"2025-10-08T09:14:58Z",
+            "agent_id":"agent","phone_number":"+14155550001","lead_type":"outbound",
+            "conversation_seconds":27,"hangup_by":"Callee","hangup_reason":"done",
+            "hangup_provider_code":4000,"recording_url":"https://r.example/1.mp3",
+            "transcript":"user: hi\n","contact_name":"Ann","contact_company":"Acme",
+            "contact_email":"ann@acme.example","batch_id":"b-1",
+            "anomalies":["duration_out_of_range"],"ending":"voicemail",
+            "cost":{"amount":0.125,"unit":"usd"}}"#;
+        let from_json: CallEvent = serde_json::from_str(data).unwrap();
+        let compact = encode(CALL_EVENT_SCHEMA_VERSION, data).unwrap();
+        assert_eq!(
+            decode::<CallEvent>(CALL_EVENT_SCHEMA_VERSION, &compact).unwrap(),
+            from_json
+        );
+        // And as the appender gets it: serialized by serde_json, optional fields left out.
+        let minimal = r#"{"provider":"bolna","execution_id":"e","status":"ringing",
+            "occurred_at":"2025-10-08T09:28:12Z","call_created_at":null,"agent_id":null,
+            "phone_number":null,"lead_type":null,"conversation_seconds":null,"hangup_by":null,
+            "hangup_reason":null,"hangup_provider_code":null,"recording_url":null,
+            "transcript":null,"contact_name":null,"contact_company":null}"#;
+        let event: CallEvent = serde_json::from_str(minimal).unwrap();
+        let data = serde_json::to_string(&event).unwrap();
+        let compact = encode(CALL_EVENT_SCHEMA_VERSION, &data).unwrap();
+        assert_eq!(
+            decode::<CallEvent>(CALL_EVENT_SCHEMA_VERSION, &compact).unwrap(),
+            event
+        );
+        assert!(compact.len() < data.len());
+    }
+
+    #[test]
     fn no_compact_copy_for_what_is_not_json_or_a_large_version() {
         assert_eq!(encode(1, "not json"), None);
         assert_eq!(encode(300, "{}"), None);
