@@ -419,3 +419,116 @@ async fn one_process_reconciles_at_a_time() {
         .unwrap();
     json_lines(&reconcile(&app));
 }
+
+/// Posts a Vapi server message for the tenant, authenticated with its shared secret.
+async fn post_vapi(app: &TestApp, token: &str, secret: &str, message: Value) -> (u16, Value) {
+    let response = app
+        .client
+        .post(format!("{}/v1/webhooks/vapi/{token}", app.address))
+        .header("content-type", "application/json")
+        .header("x-vapi-secret", secret)
+        .body(json!({ "message": message }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vapi_call_whose_report_never_came_is_completed_from_the_api_and_charged_once() {
+    let app = spawn_app_with(with_key).await;
+    let tenant = app.create_tenant().await;
+    let user = tenant.user_id.to_string();
+    let secret = calltrail(
+        &app,
+        &[
+            "admin",
+            "set-provider-secret",
+            "--user",
+            &user,
+            "--provider",
+            "vapi",
+            "--secret",
+            "vapi-hook-secret",
+        ],
+    );
+    json_lines(&secret);
+    let id = "vapi-call-e2e-1";
+    let call = json!({
+        "id": id, "type": "outboundPhoneCall", "createdAt": "2026-01-05T09:59:50Z",
+        "customer": {"number": "+14155550132"},
+    });
+    let (status, body) = post_vapi(
+        &app,
+        &tenant.webhook_token,
+        "vapi-hook-secret",
+        json!({"type": "status-update", "status": "in-progress", "timestamp": 1_767_607_200_000_i64, "call": call}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    app.wait_for(&tenant, &format!("/v1/calls/{id}"), |s, b| {
+        s == 200 && b["call_lifecycle_status"] == "in-progress"
+    })
+    .await;
+
+    // The API's Call: ended after 90 s.
+    let mut ended = call.clone();
+    for (key, value) in [
+        ("status", json!("ended")),
+        ("endedReason", json!("customer-ended-call")),
+        ("startedAt", json!("2026-01-05T10:00:00Z")),
+        ("endedAt", json!("2026-01-05T10:01:30Z")),
+        ("artifact", json!({"transcript": "AI: Hi\nUser: Hello"})),
+    ] {
+        ended[key] = value;
+    }
+    let api = MockProviderApi::start().await;
+    api.set(&format!("/call/{id}"), Reply::json(200, ended.clone()));
+    json_lines(&set_key(
+        &app,
+        &user,
+        "vapi",
+        "vapi-private-key",
+        &api.base_url(),
+    ));
+    let lines = json_lines(&reconcile(&app));
+    assert_eq!(
+        lines[0],
+        json!({"checked": 1, "appended": 1, "unchanged": 0, "errors": 0})
+    );
+    assert_eq!(
+        api.requests()[0].header("authorization"),
+        Some("Bearer vapi-private-key")
+    );
+
+    let done = app
+        .wait_for(&tenant, &format!("/v1/calls/{id}"), |s, b| {
+            s == 200 && b["call_lifecycle_status"] == "completed"
+        })
+        .await;
+    assert_eq!(done["duration_seconds"], 90, "{done}");
+    assert_eq!(done["credits_used"], 2, "90 s → 2 minutes: {done}");
+    assert_eq!(usage_rows(&app, id).await, 1);
+
+    // Vapi's own report arrives late: a duplicate of the reconciled one, not a second charge.
+    let (status, answer) = post_vapi(
+        &app,
+        &tenant.webhook_token,
+        "vapi-hook-secret",
+        json!({
+            "type": "end-of-call-report", "endedReason": "customer-ended-call",
+            "startedAt": "2026-01-05T10:00:00Z", "endedAt": "2026-01-05T10:01:30Z",
+            "timestamp": 1_767_607_291_000_i64, "call": call,
+        }),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["duplicate"].clone()),
+        (200, json!(true)),
+        "{answer}"
+    );
+    app.wait_until_projected().await;
+    assert_eq!(app.call(&tenant, id).await["credits_used"], 2);
+    assert_eq!(usage_rows(&app, id).await, 1);
+}
