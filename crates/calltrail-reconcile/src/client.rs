@@ -6,7 +6,7 @@
 //!   after the server's `Retry-After` (seconds or an HTTP date) when a 429 or 503 sends one; a
 //!   hint longer than `max_retry_after` ends the attempt at once.
 //! - Never retried: 401/403 (the key is refused), 404 (no such call), other 4xx, an answer that
-//!   is not the call's object.
+//!   is not the call's object or is larger than [`MAX_BODY_BYTES`].
 //! - Rate limit: each provider's requests (retries included) are spaced to at most
 //!   `rate_per_second` ([`RateLimit`]), whoever makes them.
 
@@ -171,8 +171,14 @@ impl ApiClient {
         let status = response.status();
         let hint = retry_after(response.headers(), Utc::now());
         if status.is_success() {
-            let body = match response.bytes().await {
-                Ok(body) => body,
+            let body = match read_capped(response).await {
+                Ok(Some(body)) => body,
+                Ok(None) => {
+                    return Err(Attempt::Fail(Error::Garbage {
+                        provider,
+                        reason: format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
+                    }))
+                }
                 Err(source) => return Err(self.transport(provider, source, attempts)),
             };
             return providers::events(provider, call_id, &body, Utc::now()).map_err(Attempt::Fail);
@@ -221,6 +227,25 @@ impl ApiClient {
             Attempt::Fail(error)
         }
     }
+}
+
+/// The largest answer read: a call object with its transcript and messages is far smaller.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// The body, read chunk by chunk up to [`MAX_BODY_BYTES`]; `None` beyond.
+async fn read_capped(mut response: reqwest::Response) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let declared = response.content_length().unwrap_or(0);
+    if usize::try_from(declared).map_or(true, |n| n > MAX_BODY_BYTES) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len().saturating_add(chunk.len()) > MAX_BODY_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// Timeouts and connection failures are retried; a body that broke off too.

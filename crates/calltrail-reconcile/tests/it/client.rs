@@ -242,6 +242,22 @@ async fn garbage_answers_are_errors_not_panics() {
 }
 
 #[tokio::test]
+async fn an_oversized_answer_is_refused_without_being_kept() {
+    let api = MockProviderApi::start().await;
+    let huge = format!(
+        "{{\"id\":\"big\",\"status\":\"completed\",\"transcript\":\"{}\"}}",
+        "a".repeat(calltrail_reconcile::client::MAX_BODY_BYTES)
+    );
+    api.set("/executions/big", Reply::text(200, &huge));
+    let client = ApiClient::new(config()).unwrap();
+    let err = client
+        .fetch(Provider::Bolna, &credential(&api), "big")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+}
+
+#[tokio::test]
 async fn each_provider_gets_at_most_its_rate() {
     let api = MockProviderApi::start().await;
     for i in 0..12 {
