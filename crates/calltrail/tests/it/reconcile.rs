@@ -532,3 +532,68 @@ async fn a_vapi_call_whose_report_never_came_is_completed_from_the_api_and_charg
     assert_eq!(app.call(&tenant, id).await["credits_used"], 2);
     assert_eq!(usage_rows(&app, id).await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_can_come_from_standard_input_and_is_never_printed() {
+    use std::io::Write as _;
+    let app = spawn_app_with(with_key).await;
+    let tenant = app.create_tenant().await;
+    app.add_agent(&tenant, AGENT).await;
+    let id = "4f1e2d3c-0000-4000-8000-00000000e001";
+    stuck_in_progress(&app, &tenant.webhook_token, id).await;
+    app.wait_until_projected().await;
+    let api = MockProviderApi::start().await;
+    let live = bolna("03-in-progress.json", id);
+    api.set(
+        &format!("/executions/{id}"),
+        Reply::text(200, std::str::from_utf8(&live).unwrap()),
+    );
+    let user = tenant.user_id.to_string();
+    let base = api.base_url();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .args([
+            "admin",
+            "set-provider-api-key",
+            "--user",
+            &user,
+            "--provider",
+            "bolna",
+            "--key",
+            "-",
+            "--base-url",
+            &base,
+        ])
+        .env("DATABASE_URL", app.db.url())
+        .env("CALLTRAIL_SECRETS_KEY", KEY)
+        .env("RUST_LOG", "debug")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"key-from-stdin\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        json_lines(&output),
+        [json!({"provider": "bolna", "configured": true})]
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("key-from-stdin"));
+
+    let run = reconcile(&app);
+    assert_eq!(json_lines(&run)[0]["unchanged"], 1);
+    assert_eq!(
+        api.requests()[0].header("authorization"),
+        Some("Bearer key-from-stdin")
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(!printed.contains("key-from-stdin"), "{printed}");
+}
