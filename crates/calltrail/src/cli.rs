@@ -39,8 +39,8 @@ pub enum Command {
     /// Lead analyses waiting, done or failed; run failed (or all) ones again.
     #[command(subcommand)]
     Analysis(AnalysisCommand),
-    /// Fetch calls whose last webhook never came from their provider's API and record what it
-    /// shows; prints {"checked","appended","unchanged","errors"}.
+    /// Ask the providers' APIs about calls whose last webhook never came, and record what they
+    /// show; prints {"checked","appended","unchanged","errors"}.
     Reconcile(ReconcileArgs),
 }
 
