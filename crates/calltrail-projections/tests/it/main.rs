@@ -8,6 +8,7 @@ mod attribution;
 mod bench;
 mod compact;
 mod console_reads;
+mod outcome;
 mod projector;
 mod providers;
 mod queries;
