@@ -148,15 +148,26 @@ pub struct RunSummary {
 pub struct Reconciler<S> {
     store: S,
     client: std::sync::Arc<ApiClient>,
+    renewal: Duration,
 }
 
-/// How often a run renews its lease between calls.
+/// How often a run renews its lease while it runs.
 const LEASE_RENEWAL: Duration = Duration::from_secs(10);
 
 impl<S: ReconcileStore> Reconciler<S> {
     /// A reconciler over `store`, asking the providers through `client`.
     pub fn new(store: S, client: std::sync::Arc<ApiClient>) -> Self {
-        Self { store, client }
+        Self {
+            store,
+            client,
+            renewal: LEASE_RENEWAL,
+        }
+    }
+
+    /// Renews the lease this often while a run goes on (default 10 s).
+    pub fn with_lease_renewal(mut self, every: Duration) -> Self {
+        self.renewal = every;
+        self
     }
 
     /// The store.
@@ -187,9 +198,27 @@ impl<S: ReconcileStore> Reconciler<S> {
         let passes = by_provider
             .into_values()
             .map(|calls| self.provider_pass(calls, started_at, &lease_lost));
+        // The lease is renewed on its own clock while the passes run, however long one call
+        // takes (a hanging provider: its timeouts and retries).
+        let passes = futures_util::future::join_all(passes);
+        tokio::pin!(passes);
+        let results = loop {
+            tokio::select! {
+                results = &mut passes => break results,
+                () = tokio::time::sleep(self.renewal) => match self.store.keep_lease().await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        if !lease_lost.swap(true, Ordering::Relaxed) {
+                            tracing::warn!("another process took reconciliation over; stopping this run");
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "could not renew the reconciliation lease"),
+                },
+            }
+        };
         let mut runs: BTreeMap<(Uuid, Provider), TenantRun> = BTreeMap::new();
         let mut skipped: BTreeMap<(Uuid, Provider), u64> = BTreeMap::new();
-        for (pass_runs, pass_skipped) in futures_util::future::join_all(passes).await {
+        for (pass_runs, pass_skipped) in results {
             runs.extend(pass_runs);
             skipped.extend(pass_skipped);
         }
@@ -252,7 +281,6 @@ impl<S: ReconcileStore> Reconciler<S> {
         let mut credentials: HashMap<(Uuid, Provider), Option<ApiCredential>> = HashMap::new();
         let mut refused: HashMap<(Uuid, Provider), String> = HashMap::new();
         let mut skipped: BTreeMap<(Uuid, Provider), u64> = BTreeMap::new();
-        let mut renewed = tokio::time::Instant::now();
         for candidate in candidates {
             if lease_lost.load(Ordering::Relaxed) {
                 break;
@@ -261,22 +289,6 @@ impl<S: ReconcileStore> Reconciler<S> {
             if !candidate.has_key {
                 *skipped.entry(key).or_default() += 1;
                 continue;
-            }
-            if renewed.elapsed() >= LEASE_RENEWAL {
-                renewed = tokio::time::Instant::now();
-                match self.store.keep_lease().await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(
-                            "another process took reconciliation over; stopping this run"
-                        );
-                        lease_lost.store(true, Ordering::Relaxed);
-                        break;
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "could not renew the reconciliation lease")
-                    }
-                }
             }
             let credential = match credentials.get(&key) {
                 Some(known) => known.clone(),

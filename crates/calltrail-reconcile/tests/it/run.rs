@@ -18,6 +18,8 @@ use uuid::Uuid;
 
 #[derive(Default)]
 struct MemStore {
+    /// Another process took the lease.
+    lease_lost: bool,
     candidates: Vec<Candidate>,
     keys: HashMap<(Uuid, Provider), ApiCredential>,
     log: Mutex<HashSet<(Uuid, Provider, String, String)>>,
@@ -79,7 +81,7 @@ impl ReconcileStore for MemStore {
         Ok(self.log.lock().unwrap().insert(key))
     }
     async fn keep_lease(&self) -> Result<bool, StoreError> {
-        Ok(true)
+        Ok(!self.lease_lost)
     }
     async fn record_run(&self, run: &TenantRun) -> Result<(), StoreError> {
         self.runs.lock().unwrap().push(run.clone());
@@ -242,4 +244,44 @@ async fn a_hanging_provider_does_not_hold_the_others_back() {
     );
     assert_eq!(summary.providers[&Provider::Bolna].errors, 1);
     assert_eq!(summary.providers[&Provider::Vapi].appended, 1);
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_was_taken_over_stops_before_its_next_call() {
+    let api = MockProviderApi::start().await;
+    let tenant = Uuid::new_v4();
+    let slow = Reply::json(200, json!({"id": "b1", "status": "completed"}))
+        .after(Duration::from_millis(600));
+    api.set("/executions/b1", slow);
+    api.set(
+        "/executions/b2",
+        Reply::json(200, json!({"id": "b2", "status": "completed"})),
+    );
+    let store = MemStore {
+        lease_lost: true,
+        candidates: vec![
+            call(tenant, Provider::Bolna, "b1", true),
+            call(tenant, Provider::Bolna, "b2", true),
+        ],
+        keys: HashMap::from([(
+            (tenant, Provider::Bolna),
+            ApiCredential::new("k", Some(api.base_url())),
+        )]),
+        ..MemStore::default()
+    };
+    let summary = Reconciler::new(store, client(Duration::from_secs(2), 0))
+        .with_lease_renewal(Duration::from_millis(100))
+        .run(OPTIONS)
+        .await
+        .unwrap();
+    assert!(summary.lease_lost);
+    assert_eq!(
+        api.count("/executions/b2"),
+        0,
+        "the next call is left to the new holder"
+    );
+    assert_eq!(
+        summary.total.checked, 1,
+        "the call in flight is finished and counted"
+    );
 }
