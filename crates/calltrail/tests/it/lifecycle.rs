@@ -373,9 +373,20 @@ async fn a_contact_takes_the_newest_name_email_and_company_in_any_order() {
             assert_eq!(status, 202, "{answer}");
         }
         // The analyses (local analyzer) come later still, and the transcript names Rohan:
-        // wait for them so that the comparison is of the settled contact.
-        app.wait_for(&tenant, "/v1/calls/later-call/analysis", |s, _| s == 200)
+        // wait for all of them — both calls' and the contact's complete analysis over both —
+        // so that the comparison is of the settled contact.
+        for id in [SUCCESS, "later-call"] {
+            app.wait_for(&tenant, &format!("/v1/calls/{id}/analysis"), |s, _| {
+                s == 200
+            })
             .await;
+        }
+        app.wait_for(
+            &tenant,
+            "/v1/contacts/%2B14155550132/analysis",
+            |s, body| s == 200 && body["previous_calls_analyzed"] == 2,
+        )
+        .await;
         app.wait_until_projected().await;
         seen.push(contact(&app, &tenant).await);
     }
