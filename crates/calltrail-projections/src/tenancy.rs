@@ -147,9 +147,12 @@ pub struct UserPrompts {
     pub complete_prompt_id: Option<String>,
 }
 
+// The admin commands' calls below are not `instrument(err)`: their errors are mostly an
+// operator's mistake (a taken e-mail, an unknown user), which the command prints as its one
+// line; an ERROR log line besides it would be a second line, and no failure of calltrail's.
 impl Tenancy {
     /// Creates a user with a fresh API key and webhook token. Fails with `Conflict` on a taken e-mail.
-    #[tracing::instrument(skip_all, err)]
+    #[tracing::instrument(skip_all)]
     pub async fn create_user(&self, user: &NewUser) -> Result<IssuedCredentials, Error> {
         let email = user.email.trim();
         if email.is_empty() {
@@ -208,7 +211,7 @@ impl Tenancy {
     }
 
     /// Issues an additional API key and webhook token for an existing user (old ones stay valid).
-    #[tracing::instrument(skip_all, fields(%user_id), err)]
+    #[tracing::instrument(skip_all, fields(%user_id))]
     pub async fn issue_credentials(&self, user_id: Uuid) -> Result<IssuedCredentials, Error> {
         let (api_key, webhook_token) = (
             new_secret(API_KEY_PREFIX)?,
@@ -234,7 +237,7 @@ impl Tenancy {
 
     /// Registers a provider agent for a user; returns the agent's id. Idempotent for the same
     /// user; `Conflict` when another user owns it; `NotFound` for an unknown user.
-    #[tracing::instrument(skip_all, fields(%user_id, provider, external_id), err)]
+    #[tracing::instrument(skip_all, fields(%user_id, provider, external_id))]
     pub async fn add_agent(
         &self,
         user_id: Uuid,
@@ -500,7 +503,7 @@ impl Tenancy {
 
     /// Changes a user's own prompt ids: `Some(Some(id))` sets one, `Some(None)` clears it,
     /// `None` leaves it. Returns the ids now in force; `NotFound` for an unknown user.
-    #[tracing::instrument(skip_all, fields(%user_id), err)]
+    #[tracing::instrument(skip_all, fields(%user_id))]
     pub async fn set_user_prompts(
         &self,
         user_id: Uuid,

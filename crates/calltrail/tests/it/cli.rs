@@ -391,3 +391,54 @@ fn every_argument_problem_is_one_line_of_one_message() {
     );
     assert!(output.stdout.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_s_mistake_is_one_line_and_no_error_log() {
+    let db = TestDb::new().await;
+    let (ok, _, err) = admin(
+        db.url(),
+        &["admin", "create-user", "--email", "a@x.example"],
+    );
+    assert!(ok, "{err}");
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let mistakes: [(&[&str], String); 4] = [
+        (
+            &["admin", "create-user", "--email", "A@x.example"],
+            "calltrail: could not create the user: a user with e-mail A@x.example already exists"
+                .to_owned(),
+        ),
+        (
+            &[
+                "admin",
+                "add-agent",
+                "--user",
+                &unknown,
+                "--provider",
+                "bolna",
+                "--external-id",
+                "a",
+            ],
+            format!("calltrail: could not add the agent: no user with id {unknown}"),
+        ),
+        (
+            &["admin", "create-key", "--user", &unknown],
+            format!("calltrail: could not create the key: no user with id {unknown}"),
+        ),
+        (
+            &[
+                "admin",
+                "set-prompts",
+                "--user",
+                &unknown,
+                "--individual-prompt-id",
+                "",
+            ],
+            format!("calltrail: could not change the prompt ids: no user with id {unknown}"),
+        ),
+    ];
+    for (args, expected) in mistakes {
+        let (ok, _, err) = admin(db.url(), args);
+        assert!(!ok, "{args:?}");
+        assert_eq!(err.trim_end(), expected, "{args:?}: one line, no ERROR log");
+    }
+}
