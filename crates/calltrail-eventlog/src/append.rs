@@ -356,7 +356,8 @@ ON CONFLICT ON CONSTRAINT events_natural_key DO NOTHING
 RETURNING position, tenant_id, provider, stream_id, event_type";
 
 const EXISTING: &str = "\
-SELECT ev.position, ev.payload_hash, ev.tenant_id, ev.provider, ev.stream_id, ev.event_type
+SELECT ev.position, ev.payload_hash, ev.tenant_id, ev.provider, ev.stream_id, ev.event_type,
+       ev.metadata ->> 'source' = 'reconciliation' AS reconciled
   FROM events ev
   JOIN unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS k(t, p, s, e)
     ON ev.tenant_id = k.t AND ev.provider = k.p AND ev.stream_id = k.s AND ev.event_type = k.e";
@@ -365,8 +366,10 @@ const INSERT_CONFLICTS: &str = "\
 INSERT INTO event_conflicts
        (event_position, tenant_id, provider, stream_id, fields, payload, data, payload_hash, metadata)
 SELECT u.pos, e.tenant_id, e.provider, e.stream_id,
-       calltrail_differing_fields(e.payload, u.pl::jsonb), u.pl::jsonb, u.d::jsonb, u.h, u.m::jsonb
-  FROM unnest($1::int8[], $2::text[], $3::text[], $4::bytea[], $5::text[]) AS u(pos, pl, d, h, m)
+       calltrail_differing_fields(e.payload, u.pl::jsonb), u.pl::jsonb, u.d::jsonb, u.h,
+       CASE WHEN u.r THEN u.m::jsonb || jsonb_build_object('after_reconciliation', true) ELSE u.m::jsonb END
+  FROM unnest($1::int8[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bool[])
+    AS u(pos, pl, d, h, m, r)
   JOIN events e ON e.position = u.pos";
 
 type Key = (Uuid, String, String, String);
@@ -454,7 +457,7 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
         .copied()
         .filter(|&i| !appended.contains_key(&owned_key(events[i])))
         .collect();
-    let mut existing: HashMap<Key, (i64, Vec<u8>)> = HashMap::with_capacity(missing.len());
+    let mut existing: HashMap<Key, (i64, Vec<u8>, bool)> = HashMap::with_capacity(missing.len());
     if !missing.is_empty() {
         let rows = sqlx::query(EXISTING)
             .bind(column(&missing, |i| events[i].tenant_id))
@@ -465,15 +468,24 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
             .await?;
         for row in &rows {
             let key = row_key(row)?;
+            let reconciled: Option<bool> = row.try_get("reconciled")?;
             existing.insert(
                 key,
-                (row.try_get("position")?, row.try_get("payload_hash")?),
+                (
+                    row.try_get("position")?,
+                    row.try_get("payload_hash")?,
+                    reconciled.unwrap_or(false),
+                ),
             );
         }
     }
 
     let mut outcomes = Vec::with_capacity(events.len());
-    let mut conflicts: Vec<(i64, usize)> = Vec::new();
+    // Differing bodies kept in event_conflicts: (position, event, recorded by reconciliation).
+    // A webhook arriving after reconciliation recorded its status from the provider's API
+    // differs from the API's answer by nature: it is kept the same way, marked, and answered
+    // as a plain duplicate (not a conflict).
+    let mut conflicts: Vec<(i64, usize, bool)> = Vec::new();
     for (i, event) in events.iter().enumerate() {
         let key = owned_key(event);
         let first = first_of[&event.key()];
@@ -484,10 +496,14 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
                 let conflict = hashes[i] != hashes[first];
                 AppendOutcome::Duplicate { position, conflict }
             }
-        } else if let Some((position, hash)) = existing.get(&key) {
+        } else if let Some((position, hash, reconciled)) = existing.get(&key) {
+            let differs = hashes[i] != *hash;
+            if differs && *reconciled {
+                conflicts.push((*position, i, true));
+            }
             AppendOutcome::Duplicate {
                 position: *position,
-                conflict: hashes[i] != *hash,
+                conflict: differs && !*reconciled,
             }
         } else {
             return Err(Error::AppendFailed(Arc::new(Error::Corrupt {
@@ -503,36 +519,42 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
             conflict: true,
         } = outcome
         {
-            conflicts.push((position, i));
+            conflicts.push((position, i, false));
         }
         outcomes.push(outcome);
     }
 
     if !conflicts.is_empty() {
         sqlx::query(INSERT_CONFLICTS)
-            .bind(conflicts.iter().map(|&(pos, _)| pos).collect::<Vec<_>>())
+            .bind(conflicts.iter().map(|&(pos, _, _)| pos).collect::<Vec<_>>())
             .bind(
                 conflicts
                     .iter()
-                    .map(|&(_, i)| events[i].payload.as_deref())
+                    .map(|&(_, i, _)| events[i].payload.as_deref())
                     .collect::<Vec<_>>(),
             )
             .bind(
                 conflicts
                     .iter()
-                    .map(|&(_, i)| events[i].data.as_str())
+                    .map(|&(_, i, _)| events[i].data.as_str())
                     .collect::<Vec<_>>(),
             )
             .bind(
                 conflicts
                     .iter()
-                    .map(|&(_, i)| hashes[i].as_slice())
+                    .map(|&(_, i, _)| hashes[i].as_slice())
                     .collect::<Vec<_>>(),
             )
             .bind(
                 conflicts
                     .iter()
-                    .map(|&(_, i)| events[i].metadata.as_str())
+                    .map(|&(_, i, _)| events[i].metadata.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                conflicts
+                    .iter()
+                    .map(|&(_, _, reconciled)| reconciled)
                     .collect::<Vec<_>>(),
             )
             .execute(&mut *tx)

@@ -34,6 +34,7 @@ impl EventLog {
             "SELECT c.received_at, c.tenant_id, c.provider, c.stream_id, e.event_type,
                     c.event_position, c.fields
                FROM event_conflicts c JOIN events e ON e.position = c.event_position
+              WHERE c.metadata ->> 'after_reconciliation' IS NULL
               ORDER BY c.id DESC LIMIT $1",
         )
         .bind(limit)

@@ -25,7 +25,8 @@ pub(crate) const CALL_COLUMNS: &str =
     outcome, cost, cost_unit,
     (SELECT count(*) FROM event_conflicts ec
       WHERE ec.tenant_id = calls.user_id AND ec.stream_id = calls.execution_id
-        AND ec.provider = calls.provider) AS conflicts";
+        AND ec.provider = calls.provider
+        AND ec.metadata ->> 'after_reconciliation' IS NULL) AS conflicts";
 
 const CONTACT_COLUMNS: &str = "id, phone_number, name, email, company, not_connected,
     auto_created_from_call_id, auto_created_from_provider, created_at";

@@ -529,8 +529,31 @@ async fn a_vapi_call_whose_report_never_came_is_completed_from_the_api_and_charg
         "{answer}"
     );
     app.wait_until_projected().await;
-    assert_eq!(app.call(&tenant, id).await["credits_used"], 2);
+    let call = app.call(&tenant, id).await;
+    assert_eq!(call["credits_used"], 2);
     assert_eq!(usage_rows(&app, id).await, 1);
+    // Its body differs from the API's answer by nature: kept, marked, but not a conflict.
+    assert_eq!(call["conflicts"], 0, "{call}");
+    assert_eq!(
+        app.sql_count(
+            "SELECT count(*) FROM event_conflicts
+              WHERE (metadata ->> 'after_reconciliation')::boolean"
+        )
+        .await,
+        1,
+        "the late report's body is kept"
+    );
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .args(["admin", "conflicts"])
+        .env("DATABASE_URL", app.db.url())
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).trim().is_empty(),
+        "admin conflicts lists no expected difference: {}",
+        String::from_utf8_lossy(&listed.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
