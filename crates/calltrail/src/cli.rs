@@ -278,7 +278,7 @@ pub enum AdminCommand {
         base_url: Option<String>,
     },
     /// Create the demo tenant and agent if missing; prints fresh credentials for it and
-    /// revokes the demo tenant's earlier demo keys (keys made with create-key stay).
+    /// revokes the demo tenant's earlier demo keys (keys made with create-key --name stay).
     DemoTenant,
     /// Change a user's own OpenAI prompt ids (an empty value clears one); prints the ids in force.
     SetPrompts {
