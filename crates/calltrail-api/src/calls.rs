@@ -5,7 +5,7 @@
 //! have the id, and take `?provider=` to pick one; the list takes it as a filter.
 
 use actix_web::{web, HttpResponse};
-use calltrail_projections::queries::{CallFilter, CallSort, Lookup};
+use calltrail_projections::queries::{CallFilter, Lookup};
 use calltrail_projections::views::{CallDetail, CallView, Page, TranscriptView};
 use serde::Deserialize;
 
@@ -153,14 +153,7 @@ impl CallsQuery {
             },
             provider: parse_provider(self.provider.as_deref())?.map(|p| p.as_str().to_owned()),
             outcome: outcome_filter(self.outcome.as_deref())?,
-            sort: match non_empty(self.sort.as_deref()) {
-                None => CallSort::default(),
-                Some(name) => CallSort::parse(name).ok_or_else(|| {
-                    ApiError::InvalidQuery(format!(
-                        "`sort` must be newest, oldest, longest, shortest or status, not `{name}`"
-                    ))
-                })?,
-            },
+            sort: crate::params::sort_filter(self.sort.as_deref())?,
         };
         Ok((limit, filter))
     }

@@ -167,6 +167,20 @@ pub fn outcome_filter(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     one_of("outcome", raw, OUTCOMES)
 }
 
+/// Parses a calls list's `sort`: blank is the default (newest first), else one of
+/// [`CallSort`]'s names (`invalid_query` naming them otherwise).
+pub fn sort_filter(raw: Option<&str>) -> Result<calltrail_projections::CallSort, ApiError> {
+    use calltrail_projections::CallSort;
+    match non_empty(raw) {
+        None => Ok(CallSort::default()),
+        Some(name) => CallSort::parse(name).ok_or_else(|| {
+            ApiError::InvalidQuery(format!(
+                "`sort` must be newest, oldest, longest, shortest or status, not `{name}`"
+            ))
+        }),
+    }
+}
+
 /// Parses `status`: blank is absent, else one of [`CALL_STATUSES`] exactly (`invalid_parameter`
 /// naming them otherwise).
 pub fn status_filter(raw: Option<&str>) -> Result<Option<String>, ApiError> {

@@ -79,12 +79,7 @@ impl ListQuery {
     pub fn filters(&self) -> Result<ListFilters, PageError> {
         let range = DateRange::parse(self.from.as_deref(), self.to.as_deref(), dates::today())
             .map_err(|problem| PageError::Api(ApiError::InvalidQuery(problem)))?;
-        let sort = match non_empty(self.sort.as_deref()) {
-            None => CallSort::default(),
-            Some(name) => CallSort::parse(name).ok_or_else(|| {
-                PageError::Api(ApiError::InvalidQuery(format!("unknown sort `{name}`")))
-            })?,
-        };
+        let sort = crate::params::sort_filter(self.sort.as_deref())?;
         let phone = non_empty(self.phone.as_deref())
             .map(parse_phone)
             .transpose()?

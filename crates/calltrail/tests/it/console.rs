@@ -793,12 +793,16 @@ async fn the_csv_download_is_the_api_s_export_of_the_list_s_filters() {
 }
 
 #[tokio::test]
-async fn a_bad_status_filter_is_the_console_s_error_page_with_the_api_s_message() {
+async fn a_bad_status_filter_or_sort_is_the_console_s_error_page_with_the_api_s_message() {
     let app = spawn_app().await;
     let tenant = app.create_tenant().await;
     let mut browser = ConsoleClient::new(&app);
     browser.sign_in(&tenant.api_key).await;
-    for (param, value) in [("status", "bogus"), ("lifecycle_status", "no_answer")] {
+    for (param, value) in [
+        ("status", "bogus"),
+        ("lifecycle_status", "no_answer"),
+        ("sort", "loudest"),
+    ] {
         let (status, api) = app
             .get(&tenant, &format!("/v1/calls?{param}={value}"))
             .await;
