@@ -113,7 +113,9 @@ impl Tenancy {
     /// one of its kind. The credentials it replaces stay valid for `previous_valid_for` at most
     /// (one that would have stayed valid longer is cut to that; zero ends them at once), and
     /// rows already past their time are deleted. Fails with `NotFound` for an unknown user.
-    #[tracing::instrument(skip_all, fields(user_id = %credential.user_id, provider = %credential.provider, kind = credential.kind.as_str()), err)]
+    // Not `instrument(err)`: an unknown user is the operator's mistake, which the command
+    // prints as its one line (as Tenancy's admin calls).
+    #[tracing::instrument(skip_all, fields(user_id = %credential.user_id, provider = %credential.provider, kind = credential.kind.as_str()))]
     pub async fn set_provider_credential(
         &self,
         key: &SecretsKey,

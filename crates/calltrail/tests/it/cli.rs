@@ -441,4 +441,28 @@ async fn an_operator_s_mistake_is_one_line_and_no_error_log() {
         assert!(!ok, "{args:?}");
         assert_eq!(err.trim_end(), expected, "{args:?}: one line, no ERROR log");
     }
+    // A provider secret for an unknown user, too.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .args([
+            "admin",
+            "set-provider-secret",
+            "--user",
+            &unknown,
+            "--provider",
+            "vapi",
+            "--secret",
+            "s3cret",
+        ])
+        .env("DATABASE_URL", db.url())
+        .env("RUST_LOG", "warn")
+        .env("CALLTRAIL_SECRETS_KEY", crate::secrets::KEY)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("calltrail: ") && err.contains(&unknown) && !err.contains("s3cret"),
+        "{err}"
+    );
 }
