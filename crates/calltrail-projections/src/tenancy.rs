@@ -219,13 +219,7 @@ impl Tenancy {
         );
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        if tx
-            .query_opt("SELECT 1 FROM users WHERE id = $1 FOR SHARE", &[&user_id])
-            .await?
-            .is_none()
-        {
-            return Err(unknown_user(user_id));
-        }
+        lock_user(&tx, user_id).await?;
         insert_secrets(&tx, user_id, &api_key, &webhook_token).await?;
         tx.commit().await?;
         Ok(IssuedCredentials {
@@ -251,14 +245,7 @@ impl Tenancy {
         }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        // FOR SHARE: the user cannot disappear between this check and the insert.
-        if tx
-            .query_opt("SELECT 1 FROM users WHERE id = $1 FOR SHARE", &[&user_id])
-            .await?
-            .is_none()
-        {
-            return Err(unknown_user(user_id));
-        }
+        lock_user(&tx, user_id).await?;
         let inserted = tx
             .query_opt(
                 "INSERT INTO agents (id, user_id, provider, external_id, name)
@@ -352,13 +339,7 @@ impl Tenancy {
         let api_key = new_secret(API_KEY_PREFIX)?;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        if tx
-            .query_opt("SELECT 1 FROM users WHERE id = $1 FOR SHARE", &[&user_id])
-            .await?
-            .is_none()
-        {
-            return Err(unknown_user(user_id));
-        }
+        lock_user(&tx, user_id).await?;
         let key_id = insert_api_key(&tx, user_id, &api_key, name).await?;
         tx.commit().await?;
         tracing::info!(%key_id, "api key created");
@@ -431,13 +412,7 @@ impl Tenancy {
         );
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        if tx
-            .query_opt("SELECT 1 FROM users WHERE id = $1 FOR SHARE", &[&user_id])
-            .await?
-            .is_none()
-        {
-            return Err(unknown_user(user_id));
-        }
+        lock_user(&tx, user_id).await?;
         let revoked = tx
             .execute(
                 "UPDATE api_keys SET revoked_at = now()
@@ -592,6 +567,18 @@ async fn insert_webhook_token(
 fn key_prefix(api_key: &str) -> String {
     let keep = API_KEY_PREFIX.len() + KEY_PREFIX_HEX_DIGITS;
     api_key.chars().take(keep).collect()
+}
+
+/// Holds the user's row for this transaction (`FOR SHARE`: it cannot disappear between this
+/// check and the rows inserted for it); `NotFound` for an unknown user.
+async fn lock_user(tx: &deadpool_postgres::Transaction<'_>, user_id: Uuid) -> Result<(), Error> {
+    let row = tx
+        .query_opt("SELECT 1 FROM users WHERE id = $1 FOR SHARE", &[&user_id])
+        .await?;
+    match row {
+        Some(_) => Ok(()),
+        None => Err(unknown_user(user_id)),
+    }
 }
 
 pub(crate) fn unknown_user(user_id: Uuid) -> Error {

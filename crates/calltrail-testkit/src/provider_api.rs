@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
-use crate::responses::read_request;
+use crate::responses::{accept_loop, lock, read_request};
 
 /// One answer.
 #[derive(Debug, Clone)]
@@ -115,7 +115,10 @@ impl MockProviderApi {
             .local_addr()
             .expect("a bound listener has an address");
         let state = Arc::new(Mutex::new(State::default()));
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
+        let shared = Arc::clone(&state);
+        let task = tokio::spawn(accept_loop(listener, move |stream, id| {
+            serve_connection(stream, id, Arc::clone(&shared))
+        }));
         MockProviderApi { addr, state, task }
     }
 
@@ -160,29 +163,6 @@ impl MockProviderApi {
 impl Drop for MockProviderApi {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
-    let mut connections = JoinSet::new();
-    let mut next_id = 0usize;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, next_id, Arc::clone(&state)));
-                    next_id = next_id.wrapping_add(1);
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
     }
 }
 

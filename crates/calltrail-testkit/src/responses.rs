@@ -172,7 +172,10 @@ impl MockResponses {
             latency: Duration::ZERO,
             requests: Vec::new(),
         }));
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&state)));
+        let shared = Arc::clone(&state);
+        let task = tokio::spawn(accept_loop(listener, move |stream, id| {
+            serve_connection(stream, id, Arc::clone(&shared))
+        }));
         Ok(MockResponses { addr, state, task })
     }
 
@@ -228,21 +231,27 @@ impl Drop for MockResponses {
     }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+/// A fake's shared state, even after a panicking test thread poisoned it.
+pub(crate) fn lock<T>(state: &Mutex<T>) -> MutexGuard<'_, T> {
     state
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
-    // Owned here, so aborting this task aborts every connection too.
+/// A fake server's accept loop: each connection served by `serve(stream, its number)`. The
+/// connections are owned here, so aborting this task aborts every connection too.
+pub(crate) async fn accept_loop<F, Fut>(listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream, usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     let mut next_id = 0usize;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, next_id, Arc::clone(&state)));
+                    connections.spawn(serve(stream, next_id));
                     next_id = next_id.wrapping_add(1);
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
