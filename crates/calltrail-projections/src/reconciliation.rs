@@ -27,24 +27,25 @@ pub struct StaleCall {
     pub has_key: bool,
 }
 
-/// One tenant's last result for one provider.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// One tenant's last result for one provider (`GET /v1/reconciliation`). The counts are calls:
+/// `checked = appended + unchanged + errors`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ReconcileRun {
-    /// The provider.
+    /// The provider (`bolna`, `vapi`, `elevenlabs`, `twilio`, `retell`).
     pub provider: String,
     /// When the run started.
     pub started_at: DateTime<Utc>,
     /// When it finished.
     pub finished_at: DateTime<Utc>,
-    /// Calls looked at.
+    /// Calls checked against the provider's API.
     pub checked: i64,
-    /// Calls that got at least one event.
+    /// Calls that got at least one status the webhooks had not brought.
     pub appended: i64,
-    /// Calls whose log already had everything the API shows.
+    /// Calls whose log already had what the API shows.
     pub unchanged: i64,
-    /// Calls that could not be fetched or read.
+    /// Calls that could not be fetched or read (refused key, unknown call, failures, garbage).
     pub errors: i64,
-    /// The run's last error.
+    /// The run's last error, when it had one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
