@@ -35,7 +35,5 @@ pub async fn reconciliation(
     let runs = state
         .read(|store| async move { store.reconcile_runs(tenant.0).await })
         .await?;
-    Ok(HttpResponse::Ok().json(ReconciliationView {
-        providers: runs,
-    }))
+    Ok(HttpResponse::Ok().json(ReconciliationView { providers: runs }))
 }

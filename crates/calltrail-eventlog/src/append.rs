@@ -355,9 +355,14 @@ SELECT t, p, s, e, v, o, d::jsonb, pl::jsonb, h, m::jsonb, c
 ON CONFLICT ON CONSTRAINT events_natural_key DO NOTHING
 RETURNING position, tenant_id, provider, stream_id, event_type";
 
+/// `metadata.source` of an event reconciliation recorded from a provider's API: a webhook
+/// arriving later under its key differs by nature and is a plain duplicate (kept, marked
+/// `after_reconciliation`, not a conflict).
+pub const RECONCILIATION_SOURCE: &str = "reconciliation";
+
 const EXISTING: &str = "\
 SELECT ev.position, ev.payload_hash, ev.tenant_id, ev.provider, ev.stream_id, ev.event_type,
-       ev.metadata ->> 'source' = 'reconciliation' AS reconciled
+       ev.metadata ->> 'source' = $5 AS reconciled
   FROM events ev
   JOIN unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS k(t, p, s, e)
     ON ev.tenant_id = k.t AND ev.provider = k.p AND ev.stream_id = k.s AND ev.event_type = k.e";
@@ -464,6 +469,7 @@ async fn try_write_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<Vec<Appe
             .bind(column(&missing, |i| events[i].provider.as_str()))
             .bind(column(&missing, |i| events[i].stream_id.as_str()))
             .bind(column(&missing, |i| events[i].event_type.as_str()))
+            .bind(RECONCILIATION_SOURCE)
             .fetch_all(&mut *tx)
             .await?;
         for row in &rows {

@@ -31,7 +31,10 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-pub use append::{AppendOutcome, Appender, AppenderConfig, BatchObserver, BatchReport, NewEvent};
+pub use append::{
+    AppendOutcome, Appender, AppenderConfig, BatchObserver, BatchReport, NewEvent,
+    RECONCILIATION_SOURCE,
+};
 pub use conflicts::ConflictRow;
 pub use error::{DbError, Error};
 pub use notify::Wakeups;

@@ -32,8 +32,9 @@ use uuid::Uuid;
 /// How long a run holds reconciliation without renewing it (renewed every 10 s while it runs).
 pub const LEASE: Duration = Duration::from_secs(60);
 
-/// The event metadata's `source` of a reconciled event.
-pub const SOURCE: &str = "reconciliation";
+/// The event metadata's `source` of a reconciled event (the event log treats a later,
+/// differing webhook under its key as a plain duplicate).
+pub use calltrail_eventlog::RECONCILIATION_SOURCE as SOURCE;
 
 /// The storage port over the event log and the read side.
 pub struct DbReconcileStore {
